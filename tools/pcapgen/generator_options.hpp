@@ -1,0 +1,81 @@
+// What kwik-pcapgen generates: connections, paths, streams, content, packet shapes, the
+// receiver's ACK / keepalive / window-update behaviour and the impairments, from the command
+// line and an optional TOML description file (command-line options override the file).
+// Set-up only; one thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dataplane/kdp/wire.hpp"
+#include "tools/common/content_pattern.hpp"
+#include "tools/common/net_address.hpp"
+
+namespace kwik::tools::pcapgen {
+
+struct path_spec {
+    endpoint client; // for connection c the client port is this port + c
+    endpoint server;
+};
+
+enum class ordered_mode : std::uint8_t { none, all, alternate };
+enum class spread_mode : std::uint8_t {
+    packet, // every packet goes to the next path by weighted round robin
+    stream, // every stream is pinned to a path by weighted round robin over the streams
+};
+
+struct generator_options {
+    std::string output;
+    std::string manifest;
+    std::string config;
+    std::uint64_t seed = 1;
+    std::uint32_t connections = 1;
+    std::vector<path_spec> paths; // always filled after parsing (default plan or --path)
+    bool ipv6 = false;
+    std::uint16_t client_port = 40000;
+    std::uint16_t server_port = kdp::default_udp_port;
+    std::uint32_t streams = 4;
+    std::uint64_t stream_size_min = 16384;
+    std::uint64_t stream_size_max = 16384;
+    pattern content = pattern::counter;
+    std::uint32_t max_frame_data = 1200;
+    std::uint32_t frames_per_packet = 1;
+    std::vector<kdp::priority> priorities{kdp::priority::normal}; // stream i: priorities[i % n]
+    ordered_mode ordered = ordered_mode::none;
+    spread_mode spread = spread_mode::packet;
+    std::vector<std::uint32_t> weights; // one per path
+    std::uint32_t ack_every = 4;
+    std::uint32_t keepalive_every = 16;
+    std::uint32_t window_update_every = 8;
+    std::uint64_t window = 65536;
+    double loss = 0;
+    double reorder = 0;
+    double duplicate = 0;
+    double corrupt = 0;
+    std::uint32_t reorder_depth = 3;
+    std::uint32_t retransmit_delay = 4;
+    std::uint64_t interval_us = 10;
+    std::uint64_t start_time = 1700000000;
+};
+
+// Parses argv and the --config file. On success exit_code is unset and options are set;
+// otherwise the message is already printed and the process should exit with exit_code
+// (0 after --help, 2 for a bad option or description value, 1 for an unreadable file).
+struct parsed_options {
+    std::optional<generator_options> options;
+    int exit_code = 0;
+};
+parsed_options parse_options(int argc, char** argv);
+
+// The parameters as the manifest records them.
+nlohmann::json to_json(const generator_options& o);
+
+std::string_view to_string(ordered_mode m) noexcept;
+std::string_view to_string(spread_mode m) noexcept;
+std::string_view priority_name(kdp::priority p) noexcept;
+
+} // namespace kwik::tools::pcapgen
