@@ -44,7 +44,10 @@ static_assert(isal_max_piece <= static_cast<std::size_t>(INT_MAX));
 [[gnu::target("avx")]] void zero_upper_state() noexcept {
     _mm256_zeroupper();
 }
-const bool cpu_has_avx = __builtin_cpu_supports("avx");
+const bool cpu_has_avx = [] {
+    __builtin_cpu_init(); // required when __builtin_cpu_supports runs in a static initialiser
+    return __builtin_cpu_supports("avx") != 0;
+}();
 
 } // namespace
 

@@ -35,6 +35,7 @@ namespace kwik::kdp {
     X(extension_unexpected, "extension present without the flag that uses it")                    \
     X(extension_too_long, "extension area longer than the maximum")                                \
     X(compression_not_announced, "COMPRESSED frame in a packet whose compression info is none")    \
+    X(uncompressed_too_large, "COMPRESSED frame inflates to more than 16384 bytes")                \
     X(frame_not_allowed, "frame kind not permitted in this packet type")                           \
     X(control_flags_set, "control frame with flags set")                                           \
     X(control_type_unknown, "control frame type not defined")                                      \

@@ -99,6 +99,9 @@ drop_reason check_frame(const frame_fields& f, std::uint8_t ptype, std::uint8_t 
         if (f.uncompressed_length == 0 || f.data_length <= (encrypted ? aead_tag_len : 0)) {
             return drop_reason::extension_malformed;
         }
+        if (f.uncompressed_length > max_uncompressed_length) {
+            return drop_reason::uncompressed_too_large; // bounds the receiver's inflate buffer
+        }
         len = f.uncompressed_length;
     } else if (encrypted) {
         len = f.data_length - aead_tag_len;

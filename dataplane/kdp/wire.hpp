@@ -81,6 +81,7 @@ inline constexpr std::size_t max_frames_per_packet = 64;
 inline constexpr std::size_t max_ack_ranges = 32;          // gap/range pairs after the first range
 inline constexpr std::size_t max_control_payload = 1024;
 inline constexpr std::size_t max_extension_bytes = 255;
+inline constexpr std::uint64_t max_uncompressed_length = 16384; // stream bytes of one COMPRESSED frame
 
 // Fixed-size parts of the headers, for size arithmetic.
 inline constexpr std::size_t packet_header_fixed = 8 + 1 + 4 + 1;  // seq, type, checksum, compression

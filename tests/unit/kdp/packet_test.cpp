@@ -89,7 +89,7 @@ random_packet make_random(std::mt19937_64& rng, std::vector<std::string>& reason
             }
             if (p.desc.comp == compression::deflate && rng() % 3 == 0) {
                 f.flags |= frame_flag::compressed;
-                f.uncompressed_length = 1 + rng() % 100000;
+                f.uncompressed_length = 1 + rng() % max_uncompressed_length;
                 len = 1 + len;
             }
             if (rng() % 5 == 0) {

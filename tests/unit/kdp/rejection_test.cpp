@@ -208,6 +208,11 @@ std::vector<rejection_case> cases() {
         c.push_back({"COMPRESSED in a packet with compression none", with_frame(f).encode(),
                      drop_reason::compression_not_announced});
     }
+    {
+        raw_frame f = flagged(frame_flag::compressed);
+        f.ext = uncompressed_length_ext(max_uncompressed_length + 1);
+        c.push_back({"inflates to 16385 bytes", with_frame(f, 0, 1).encode(), drop_reason::uncompressed_too_large});
+    }
     c.push_back({"stream frame in a control packet", with_frame({}, 1).encode(),
                  drop_reason::frame_not_allowed});
     {
