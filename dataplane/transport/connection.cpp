@@ -92,6 +92,10 @@ struct connection::stream_state {
     bool reset_sent = false;
     bool readable_notified = false;
     double ratio = 0.5; // recent compressed/uncompressed size, for sizing compressed chunks
+    // QoS min_bandwidth: a token bucket filled at the guaranteed rate (bytes), at most 100 ms
+    // of it, spent by every new byte the stream sends.
+    double guarantee_tokens = 0;
+    time_ns guarantee_refill = 0;
 };
 
 struct connection::pending_control {
@@ -278,6 +282,9 @@ stream_id connection::open_stream(const stream_options& options) {
     }
     if (options.qos.max_latency_ms != 0 || options.priority == kdp::priority::critical) {
         _bounded.push_back(id);
+    }
+    if (options.qos.min_bandwidth_mbps != 0) {
+        _guaranteed.push_back(id);
     }
     if (options.compress && !_compressor) {
         _compressor = std::make_unique<deflate_compressor>(1);
@@ -804,6 +811,33 @@ void connection::update_latency_budget() noexcept {
     _latency_budget = budget;
 }
 
+// QoS min_bandwidth: a stream below its guaranteed rate goes first, whatever its priority
+// level; above it, it competes in its level like any other. Token bucket per stream, refilled
+// at min_bandwidth_mbps, holding at most 100 ms of it.
+stream_id connection::guaranteed_due(time_ns now) noexcept {
+    stream_id best = 0;
+    double best_tokens = 0;
+    for (const stream_id id : _guaranteed) {
+        stream_state* s = find_stream(id);
+        if (s == nullptr) {
+            continue;
+        }
+        const double rate = double(s->opts.qos.min_bandwidth_mbps) * 1e6 / 8; // bytes per second
+        if (s->guarantee_refill == 0) {
+            s->guarantee_refill = now;
+        }
+        s->guarantee_tokens = std::min(rate / 10, s->guarantee_tokens + rate * double(now - s->guarantee_refill) / 1e9);
+        s->guarantee_refill = now;
+        const std::uint64_t limit = std::min(s->credit.limit(), s->send.sent_offset() + _send_credit.available());
+        if (s->guarantee_tokens >= double(_config.max_packet_size) && s->guarantee_tokens > best_tokens &&
+            s->send.has_data_to_send(limit)) {
+            best = id;
+            best_tokens = s->guarantee_tokens;
+        }
+    }
+    return best;
+}
+
 bool connection::bounded_data_ready() const noexcept {
     for (const stream_id id : _bounded) {
         const stream_state* s = find_stream(id);
@@ -866,8 +900,14 @@ time_ns connection::next_wakeup() const noexcept {
         return 0;
     }
     time_ns t = _last_activity + _config.idle_timeout;
-    t = std::min(t, _next_balance);
     const bool data = has_stream_data() || _pending->any();
+    bool in_flight = false;
+    for (const auto& p : _paths) {
+        in_flight = in_flight || p->sent.bytes_in_flight() > 0;
+    }
+    if (data || in_flight) {
+        t = std::min(t, _next_balance); // an idle connection is not woken to rebalance
+    }
     for (const auto& p : _paths) {
         if (!p->alive()) {
             continue;
@@ -929,7 +969,7 @@ void connection::flush(time_ns now) noexcept {
             --budget;
         }
         if (p->alive() && (p->challenge_due || p->response_due) && budget > 0) {
-            send_packet(*p, now, true, false);
+            send_packet(*p, now, false, false); // not a probe: it must not ask for a challenge
             --budget;
         }
     }
@@ -943,7 +983,10 @@ void connection::flush(time_ns now) noexcept {
         stream_id head = 0;
         bool bulk_head = false;
         if (!_pending->any()) {
-            head = _stream_sched.next();
+            head = guaranteed_due(now);
+            if (head == 0) {
+                head = _stream_sched.next();
+            }
             const stream_state* s = find_stream(head);
             if (s != nullptr) {
                 prio = s->opts.priority;
@@ -1051,7 +1094,10 @@ bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_on
             return false;
         }
     } else {
-        // 2. Liveness: challenge responses, keep-alive challenges.
+        // 2. Liveness: challenge responses, keep-alive challenges. A probe asks for a challenge
+        // only when it has nothing else that elicits an ACK (decided before the response goes in,
+        // or two peers' responses would keep challenging each other).
+        const bool probe_needs_challenge = probe && !p.response_due;
         if (p.response_due) {
             kdp::control_frame c;
             c.type = kdp::control_type::path_response;
@@ -1061,8 +1107,7 @@ bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_on
                 p.response_due = false;
             }
         }
-        const bool want_challenge =
-            p.challenge_due || (probe && !p.response_due && (!carry || !has_stream_data()));
+        const bool want_challenge = p.challenge_due || (probe_needs_challenge && (!carry || !has_stream_data()));
         if (want_challenge) {
             kdp::control_frame c;
             c.type = kdp::control_type::path_challenge;
@@ -1272,6 +1317,7 @@ bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_on
                 _counters.stream_bytes_retransmitted += ch.length;
             } else {
                 _counters.stream_bytes_sent += ch.length;
+                s->guarantee_tokens -= double(ch.length);
                 const std::uint64_t end = ch.offset + ch.length;
                 if (end > s->credit.used()) {
                     const std::uint64_t fresh = end - s->credit.used();

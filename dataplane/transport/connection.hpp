@@ -210,6 +210,7 @@ private:
     void update_latency_budget() noexcept;
     bool bulk_capped(const path_state& p) const noexcept;
     bool bounded_data_ready() const noexcept;
+    stream_id guaranteed_due(time_ns now) noexcept;
 
     bool send_packet(path_state& p, time_ns now, bool probe, bool ack_only, stream_id first = 0) noexcept;
     bool has_stream_data() const noexcept;
@@ -239,6 +240,7 @@ private:
     time_ns _now = 0; // the latest time the owner passed in (pacing arithmetic in next_wakeup)
     time_ns _latency_budget = 0; // tightest max_latency of the streams still sending; 0 = none
     std::vector<stream_id> _bounded; // streams exempt from the bulk cap (critical or latency-bounded)
+    std::vector<stream_id> _guaranteed; // streams with a QoS min_bandwidth
     time_ns _next_balance;
     bool _closed = false;
     bool _close_pending = false;

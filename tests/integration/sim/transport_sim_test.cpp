@@ -258,6 +258,40 @@ TEST(transport_sim, critical_latency_under_bulk_load) {
     EXPECT_LE(sorted.back(), 100 * ms);
 }
 
+// QoS min_bandwidth: a normal-priority stream with a guaranteed 8 Mbit/s keeps it beside a
+// high-priority bulk stream that would otherwise take all but the anti-starvation share.
+TEST(transport_sim, min_bandwidth_guarantee) {
+    scenario s(29);
+    s.add_path(make_link(20, 10 * ms, 128 * 1024), make_link(20, 10 * ms));
+    connection_config c;
+    c.stream_window = 4 << 20;
+    c.connection_window = 16 << 20;
+    s.start(c, c);
+    stream_options high;
+    high.priority = kdp::priority::high;
+    const auto bulk = s.client->add_bulk(high, 1ull << 30);
+    stream_options guaranteed;
+    guaranteed.qos.min_bandwidth_mbps = 8;
+    const auto g = s.client->add_bulk(guaranteed, 1ull << 30);
+    stream_options plain;
+    const auto p = s.client->add_bulk(plain, 1ull << 30);
+    s.loop.run_until(2 * sec);
+    auto bytes = [&](transport::stream_id id) {
+        const auto it = s.server->received().find(id);
+        return it == s.server->received().end() ? std::uint64_t{0} : it->second.bytes;
+    };
+    const std::uint64_t b0 = bytes(bulk), g0 = bytes(g), p0 = bytes(p);
+    s.loop.run_until(6 * sec);
+    const double bulk_mbps = double(bytes(bulk) - b0) * 8 / 4 / 1e6;
+    const double g_mbps = double(bytes(g) - g0) * 8 / 4 / 1e6;
+    const double p_mbps = double(bytes(p) - p0) * 8 / 4 / 1e6;
+    std::printf("20 Mbit/s path: high bulk %.1f, normal with 8 Mbit/s guarantee %.1f, plain normal %.1f Mbit/s\n",
+                bulk_mbps, g_mbps, p_mbps);
+    EXPECT_GE(g_mbps, 0.9 * 8);
+    EXPECT_LT(p_mbps, g_mbps / 2); // the same level without a guarantee gets the leftovers
+    EXPECT_GE(bulk_mbps, 6.0);
+}
+
 // (e) Coupled congestion control: a two-path connection whose paths share one bottleneck with a
 // single-path flow takes no more than that flow's share, within 20%.
 TEST(transport_sim, coupled_fairness_at_shared_bottleneck) {
