@@ -77,7 +77,15 @@ bool path_table::add(const path_binding& b, std::string* error) {
         return false;
     }
     std::memcpy(copy, &b, sizeof b);
-    if (const int ret = rte_hash_add_key_data(_hash, &copy->tuple, copy); ret != 0) {
+    int ret = rte_hash_add_key_data(_hash, &copy->tuple, copy);
+    if (ret == -ENOSPC) {
+        // Slots of removed paths come back only after every worker has passed a quiescent
+        // state. The main lcore may wait for that (workers pass one every loop iteration, so
+        // microseconds); then the add reclaims them.
+        rte_rcu_qsbr_synchronize(_rcu, RTE_QSBR_THRID_INVALID);
+        ret = rte_hash_add_key_data(_hash, &copy->tuple, copy);
+    }
+    if (ret != 0) {
         rte_free(copy);
         *error = "path " + std::to_string(b.path) + ": " + (ret == -ENOSPC ? "path table full" : rte_strerror(-ret));
         return false;
