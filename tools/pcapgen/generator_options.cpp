@@ -4,6 +4,7 @@
 // gets the same message from either, naming the option.
 #include "tools/pcapgen/generator_options.hpp"
 
+#include <cstdio>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -213,7 +214,22 @@ const option_def option_table[] = {
      option_kind::single, [](option_state& s, const values& v) { return set_uint(s.o.client_port, v, 1, u16_max); }},
     {"server-port", "--server-port", "PORT", "7707", "server UDP port in the default address plan",
      option_kind::single, [](option_state& s, const values& v) { return set_uint(s.o.server_port, v, 1, u16_max); }},
-    {"streams", "--streams", "N", "4", "streams per connection (1-100000); stream ids 1..N",
+    {"server-mac", "--server-mac", "MAC", "",
+     "the server's Ethernet address on every path, e.g. 02:70:63:61:70:00 (a net_pcap port's); default 02:00:00:00:<path>:02",
+     option_kind::single, [](option_state& s, const values& v) -> result<void> {
+         mac_address m;
+         unsigned b[6];
+         char tail = 0;
+         if (std::sscanf(v.back().c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6) {
+             return error{"'" + v.back() + "' is not a MAC address (six hex bytes with ':')"};
+         }
+         for (int i = 0; i < 6; ++i) {
+             m.bytes[i] = static_cast<std::uint8_t>(b[i]);
+         }
+         s.o.server_mac = m;
+         return {};
+     }},
+    {"streams", "--streams", "N", "4", "streams per connection (1-100000); stream ids 2, 4, .., 2N: client-initiated (docs/PROTOCOL.md 13.1)",
      option_kind::single, [](option_state& s, const values& v) { return set_uint(s.o.streams, v, 1, 100000); }},
     {"stream-size", "--stream-size", "BYTES|MIN-MAX", "16384",
      "bytes per stream, or a range each stream's size is drawn from (at most 2^40)", option_kind::single,
@@ -286,7 +302,7 @@ const option_def option_table[] = {
          return {};
      }},
     {"ordered", "--ordered", "MODE", "none",
-     "which streams set the ORDERED flag: none, all, alternate (odd stream ids)", option_kind::single,
+     "which streams set the ORDERED flag: none, all, alternate (the 1st, 3rd, 5th .. stream: ids 2, 6, 10 ..)", option_kind::single,
      [](option_state& s, const values& v) -> result<void> {
          const std::string& m = v.back();
          if (m == "none") {

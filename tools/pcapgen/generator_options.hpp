@@ -14,6 +14,7 @@
 #include "dataplane/kdp/wire.hpp"
 #include "tools/common/content_pattern.hpp"
 #include "tools/common/net_address.hpp"
+#include "tools/common/net_headers.hpp"
 
 namespace kwik::tools::pcapgen {
 
@@ -38,6 +39,7 @@ struct generator_options {
     bool ipv6 = false;
     std::uint16_t client_port = 40000;
     std::uint16_t server_port = kdp::default_udp_port;
+    std::optional<mac_address> server_mac; // one MAC for the server on every path (else 02:00:00:00:pp:02)
     std::uint32_t streams = 4;
     std::uint64_t stream_size_min = 16384;
     std::uint64_t stream_size_max = 16384;

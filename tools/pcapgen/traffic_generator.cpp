@@ -236,13 +236,13 @@ void traffic_generator::plan_connection(connection_state& c) {
     std::vector<std::uint8_t> chunk(64 * 1024);
     for (std::uint32_t i = 0; i < _o.streams; ++i) {
         stream_state s;
-        s.id = i + 1;
+        s.id = 2 * (i + 1); // client-initiated streams are even (docs/PROTOCOL.md 13.1)
         s.size = _o.stream_size_min;
         if (_o.stream_size_max > _o.stream_size_min) {
             s.size += below(_o.stream_size_max - _o.stream_size_min + 1);
         }
         s.prio = _o.priorities[i % _o.priorities.size()];
-        s.ordered = _o.ordered == ordered_mode::all || (_o.ordered == ordered_mode::alternate && s.id % 2 == 1);
+        s.ordered = _o.ordered == ordered_mode::all || (_o.ordered == ordered_mode::alternate && i % 2 == 0);
         s.path = stream_paths.next();
         std::uint32_t crc = 0;
         for (std::uint64_t off = 0; off < s.size; off += chunk.size()) {
@@ -487,7 +487,7 @@ result<void> traffic_generator::transmit(connection_state& c, wire_packet p,
     udp_frame_desc u;
     const std::uint8_t path_byte = static_cast<std::uint8_t>(p.path + 1);
     const mac_address client_mac{{0x02, 0x00, 0x00, 0x00, path_byte, 0x01}};
-    const mac_address server_mac{{0x02, 0x00, 0x00, 0x00, path_byte, 0x02}};
+    const mac_address server_mac = _o.server_mac.value_or(mac_address{{0x02, 0x00, 0x00, 0x00, path_byte, 0x02}});
     const bool upstream = p.dir == direction::client_to_server;
     u.src = upstream ? client : spec.server;
     u.dst = upstream ? spec.server : client;
@@ -556,12 +556,12 @@ void traffic_generator::receive(wire_packet& p) {
     }
     if (p.stream_data) {
         for (const frame_plan& f : p.stream_data->frames) {
-            c.streams[f.stream_id - 1].received.add(f.offset, f.offset + f.length);
+            c.streams[f.stream_id / 2 - 1].received.add(f.offset, f.offset + f.length);
         }
         ++c.data_since_update;
         if (_o.window_update_every != 0 && c.data_since_update >= _o.window_update_every) {
             c.data_since_update = 0;
-            const stream_state& s = c.streams[p.stream_data->frames.back().stream_id - 1];
+            const stream_state& s = c.streams[p.stream_data->frames.back().stream_id / 2 - 1];
             std::array<kdp::control_frame, 2> updates;
             updates[0].type = kdp::control_type::max_stream_data;
             updates[0].stream_id = s.id;
