@@ -154,44 +154,66 @@ void endpoint::consume(transport::stream_id id, std::uint64_t offset, std::span<
         j.head.append(reinterpret_cast<const char*>(data.data()), data.size());
         return;
     case endpoint_kind::file_store: {
-        std::size_t used = 0;
+        if (j.rejected || j.serve_fd >= 0) {
+            return; // bytes after a request line are ignored
+        }
         if (!j.head_done) {
-            // Decide between a request ("GET name\n") and a stream to store.
-            while (used < data.size() && !j.head_done) {
-                j.head.push_back(static_cast<char>(data[used++]));
-                const bool request = std::string_view("GET ").starts_with(std::string_view(j.head).substr(0, 4)) &&
-                                     j.head.size() <= max_request_line;
-                if (!request) {
-                    j.head_done = true; // not a request: store it, head included
-                } else if (j.head.size() >= 4 && j.head.back() == '\n') {
-                    j.head_done = true;
-                    const std::string name = j.head.substr(4, j.head.size() - 5);
-                    ++_counters.requests;
-                    if (!valid_name(name) || _config.directory.empty() ||
-                        (j.serve_fd = ::open((_config.directory + "/" + name).c_str(), O_RDONLY | O_CLOEXEC)) < 0) {
-                        reject(id, j);
+            // A request ("GET name\n") is a short stream read from its start; anything else,
+            // including data of an unordered stream that arrives from a later offset first,
+            // is stored.
+            if (offset == j.head.size() && data.size() <= max_request_line) {
+                std::size_t used = 0;
+                while (used < data.size() && !j.head_done) {
+                    j.head.push_back(static_cast<char>(data[used++]));
+                    const bool request = std::string_view("GET ").starts_with(std::string_view(j.head).substr(0, 4)) &&
+                                         j.head.size() <= max_request_line;
+                    if (!request) {
+                        j.head_done = true;
+                    } else if (j.head.size() >= 4 && j.head.back() == '\n') {
+                        j.head_done = true;
+                        serve(id, j);
                         return;
                     }
-                    j.answer_length = static_cast<std::uint64_t>(::lseek(j.serve_fd, 0, SEEK_END));
-                    answer(id, j);
+                }
+                if (!j.head_done) {
                     return;
                 }
+                if (!start_store(id, j)) {
+                    return;
+                }
+                store(j, offset + used, data.subspan(used));
+                return;
             }
-            if (!j.head_done || !start_store(id, j)) {
+            j.head_done = true;
+            if (!start_store(id, j)) {
                 return;
             }
         }
-        if (j.serve_fd >= 0) {
-            return; // bytes after a request line are ignored
-        }
-        const std::span<const std::uint8_t> rest = data.subspan(used);
-        if (j.store_fd >= 0 && !rest.empty() &&
-            ::write(j.store_fd, rest.data(), rest.size()) != static_cast<ssize_t>(rest.size())) {
-            ++_counters.io_errors;
-        }
+        store(j, offset, data);
         return;
     }
     }
+}
+
+// Writes data at its stream offset: unordered streams deliver pieces as they arrive.
+void endpoint::store(stream_job& j, std::uint64_t offset, std::span<const std::uint8_t> data) {
+    if (j.store_fd >= 0 && !data.empty() &&
+        ::pwrite(j.store_fd, data.data(), data.size(), static_cast<off_t>(offset)) != static_cast<ssize_t>(data.size())) {
+        ++_counters.io_errors;
+    }
+}
+
+// Answers a "GET name\n" request with the file, or refuses it.
+void endpoint::serve(transport::stream_id id, stream_job& j) {
+    const std::string name = j.head.substr(4, j.head.size() - 5);
+    ++_counters.requests;
+    if (!valid_name(name) || _config.directory.empty() ||
+        (j.serve_fd = ::open((_config.directory + "/" + name).c_str(), O_RDONLY | O_CLOEXEC)) < 0) {
+        reject(id, j);
+        return;
+    }
+    j.answer_length = static_cast<std::uint64_t>(::lseek(j.serve_fd, 0, SEEK_END));
+    answer(id, j);
 }
 
 // Opens the file a stream is stored in and writes the bytes held while deciding.
@@ -199,7 +221,8 @@ bool endpoint::start_store(transport::stream_id id, stream_job& j) {
     const std::string path =
         _config.directory + "/c" + std::to_string(_config.connection_id) + "-s" + std::to_string(id) + ".bin";
     j.store_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (j.store_fd < 0 || ::write(j.store_fd, j.head.data(), j.head.size()) != static_cast<ssize_t>(j.head.size())) {
+    if (j.store_fd < 0 ||
+        ::pwrite(j.store_fd, j.head.data(), j.head.size(), 0) != static_cast<ssize_t>(j.head.size())) {
         ++_counters.io_errors;
         reject(id, j);
         return false;

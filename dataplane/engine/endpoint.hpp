@@ -98,6 +98,8 @@ private:
     void answer(transport::stream_id id, stream_job& j);
     void close_job(stream_job& j);
     bool start_store(transport::stream_id id, stream_job& j);
+    void store(stream_job& j, std::uint64_t offset, std::span<const std::uint8_t> data);
+    void serve(transport::stream_id id, stream_job& j);
     void reject(transport::stream_id id, stream_job& j);
     static void on_read(void* ctx, std::uint64_t offset, std::span<const std::uint8_t> data);
 

@@ -30,7 +30,7 @@ path_table* path_table::create(const std::string& name, std::uint32_t capacity, 
     rte_hash_parameters p{};
     p.name = name.c_str();
     p.entries = capacity;
-    p.key_len = sizeof(five_tuple);
+    p.key_len = path_key_bytes;
     p.hash_func = rte_hash_crc; // SSE4.2 crc32 on the 40-byte key
     p.hash_func_init_val = 0;
     p.socket_id = socket;

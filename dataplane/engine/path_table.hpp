@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 
+#include "dataplane/engine/net_headers.hpp"
 #include "dataplane/transport/types.hpp"
 
 struct rte_hash;
@@ -19,19 +20,10 @@ struct rte_rcu_qsbr;
 
 namespace kwik::engine {
 
-// A path as the appliance sees it: local = the appliance's address and port. IPv4 addresses
-// sit in the first 4 bytes of the 16, the rest zero. 40 bytes, the hash key.
-struct five_tuple {
-    std::array<std::uint8_t, 16> local_ip{};
-    std::array<std::uint8_t, 16> remote_ip{};
-    std::uint16_t local_port = 0;  // host byte order
-    std::uint16_t remote_port = 0; // host byte order
-    std::uint8_t ip_version = 4;
-    std::uint8_t pad[3]{};
-
-    bool operator==(const five_tuple&) const = default;
-};
-static_assert(sizeof(five_tuple) == 40, "five_tuple is the rte_hash key: keep it packed");
+// The key is net_headers.hpp's five_tuple as a received datagram carries it: src = the
+// remote end, dst = the appliance. Only its meaningful bytes are hashed and compared (not the
+// trailing padding), so a tuple built in place in a reused metadata slot needs no clearing.
+inline constexpr std::uint32_t path_key_bytes = offsetof(five_tuple, protocol) + 1;
 
 // What a lookup finds. Written once by the main lcore before it is published; read-only after.
 struct path_binding {

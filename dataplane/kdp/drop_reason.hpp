@@ -1,5 +1,6 @@
 // Every reason the data plane drops a packet, one enum for the whole pipeline: the codec's
-// rejections first, then the engine's. Counters are indexed by it. Any thread.
+// rejections first, then the engine's (appended after them, so codec values never move).
+// Counters are indexed by it. Any thread.
 #pragma once
 
 #include <cstddef>
@@ -47,7 +48,35 @@ namespace kwik::kdp {
     X(aead_data_too_short, "ENCRYPTED frame shorter than the AEAD tag")                            \
     X(bad_packet_checksum, "path packet CRC32C mismatch")                                          \
     X(bad_frame_checksum, "frame CRC32C mismatch")                                                 \
-    X(value_too_large, "value above 2^62 - 1 cannot be encoded (serialiser only)")
+    X(value_too_large, "value above 2^62 - 1 cannot be encoded (serialiser only)")                 \
+    /* the engine's (dataplane/engine/) */                                                        \
+    X(truncated_ethernet, "frame shorter than its Ethernet header and 802.1Q tag")                 \
+    X(not_for_us, "unicast frame addressed to another MAC address")                                \
+    X(not_ip, "EtherType (after at most one 802.1Q tag) neither IPv4, IPv6 nor ARP")               \
+    X(headers_split, "headers the engine must read are not all in the first mbuf segment")         \
+    X(bad_arp, "ARP message truncated or not Ethernet/IPv4")                                       \
+    X(truncated_ipv4, "IPv4 header or total length runs past the end of the frame")                \
+    X(bad_ipv4_header, "IPv4 version not 4, IHL below 5 or total length below the header")         \
+    X(bad_ipv4_checksum, "IPv4 header checksum mismatch")                                          \
+    X(truncated_ipv6, "IPv6 header or payload length runs past the end of the frame")              \
+    X(bad_ipv6_header, "IPv6 version field not 6")                                                 \
+    X(ip_fragment, "fragment of a datagram to a Kwik port (KDP never fragments)")                  \
+    X(bad_udp_length, "UDP header truncated, or UDP length below 8 or beyond the IP payload")      \
+    X(bad_udp_checksum, "UDP checksum mismatch, or zero over IPv6")                                \
+    X(truncated_icmp, "ICMP or ICMPv6 message to the appliance shorter than its header")           \
+    X(bad_icmp_checksum, "ICMP or ICMPv6 checksum mismatch")                                       \
+    X(bad_neighbor_discovery, "neighbour solicitation with hop limit not 255 or code not 0")       \
+    X(reply_not_built, "reply to ARP/ICMP could not be built in place (shared or chained mbuf)")   \
+    X(no_route, "no on-link prefix or gateway for the destination")                                \
+    X(neighbor_hold_full, "destination unresolved and its hold queue is full")                     \
+    X(neighbor_table_full, "destination unresolved and no neighbour entry could be made for it")   \
+    X(neighbor_unresolved, "held packet freed: the neighbour did not answer in time")             \
+    X(unknown_path, "Kwik datagram on a 5-tuple no connection has as a path")                     \
+    X(handoff_ring_full, "owning worker's hand-off ring full")                                      \
+    X(tx_queue_full, "port's tx queue took fewer packets than offered")                           \
+    X(tx_pool_empty, "no mbuf for a packet to send")                                              \
+    X(no_exception_path, "packet for the kernel, but no exception interface is configured")       \
+    X(payload_chained, "Kwik datagram not in one mbuf segment (pool data room below the MTU)")
 
 enum class drop_reason : std::uint8_t {
 #define KWIK_X(name, text) name,
@@ -57,6 +86,13 @@ enum class drop_reason : std::uint8_t {
 };
 
 inline constexpr std::size_t drop_reason_count = static_cast<std::size_t>(drop_reason::count_);
+
+// The first of the engine's reasons: codec reasons are those below it.
+inline constexpr drop_reason first_engine_drop_reason = drop_reason::truncated_ethernet;
+
+constexpr bool is_engine_drop_reason(drop_reason r) noexcept {
+    return r >= first_engine_drop_reason && r < drop_reason::count_;
+}
 
 // Stable snake_case identifier, used in counters, JSON and logs.
 constexpr std::string_view to_string(drop_reason r) noexcept {

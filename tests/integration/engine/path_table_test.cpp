@@ -26,11 +26,11 @@ public:
 
 five_tuple tuple_of(std::uint32_t i) {
     five_tuple t;
-    t.ip_version = 4;
-    t.local_ip = {10, 0, 0, 1};
-    t.remote_ip = {10, static_cast<std::uint8_t>(i >> 16), static_cast<std::uint8_t>(i >> 8), static_cast<std::uint8_t>(i)};
-    t.local_port = 7707;
-    t.remote_port = static_cast<std::uint16_t>(40000 + (i % 1000));
+    t.protocol = 17;
+    t.dst = ip_address::v4(0x0A000001);
+    t.src = ip_address::v4(0x0A000000u | i);
+    t.dst_port = 7707;
+    t.src_port = static_cast<std::uint16_t>(40000 + (i % 1000));
     return t;
 }
 

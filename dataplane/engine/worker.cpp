@@ -1,0 +1,471 @@
+// The worker's loop and its per-burst pipeline. The order of work in poll() is the order a
+// packet travels: ports' rx bursts, hand-offs from other workers, the exception interface,
+// connection timers, endpoints, tx bursts, then one RCU quiescent state.
+#include "dataplane/engine/worker.hpp"
+
+#include <rte_cycles.h>
+#include <rte_ip.h>
+#include <rte_prefetch.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "dataplane/engine/mbuf_buffer.hpp"
+
+namespace kwik::engine {
+
+namespace {
+
+constexpr std::size_t prefetch_ahead = 3;
+
+// A UDP payload is contiguous when the whole frame sits in the first segment, which the
+// worker's pools guarantee for frames up to the port's MTU (data room >= max frame).
+bool contiguous(const rte_mbuf* m, const packet_meta& meta) noexcept {
+    return std::uint32_t{meta.payload_offset} + meta.payload_length <= rte_pktmbuf_data_len(m);
+}
+
+transport::time_ns tsc_now() noexcept {
+    static const double ns_per_cycle = 1e9 / double(rte_get_tsc_hz());
+    return static_cast<transport::time_ns>(double(rte_get_tsc_cycles()) * ns_per_cycle);
+}
+
+} // namespace
+
+worker::worker(const worker_config& config)
+    : _config(config), _tx(config.ports.size()), _wheel(config.timer_tick, 0) {
+    _responders.reserve(config.ports.size());
+    for (const worker_port& p : config.ports) {
+        _responders.emplace_back(p.mac);
+    }
+    _touched.reserve(1024);
+    if (_config.burst == 0 || _config.burst > max_burst) {
+        _config.burst = max_burst;
+    }
+}
+
+worker::~worker() {
+    flush_tx();
+    for (auto& c : _conns) {
+        if (c) {
+            _wheel.remove(*c->conn);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Set-up
+
+bool worker::add_connection(const connection_spec& spec, std::string* error) {
+    if (spec.index < _conns.size() && _conns[spec.index]) {
+        *error = "connection " + std::to_string(spec.index) + " exists already on worker " + std::to_string(_config.id);
+        return false;
+    }
+    if (spec.index >= _conns.size()) {
+        _conns.resize(spec.index + 1);
+    }
+    auto c = std::make_unique<conn_ctx>();
+    c->owner = this;
+    c->index = spec.index;
+    transport::connection_config tc = spec.transport;
+    tc.side = transport::role::server;
+    tc.tx_ops = &mbuf_buffer_ops;
+    tc.rx_ops = &mbuf_buffer_ops;
+    transport::connection_callbacks cb;
+    cb.ctx = c.get();
+    cb.transmit = cb_transmit;
+    cb.allocate = cb_allocate;
+    cb.on_data = cb_data;
+    cb.on_readable = cb_readable;
+    cb.on_stream_finished = cb_finished;
+    cb.on_stream_opened = cb_opened;
+    cb.on_stream_reset = cb_reset;
+    c->conn = std::make_unique<transport::connection>(tc, cb, tsc_now());
+    endpoint_config ec = spec.endpoint;
+    ec.connection_id = spec.index;
+    c->ep = std::make_unique<endpoint>(ec, *c->conn, tx_allocator{c.get(), cb_allocate, &mbuf_buffer_ops});
+    _wheel.add(*c->conn);
+    _conns[spec.index] = std::move(c);
+    return true;
+}
+
+bool worker::add_path(const path_spec& spec, std::string* error) {
+    if (spec.connection >= _conns.size() || !_conns[spec.connection]) {
+        *error = "path " + std::to_string(spec.id) + ": connection " + std::to_string(spec.connection) +
+                 " does not exist on worker " + std::to_string(_config.id);
+        return false;
+    }
+    if (spec.port >= _config.ports.size()) {
+        *error = "path " + std::to_string(spec.id) + ": port " + std::to_string(spec.port) + " does not exist";
+        return false;
+    }
+    conn_ctx& c = *_conns[spec.connection];
+    if (!c.conn->add_path(spec.id, tsc_now())) {
+        *error = "path " + std::to_string(spec.id) + ": the connection refused it (duplicate id or too many paths)";
+        return false;
+    }
+    path_binding b{static_cast<std::uint16_t>(_config.id), spec.connection, spec.id, spec.tuple};
+    if (!_config.paths->add(b, error)) {
+        c.conn->remove_path(spec.id, tsc_now());
+        return false;
+    }
+    c.routes.push_back({spec.id, spec.port, spec.tuple, {}, false});
+    return true;
+}
+
+const endpoint* worker::endpoint_of(std::uint32_t connection) const noexcept {
+    return connection < _conns.size() && _conns[connection] ? _conns[connection]->ep.get() : nullptr;
+}
+
+const transport::connection* worker::connection_of(std::uint32_t connection) const noexcept {
+    return connection < _conns.size() && _conns[connection] ? _conns[connection]->conn.get() : nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loop
+
+void worker::run(const std::atomic<bool>& stop) noexcept {
+    _config.paths->register_worker(_config.id);
+    _rcu_registered = true;
+    while (!stop.load(std::memory_order_relaxed)) {
+        poll(tsc_now());
+    }
+    flush_tx();
+    _config.paths->offline(_config.id);
+    _rcu_registered = false;
+}
+
+void worker::poll(transport::time_ns now) noexcept {
+    std::array<rte_mbuf*, max_burst> pkts;
+    bool busy = false;
+    ++_counters.loops;
+    for (std::size_t port = 0; port < _config.ports.size(); ++port) {
+        worker_port& wp = _config.ports[port];
+        const std::uint16_t n = wp.queue.rx_burst({pkts.data(), _config.burst});
+        if (n == 0) {
+            continue;
+        }
+        busy = true;
+        if (wp.rx_checksum_offload) {
+            process_burst<true>(port, {pkts.data(), n}, now, false);
+        } else {
+            process_burst<false>(port, {pkts.data(), n}, now, false);
+        }
+    }
+    // Packets other workers received for connections this one owns (no rte_flow steering).
+    if (_config.id < _config.handoff.size() && _config.handoff[_config.id] != nullptr) {
+        const unsigned n = rte_ring_dequeue_burst(_config.handoff[_config.id], reinterpret_cast<void**>(pkts.data()),
+                                                  _config.burst, nullptr);
+        for (unsigned i = 0; i < n; ++i) {
+            // Re-classify on the port it came in on: cheap, and keeps mbuf metadata free.
+            const std::size_t port = pkts[i]->port < _config.ports.size() ? pkts[i]->port : 0;
+            ++_counters.handoffs_received;
+            process_burst<false>(port, {&pkts[i], 1}, now, true);
+        }
+        busy = busy || n > 0;
+    }
+    // What the kernel sends out through the exception interface leaves by the first port.
+    if (_config.exception && !_config.ports.empty()) {
+        const std::uint16_t n = _config.exception->rx_burst({pkts.data(), _config.burst});
+        for (std::uint16_t i = 0; i < n; ++i) {
+            ++_counters.exception_in;
+            enqueue_tx(0, pkts[i]);
+        }
+        busy = busy || n > 0;
+    }
+    _wheel.poll(now);
+    for (conn_ctx* c : _touched) {
+        c->ep->pump();
+        c->conn->flush(now);
+        _wheel.touch(*c->conn);
+        c->touched = false;
+    }
+    _touched.clear();
+    flush_tx();
+    if (busy) {
+        ++_counters.busy_loops;
+    }
+    if (_rcu_registered) {
+        _config.paths->quiescent(_config.id);
+    }
+}
+
+template <bool RxOffload>
+void worker::process_burst(std::size_t port, std::span<rte_mbuf*> pkts, transport::time_ns now,
+                           bool handed_off) noexcept {
+    std::array<packet_meta, max_burst> meta;
+    const worker_port& wp = _config.ports[port];
+    if (!handed_off) { // counted as received by the worker whose queue it came from
+        for (rte_mbuf* m : pkts) {
+            ++_counters.rx_packets;
+            _counters.rx_bytes += rte_pktmbuf_pkt_len(m);
+        }
+    }
+    wp.classify->classify<RxOffload>(pkts, {meta.data(), pkts.size()}, _counters.classified);
+
+    // Kwik datagrams: one bulk lookup of their paths.
+    std::array<const five_tuple*, max_burst> keys;
+    std::array<std::uint8_t, max_burst> which;
+    unsigned nk = 0;
+    for (std::size_t i = 0; i < pkts.size(); ++i) {
+        if (meta[i].v == verdict::kwik) {
+            keys[nk] = &meta[i].tuple;
+            which[nk] = static_cast<std::uint8_t>(i);
+            ++nk;
+        }
+    }
+    std::array<const path_binding*, max_burst> found{};
+    if (nk > 0) {
+        _config.paths->lookup_bulk(keys.data(), nk, found.data());
+    }
+    unsigned k = 0;
+    for (std::size_t i = 0; i < pkts.size(); ++i) {
+        if (i + prefetch_ahead < pkts.size()) {
+            rte_prefetch0(rte_pktmbuf_mtod(pkts[i + prefetch_ahead], void*));
+        }
+        rte_mbuf* m = pkts[i];
+        switch (meta[i].v) {
+        case verdict::kwik: {
+            const path_binding* b = found[k++];
+            ++_counters.kwik_packets;
+            if (b == nullptr) {
+                drop(m, kdp::drop_reason::unknown_path);
+            } else if (b->owner_worker != _config.id) {
+                if (b->owner_worker < _config.handoff.size() && _config.handoff[b->owner_worker] != nullptr &&
+                    rte_ring_enqueue(_config.handoff[b->owner_worker], m) == 0) {
+                    ++_counters.handed_off;
+                } else {
+                    drop(m, kdp::drop_reason::handoff_ring_full);
+                }
+            } else if (b->connection >= _conns.size() || !_conns[b->connection]) {
+                drop(m, kdp::drop_reason::unknown_path);
+            } else {
+                deliver(*_conns[b->connection], *b, m, meta[i], now);
+            }
+            break;
+        }
+        case verdict::arp_request_for_us:
+        case verdict::icmp_echo_for_us:
+        case verdict::icmpv6_echo_for_us:
+        case verdict::neighbor_solicitation_for_us:
+            if (_responders[port].respond(m, meta[i], _counters.responded)) {
+                ++_counters.replies;
+                enqueue_tx(port, m);
+            } else {
+                drop(m, kdp::drop_reason::reply_not_built);
+            }
+            break;
+        case verdict::exception:
+            if (_config.exception) {
+                ++_counters.exception_out;
+                if (_exception_tx.count == _exception_tx.pkts.size()) {
+                    const std::uint16_t sent = _config.exception->tx_burst({_exception_tx.pkts.data(), _exception_tx.count});
+                    for (std::uint16_t j = sent; j < _exception_tx.count; ++j) {
+                        drop(_exception_tx.pkts[j], kdp::drop_reason::tx_queue_full);
+                    }
+                    _exception_tx.count = 0;
+                }
+                _exception_tx.pkts[_exception_tx.count++] = m;
+            } else {
+                drop(m, kdp::drop_reason::no_exception_path);
+            }
+            break;
+        default:
+            rte_pktmbuf_free(m); // counted by the classifier under its reason
+            break;
+        }
+    }
+}
+
+void worker::deliver(conn_ctx& c, const path_binding& b, rte_mbuf* m, const packet_meta& meta,
+                     transport::time_ns now) noexcept {
+    if (!contiguous(m, meta)) {
+        drop(m, kdp::drop_reason::payload_chained);
+        return;
+    }
+    for (route& r : c.routes) {
+        if (r.id == b.path) {
+            // Reply to the sender's MAC (the next hop it came through).
+            r.remote_mac = meta.src_mac;
+            r.mac_known = true;
+            break;
+        }
+    }
+    const std::uint8_t* payload = rte_pktmbuf_mtod_offset(m, const std::uint8_t*, meta.payload_offset);
+    // The connection takes references to the frames it keeps (mbuf_buffer_ops): no copy.
+    c.conn->on_datagram(b.path, {payload, meta.payload_length}, m, false, now);
+    rte_pktmbuf_free(m);
+    if (!c.touched) {
+        c.touched = true;
+        _touched.push_back(&c);
+    }
+}
+
+void worker::drop(rte_mbuf* m, kdp::drop_reason r) noexcept {
+    ++_counters.drops[static_cast<std::size_t>(r)];
+    rte_pktmbuf_free(m);
+}
+
+void worker::enqueue_tx(std::size_t port, rte_mbuf* m) noexcept {
+    tx_queue& q = _tx[port];
+    if (q.count == q.pkts.size()) {
+        const std::uint16_t sent = _config.ports[port].queue.tx_burst({q.pkts.data(), q.count});
+        for (std::uint16_t j = sent; j < q.count; ++j) {
+            drop(q.pkts[j], kdp::drop_reason::tx_queue_full);
+            ++_counters.tx_dropped;
+        }
+        q.count = 0;
+    }
+    q.pkts[q.count++] = m;
+}
+
+void worker::flush_tx() noexcept {
+    for (std::size_t port = 0; port < _tx.size(); ++port) {
+        tx_queue& q = _tx[port];
+        if (q.count == 0) {
+            continue;
+        }
+        for (std::uint16_t j = 0; j < q.count; ++j) {
+            ++_counters.tx_packets;
+            _counters.tx_bytes += rte_pktmbuf_pkt_len(q.pkts[j]);
+        }
+        const std::uint16_t sent = _config.ports[port].queue.tx_burst({q.pkts.data(), q.count});
+        for (std::uint16_t j = sent; j < q.count; ++j) {
+            --_counters.tx_packets;
+            ++_counters.tx_dropped;
+            drop(q.pkts[j], kdp::drop_reason::tx_queue_full);
+        }
+        q.count = 0;
+    }
+    if (_exception_tx.count > 0 && _config.exception) {
+        const std::uint16_t sent = _config.exception->tx_burst({_exception_tx.pkts.data(), _exception_tx.count});
+        for (std::uint16_t j = sent; j < _exception_tx.count; ++j) {
+            drop(_exception_tx.pkts[j], kdp::drop_reason::tx_queue_full);
+        }
+        _exception_tx.count = 0;
+    }
+}
+
+// Builds Ethernet + IPv4/IPv6 + UDP around a path packet from the transport and queues it on
+// the path's port. The path packet is copied once into the mbuf (the transport serialises into
+// its own buffer); checksums go to the NIC where it offers them.
+bool worker::transmit(conn_ctx& c, transport::path_id path, std::span<const std::uint8_t> packet) noexcept {
+    const route* r = nullptr;
+    for (const route& x : c.routes) {
+        if (x.id == path) {
+            r = &x;
+            break;
+        }
+    }
+    if (r == nullptr) {
+        ++_counters.drops[static_cast<std::size_t>(kdp::drop_reason::unknown_path)];
+        return false;
+    }
+    if (!r->mac_known) {
+        ++_counters.drops[static_cast<std::size_t>(kdp::drop_reason::neighbor_unresolved)];
+        return false;
+    }
+    const worker_port& wp = _config.ports[r->port];
+    const bool v4 = r->tuple.src.is_v4();
+    const std::size_t l3 = v4 ? ipv4_header_len : ipv6_header_len;
+    const std::size_t total = ethernet_header_len + l3 + udp_header_len + packet.size();
+    rte_mbuf* m = rte_pktmbuf_alloc(_config.tx_pool);
+    if (m == nullptr) {
+        ++_counters.drops[static_cast<std::size_t>(kdp::drop_reason::tx_pool_empty)];
+        return false;
+    }
+    auto* f = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(total)));
+    if (f == nullptr) {
+        rte_pktmbuf_free(m);
+        ++_counters.drops[static_cast<std::size_t>(kdp::drop_reason::tx_pool_empty)];
+        return false;
+    }
+    // Ethernet: to the MAC the path's packets come from, from the port's.
+    r->remote_mac.store(f);
+    wp.mac.store(f + 6);
+    store_be16(f + 12, v4 ? ethertype_ipv4 : ethertype_ipv6);
+    std::uint8_t* ip = f + ethernet_header_len;
+    std::uint8_t* udp = ip + l3;
+    const auto udp_len = static_cast<std::uint16_t>(udp_header_len + packet.size());
+    // Our address and port are the received tuple's destination.
+    std::uint64_t pseudo = 0;
+    if (v4) {
+        ip[0] = 0x45;
+        ip[1] = 0;
+        store_be16(ip + 2, static_cast<std::uint16_t>(l3 + udp_len));
+        store_be16(ip + 4, 0);
+        store_be16(ip + 6, 0x4000); // DF: KDP never fragments (PROTOCOL.md 2)
+        ip[8] = 64;
+        ip[9] = ip_proto_udp;
+        store_be16(ip + 10, 0);
+        std::memcpy(ip + 12, r->tuple.dst.v4_bytes(), 4);
+        std::memcpy(ip + 16, r->tuple.src.v4_bytes(), 4);
+        if (!wp.tx_ipv4_checksum) {
+            const std::uint16_t ck = checksum_finish(checksum_add(ip, ipv4_header_len, 0));
+            std::memcpy(ip + 10, &ck, 2);
+        }
+        pseudo = pseudo_header_v4(ip + 12, ip + 16, ip_proto_udp, udp_len);
+    } else {
+        store_be32(ip, 0x60000000);
+        store_be16(ip + 4, udp_len);
+        ip[6] = ip_proto_udp;
+        ip[7] = 64;
+        std::memcpy(ip + 8, r->tuple.dst.bytes.data(), 16);
+        std::memcpy(ip + 24, r->tuple.src.bytes.data(), 16);
+        pseudo = pseudo_header_v6(ip + 8, ip + 24, ip_proto_udp, udp_len);
+    }
+    store_be16(udp, r->tuple.dst_port);
+    store_be16(udp + 2, r->tuple.src_port);
+    store_be16(udp + 4, udp_len);
+    store_be16(udp + 6, 0);
+    std::memcpy(udp + udp_header_len, packet.data(), packet.size());
+    m->l2_len = ethernet_header_len;
+    m->l3_len = static_cast<std::uint16_t>(l3);
+    if (wp.tx_udp_checksum) {
+        // The NIC finishes it from the pseudo-header sum (DPDK's contract for UDP offload).
+        const std::uint16_t ph = checksum_fold(pseudo);
+        std::memcpy(udp + 6, &ph, 2);
+        m->ol_flags |= RTE_MBUF_F_TX_UDP_CKSUM;
+    } else {
+        std::uint16_t ck = checksum_finish(checksum_add(udp, udp_len, pseudo));
+        if (ck == 0) {
+            ck = 0xFFFF; // RFC 768: a computed zero is sent as all ones
+        }
+        std::memcpy(udp + 6, &ck, 2);
+    }
+    if (v4) {
+        m->ol_flags |= RTE_MBUF_F_TX_IPV4 | (wp.tx_ipv4_checksum ? RTE_MBUF_F_TX_IP_CKSUM : 0);
+    } else {
+        m->ol_flags |= RTE_MBUF_F_TX_IPV6;
+    }
+    enqueue_tx(r->port, m);
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection callbacks (ctx is the conn_ctx)
+
+void worker::cb_transmit(void* ctx, transport::path_id path, std::span<const std::uint8_t> packet) {
+    auto* c = static_cast<conn_ctx*>(ctx);
+    c->owner->transmit(*c, path, packet);
+}
+
+void* worker::cb_allocate(void* ctx, std::size_t size, std::uint8_t** data) {
+    auto* c = static_cast<conn_ctx*>(ctx);
+    return mbuf_allocate(c->owner->_config.app_pool, size, data);
+}
+
+void worker::cb_data(void* ctx, transport::stream_id id, std::uint64_t offset, std::span<const std::uint8_t> data) {
+    static_cast<conn_ctx*>(ctx)->ep->on_data(id, offset, data);
+}
+
+void worker::cb_readable(void* ctx, transport::stream_id id) { static_cast<conn_ctx*>(ctx)->ep->on_readable(id); }
+
+void worker::cb_finished(void* ctx, transport::stream_id id) { static_cast<conn_ctx*>(ctx)->ep->on_finished(id); }
+
+void worker::cb_opened(void* ctx, transport::stream_id id) { static_cast<conn_ctx*>(ctx)->ep->on_stream_opened(id); }
+
+void worker::cb_reset(void* ctx, transport::stream_id id, std::uint64_t code) {
+    static_cast<conn_ctx*>(ctx)->ep->on_reset(id, code);
+}
+
+} // namespace kwik::engine
