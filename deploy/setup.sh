@@ -99,7 +99,7 @@ EOF
 run_tests() {
     build
     local rc=0 logs=("$build_dir/meson-logs/testlog.json")
-    meson test -C "$build_dir" --suite unit --suite integration --print-errorlogs || rc=1
+    meson test -C "$build_dir" --suite unit --suite integration --suite e2e --print-errorlogs || rc=1
     if [ "${KWIK_SKIP_FUZZ:-0}" != 1 ]; then
         # A clang build with the sanitizers for the fuzz targets alone (and the generator that
         # makes their seed corpus), not the whole tree a second time.

@@ -1,0 +1,375 @@
+// kwikd: the Kwik data plane process. Reads its configuration (deploy/kwikd.toml documents
+// it), starts EAL, claims its shared-memory region (a second kwikd on the same name is
+// refused), brings the ports up, binds the configured connections and paths, launches one
+// worker per worker lcore and keeps the main lcore for housekeeping: counters into the shared
+// region and a summary line on stdout every stats interval. SIGINT/SIGTERM stop it cleanly:
+// workers finish their burst and transmit what is queued, then final counters are printed.
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "dataplane/api/counters.hpp"
+#include "dataplane/api/shm_region.hpp"
+#include "dataplane/engine/config.hpp"
+#include "dataplane/engine/worker.hpp"
+
+namespace {
+
+using namespace kwik;
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_signal(int) { g_stop.store(true); }
+
+struct launch {
+    engine::worker* w;
+    const std::atomic<bool>* stop;
+};
+
+int worker_main(void* arg) {
+    auto* l = static_cast<launch*>(arg);
+    l->w->run(*l->stop);
+    return 0;
+}
+
+engine::endpoint_kind endpoint_of(engine::stream_endpoint e) {
+    switch (e) {
+    case engine::stream_endpoint::echo:
+        return engine::endpoint_kind::echo;
+    case engine::stream_endpoint::pattern:
+        return engine::endpoint_kind::pattern;
+    case engine::stream_endpoint::file_store:
+        return engine::endpoint_kind::file_store;
+    default:
+        return engine::endpoint_kind::discard;
+    }
+}
+
+std::uint64_t total_drops(const engine::worker_counters& c, const transport::connection* const* conns, std::size_t n) {
+    std::uint64_t d = 0;
+    for (auto x : c.drops) {
+        d += x;
+    }
+    for (auto x : c.classified.drops) {
+        d += x;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        if (conns[i] != nullptr) {
+            for (auto x : conns[i]->counters().drops) {
+                d += x;
+            }
+        }
+    }
+    return d;
+}
+
+int fail(const std::string& what) {
+    std::fprintf(stderr, "kwikd: %s\n", what.c_str());
+    return 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    engine::config_result loaded = engine::load_config(argc, argv);
+    if (!loaded.ok()) {
+        std::fprintf(loaded.error().exit_code == 0 ? stdout : stderr, "%s\n", loaded.message().c_str());
+        return loaded.error().exit_code;
+    }
+    const engine::kwikd_config cfg = std::move(loaded).value();
+    const std::vector<std::string> eal_args = engine::eal_arguments(cfg);
+    if (cfg.check_only) {
+        std::printf("%s\n# EAL arguments:", engine::to_toml(cfg).c_str());
+        for (const auto& a : eal_args) {
+            std::printf(" %s", a.c_str());
+        }
+        std::printf("\n");
+        return 0;
+    }
+    std::vector<char*> eal_argv;
+    for (const auto& a : eal_args) {
+        eal_argv.push_back(const_cast<char*>(a.c_str()));
+    }
+    if (rte_eal_init(static_cast<int>(eal_argv.size()), eal_argv.data()) < 0) {
+        return fail(std::string("EAL initialisation failed: ") + rte_strerror(rte_errno));
+    }
+    const std::size_t workers = cfg.kwikd.worker_lcores.size();
+
+    // The shared region first: a second kwikd on the same name stops here, before any port.
+    api::region_config rc;
+    rc.name = cfg.kwikd.name;
+    rc.mode = static_cast<mode_t>(cfg.kwikd.shm_mode);
+    rc.counters.workers = static_cast<std::uint32_t>(workers);
+    rc.counters.ports = static_cast<std::uint32_t>(cfg.ports.size());
+    rc.counters.max_connections = std::min<std::uint32_t>(cfg.limits.max_connections, 4096);
+    rc.counters.max_paths = std::min<std::uint32_t>(cfg.limits.max_paths, 16384);
+    auto region = api::shm_region::create(rc);
+    if (!region.ok()) {
+        rte_eal_cleanup();
+        return fail(region.message());
+    }
+
+    // Pools: packets (one segment holds a whole frame of the largest MTU), endpoint data.
+    std::uint32_t max_mtu = 1500;
+    for (const auto& p : cfg.ports) {
+        max_mtu = std::max<std::uint32_t>(max_mtu, p.mtu);
+    }
+    const auto room = static_cast<std::uint16_t>(std::max<std::uint32_t>(RTE_MBUF_DEFAULT_BUF_SIZE,
+                                                                          max_mtu + 18 + 4 + RTE_PKTMBUF_HEADROOM));
+    rte_mempool* pool = rte_pktmbuf_pool_create("kwik_pkts", cfg.limits.mbufs, cfg.limits.mbuf_cache, 0, room,
+                                                static_cast<int>(rte_socket_id()));
+    rte_mempool* app_pool = rte_pktmbuf_pool_create("kwik_app", 4095, 64, 0, 16384 + RTE_PKTMBUF_HEADROOM,
+                                                    static_cast<int>(rte_socket_id()));
+    if (pool == nullptr || app_pool == nullptr) {
+        return fail(std::string("mbuf pools: ") + rte_strerror(rte_errno) + " (raise kwikd.memory_mb or lower limits.mbufs)");
+    }
+
+    // Ports, each with one queue pair per worker.
+    std::vector<drivers::port> ports;
+    std::vector<std::unique_ptr<engine::classifier>> classifiers;
+    for (const auto& ps : cfg.ports) {
+        drivers::port_config pc;
+        pc.device = std::string(engine::device_name(ps.device));
+        pc.rx_queues = ps.rx_queues;
+        pc.tx_queues = static_cast<std::uint16_t>(workers);
+        pc.rx_desc = ps.rx_desc;
+        pc.tx_desc = ps.tx_desc;
+        pc.mtu = ps.mtu;
+        pc.rss = ps.rss;
+        pc.checksum_offload = ps.checksum_offload;
+        pc.promiscuous = ps.promiscuous;
+        pc.pool = pool;
+        auto opened = drivers::open_port(pc);
+        if (!opened.ok()) {
+            return fail(ps.name + ": " + opened.message());
+        }
+        std::printf("%s", opened->report().c_str());
+        engine::classifier_config cc;
+        std::memcpy(cc.mac.bytes.data(), opened->mac().addr_bytes, 6);
+        for (auto kp : ps.kwik_ports) {
+            (void)cc.add_kwik_port(kp);
+        }
+        for (const auto& a : ps.addresses) {
+            (void)cc.add_address(a.address);
+        }
+        classifiers.push_back(std::make_unique<engine::classifier>(cc));
+        ports.push_back(std::move(opened).value());
+    }
+    std::optional<drivers::port> exception;
+    if (cfg.exception.enabled()) {
+        drivers::port_config pc;
+        pc.device = std::string(engine::device_name(cfg.exception.device));
+        pc.pool = pool;
+        pc.rss = false;
+        pc.tx_queues = static_cast<std::uint16_t>(workers);
+        auto opened = drivers::open_port(pc);
+        if (!opened.ok()) {
+            return fail("exception: " + opened.message());
+        }
+        exception = std::move(opened).value();
+    }
+
+    std::string error;
+    std::unique_ptr<engine::path_table> paths(engine::path_table::create(
+        cfg.kwikd.name + "_paths", std::max<std::uint32_t>(cfg.limits.max_paths, 64), static_cast<int>(rte_socket_id()),
+        static_cast<std::uint32_t>(workers), &error));
+    if (!paths) {
+        return fail(error);
+    }
+    std::vector<rte_ring*> handoff;
+    for (std::size_t w = 0; w < workers; ++w) {
+        const std::string name = cfg.kwikd.name + "_handoff" + std::to_string(w);
+        handoff.push_back(rte_ring_create(name.c_str(), 4096, static_cast<int>(rte_socket_id()), RING_F_SC_DEQ));
+        if (handoff.back() == nullptr) {
+            return fail(name + ": " + rte_strerror(rte_errno));
+        }
+    }
+
+    // Workers: worker w polls queue w of every port (RSS spreads paths over the queues).
+    std::vector<std::unique_ptr<engine::worker>> ws;
+    for (std::size_t w = 0; w < workers; ++w) {
+        engine::worker_config wc;
+        wc.id = static_cast<unsigned>(w);
+        for (std::size_t p = 0; p < ports.size(); ++p) {
+            engine::worker_port wp;
+            wp.queue = ports[p].queue(static_cast<std::uint16_t>(std::min<std::size_t>(w, ports[p].rx_queues() - 1)));
+            std::memcpy(wp.mac.bytes.data(), ports[p].mac().addr_bytes, 6);
+            wp.classify = classifiers[p].get();
+            wp.rx_checksum_offload = ports[p].capabilities().rx_ipv4_checksum && ports[p].capabilities().rx_udp_checksum;
+            wp.tx_ipv4_checksum = ports[p].capabilities().tx_ipv4_checksum;
+            wp.tx_udp_checksum = ports[p].capabilities().tx_udp_checksum;
+            wc.ports.push_back(wp);
+        }
+        wc.paths = paths.get();
+        wc.tx_pool = pool;
+        wc.app_pool = app_pool;
+        wc.handoff = handoff;
+        wc.burst = cfg.limits.burst;
+        if (exception && w == 0) {
+            wc.exception = exception->queue(0);
+        }
+        ws.push_back(std::make_unique<engine::worker>(wc));
+    }
+
+    // Connections from the configuration, spread over the workers.
+    for (std::size_t ci = 0; ci < cfg.connections.size(); ++ci) {
+        const auto& sc = cfg.connections[ci];
+        engine::worker& owner = *ws[ci % workers];
+        engine::connection_spec spec;
+        spec.index = static_cast<std::uint32_t>(ci);
+        spec.endpoint.kind = endpoint_of(sc.endpoint);
+        spec.endpoint.directory = sc.directory;
+        engine::apply_transport_defaults(cfg.transport, spec.transport);
+        if (!owner.add_connection(spec, &error)) {
+            return fail("connection[" + std::to_string(ci) + "] " + sc.id + ": " + error);
+        }
+        for (const auto& sp : sc.paths) {
+            engine::path_spec ps;
+            ps.connection = spec.index;
+            ps.id = sp.path_id;
+            ps.port = sp.port_index;
+            ps.tuple.protocol = 17;
+            ps.tuple.src = sp.remote.address;
+            ps.tuple.src_port = sp.remote.port;
+            ps.tuple.dst = sp.local.address;
+            ps.tuple.dst_port = sp.local.port;
+            if (!owner.add_path(ps, &error)) {
+                return fail("connection[" + std::to_string(ci) + "] " + sc.id + ": " + error);
+            }
+        }
+    }
+
+    std::vector<api::counters_writer> writers;
+    for (std::size_t w = 0; w < workers; ++w) {
+        auto cw = api::counters_writer::attach(*region, static_cast<std::uint32_t>(w));
+        if (!cw.ok()) {
+            return fail(cw.message());
+        }
+        writers.push_back(std::move(cw).value());
+    }
+
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::vector<launch> launches(workers);
+    for (std::size_t w = 0; w < workers; ++w) {
+        launches[w] = {ws[w].get(), &g_stop};
+        const int ret = rte_eal_remote_launch(worker_main, &launches[w], cfg.kwikd.worker_lcores[w]);
+        if (ret != 0) {
+            g_stop = true;
+            rte_eal_mp_wait_lcore();
+            return fail("worker lcore " + std::to_string(cfg.kwikd.worker_lcores[w]) + ": " + rte_strerror(-ret));
+        }
+    }
+    std::printf("kwikd: %zu worker(s), %zu port(s), %zu connection(s) running; shared memory /%s\n", workers,
+                ports.size(), cfg.connections.size(), cfg.kwikd.name.c_str());
+    std::fflush(stdout);
+
+    // Housekeeping: counters into the shared region (the main lcore is their only writer: the
+    // workers count on their own cache lines and are read here).
+    auto publish = [&](bool print) {
+        std::uint64_t rx = 0, tx = 0, drops = 0, kwik_pkts = 0;
+        for (std::size_t w = 0; w < workers; ++w) {
+            const engine::worker_counters& c = ws[w]->counters();
+            api::worker_counters wc{};
+            wc.polls = c.loops;
+            wc.busy_polls = c.busy_loops;
+            wc.handoff_sent = c.handed_off;
+            wc.handoff_received = c.handoffs_received;
+            writers[w].begin_publish();
+            writers[w].store_worker(wc);
+            api::port_counters pc{};
+            pc.rx_packets = c.rx_packets;
+            pc.rx_bytes = c.rx_bytes;
+            pc.tx_packets = c.tx_packets;
+            pc.tx_bytes = c.tx_bytes;
+            pc.tx_dropped = c.tx_dropped;
+            pc.exception_rx = c.exception_out;
+            pc.exception_tx = c.exception_in;
+            writers[w].store_port(0, pc);
+            std::array<std::uint64_t, kdp::drop_reason_count> by_reason{};
+            for (std::size_t r = 0; r < kdp::drop_reason_count; ++r) {
+                by_reason[r] = c.drops[r] + c.classified.drops[r];
+            }
+            writers[w].store_drops(by_reason);
+            writers[w].end_publish(static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count()));
+            std::vector<const transport::connection*> conns;
+            for (std::size_t ci = w; ci < cfg.connections.size(); ci += workers) {
+                conns.push_back(ws[w]->connection_of(static_cast<std::uint32_t>(ci)));
+            }
+            rx += c.rx_packets;
+            tx += c.tx_packets;
+            kwik_pkts += c.kwik_packets;
+            drops += total_drops(c, conns.data(), conns.size());
+        }
+        if (print) {
+            std::printf("kwikd: rx %llu packets (%llu Kwik), tx %llu, dropped %llu\n", (unsigned long long)rx,
+                        (unsigned long long)kwik_pkts, (unsigned long long)tx, (unsigned long long)drops);
+            std::fflush(stdout);
+        }
+    };
+    const auto interval = std::chrono::milliseconds(std::max<std::uint32_t>(cfg.kwikd.stats_interval_ms, 10));
+    auto next = std::chrono::steady_clock::now() + interval;
+    while (!g_stop.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        if (cfg.kwikd.stats_interval_ms != 0 && std::chrono::steady_clock::now() >= next) {
+            publish(true);
+            next += interval;
+        }
+    }
+    rte_eal_mp_wait_lcore();
+    publish(true);
+    // Final per-reason drops, so a run's losses are accounted for by name.
+    for (std::size_t w = 0; w < workers; ++w) {
+        const engine::worker_counters& c = ws[w]->counters();
+        for (std::size_t r = 0; r < kdp::drop_reason_count; ++r) {
+            const std::uint64_t n = c.drops[r] + c.classified.drops[r];
+            if (n != 0) {
+                std::printf("kwikd: worker %zu dropped %llu: %s\n", w, (unsigned long long)n,
+                            std::string(kdp::to_string(static_cast<kdp::drop_reason>(r))).c_str());
+            }
+        }
+        for (std::size_t ci = w; ci < cfg.connections.size(); ci += workers) {
+            const transport::connection* conn = ws[w]->connection_of(static_cast<std::uint32_t>(ci));
+            const engine::endpoint* ep = ws[w]->endpoint_of(static_cast<std::uint32_t>(ci));
+            if (conn == nullptr || ep == nullptr) {
+                continue;
+            }
+            std::printf("kwikd: connection %s: %llu streams, %llu bytes received, %llu sent, %llu files written\n",
+                        cfg.connections[ci].id.c_str(), (unsigned long long)ep->counters().streams,
+                        (unsigned long long)ep->counters().bytes_received, (unsigned long long)ep->counters().bytes_sent,
+                        (unsigned long long)ep->counters().files_written);
+            for (std::size_t r = 0; r < kdp::drop_reason_count; ++r) {
+                if (conn->counters().drops[r] != 0) {
+                    std::printf("kwikd: connection %s dropped %llu: %s\n", cfg.connections[ci].id.c_str(),
+                                (unsigned long long)conn->counters().drops[r],
+                                std::string(kdp::to_string(static_cast<kdp::drop_reason>(r))).c_str());
+                }
+            }
+        }
+    }
+    ws.clear(); // flushes what the workers still had queued
+    for (auto& p : ports) {
+        (void)p.close();
+    }
+    if (exception) {
+        (void)exception->close();
+    }
+    paths.reset();
+    for (rte_ring* r : handoff) {
+        rte_ring_free(r);
+    }
+    rte_eal_cleanup();
+    std::printf("kwikd: stopped\n");
+    return 0;
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""kwikd as a process on a net_pcap port (no NIC, no hugepages): kwik-pcapgen traffic for the
+three connections of deploy/kwikd.toml goes in through rx_pcap; kwikd's file-store endpoints
+must write every stream with the generator's manifest size and CRC32C, its tx_pcap must
+decode as valid KDP, a second kwikd on the same shared-memory name must be refused, and bad
+configuration must be answered with the field named.
+Usage: kwikd_run_test.py <kwikd> <kwik-pcapgen> <kwik-dump> <source root>"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+kwikd, pcapgen, dump, root = sys.argv[1:5]
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+_table = []
+for i in range(256):
+    c = i
+    for _ in range(8):
+        c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+    _table.append(c)
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _table[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+work = tempfile.mkdtemp(prefix="kwik-kwikd-test-")
+name = "kwiktest%d" % os.getpid()
+try:
+    streams = os.path.join(work, "streams")
+    for c in range(3):
+        os.makedirs(os.path.join(streams, "demo-%d" % c))
+    subprocess.run([pcapgen, "--config", os.path.join(root, "deploy/demo/traffic.toml"), "--server-mac",
+                    "02:70:63:61:70:00", "-o", os.path.join(work, "in.pcap"), "--manifest",
+                    os.path.join(work, "manifest.json")], check=True)
+    overrides = ["--name", name, "--set",
+                 "port[0].device=net_pcap0,rx_pcap=%s,tx_pcap=%s" % (os.path.join(work, "in.pcap"),
+                                                                      os.path.join(work, "out.pcap"))]
+    for c in range(3):
+        overrides += ["--set", "connection[%d].endpoint_arg=%s" % (c, os.path.join(streams, "demo-%d" % c))]
+    cmd = [kwikd, "--config", os.path.join(root, "deploy/kwikd.toml")] + overrides
+
+    check_cfg = subprocess.run(cmd + ["--check-config"], capture_output=True, text=True)
+    check(check_cfg.returncode == 0 and "EAL arguments" in check_cfg.stdout, "--check-config prints the effective configuration")
+    bad = subprocess.run(cmd + ["--set", "port[0].mtu=70000", "--check-config"], capture_output=True, text=True)
+    check(bad.returncode != 0 and "port[0].mtu" in bad.stderr, "a bad value is refused naming the field: " + bad.stderr.strip()[:120])
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(2.5)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    check(second.returncode != 0 and ("already running" in second.stdout + second.stderr
+                                      or "another primary" in second.stdout + second.stderr),
+          "a second kwikd on the same name is refused")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    check(proc.returncode == 0, "kwikd stops cleanly on SIGTERM (exit %s)" % proc.returncode)
+    check("kwikd: stopped" in out, "kwikd reports its final counters and stops")
+
+    manifest = json.load(open(os.path.join(work, "manifest.json")))
+    good = 0
+    for s in manifest["streams"]:
+        path = os.path.join(streams, "demo-%d" % s["connection"], "c%d-s%d.bin" % (s["connection"], s["stream_id"]))
+        if not os.path.exists(path):
+            check(False, "stream stored: " + path)
+            continue
+        data = open(path, "rb").read()
+        ok = len(data) == s["final_size"] and "0x%08x" % crc32c(data) == s["crc32c"]
+        good += 1 if ok else 0
+        if not ok:
+            check(False, "stream %s: size %d crc 0x%08x, manifest %d %s" % (path, len(data), crc32c(data),
+                                                                             s["final_size"], s["crc32c"]))
+    check(good == len(manifest["streams"]) and good > 0,
+          "all %d streams stored byte for byte (%d)" % (len(manifest["streams"]), good))
+    corrupted = sum(1 for p in manifest["packets"] if p.get("corrupted") and p.get("direction") == "client_to_server")
+    dropped_lines = [l for l in out.splitlines() if "dropped" in l and "not_for_us" not in l and "rx " not in l]
+    counted = sum(int(l.split("dropped ")[1].split(":")[0]) for l in dropped_lines)
+    check(counted >= corrupted > 0, "every corrupted packet counted under a reason (%d for %d)" % (counted, corrupted))
+    d = subprocess.run([dump, "--summary-only", os.path.join(work, "out.pcap")], capture_output=True, text=True)
+    summary = json.loads(d.stdout)["summary"]
+    check(summary["accepted"] > 0 and summary["dropped"] == 0,
+          "kwikd's transmissions decode as valid KDP: %s" % summary["accepted_by_type"])
+finally:
+    shutil.rmtree(work, ignore_errors=True)
+
+print("%d passed, %d failed" % (0 if failures else 1, 1 if failures else 0))
+sys.exit(1 if failures else 0)
