@@ -22,6 +22,7 @@
 #include "dataplane/api/shm_region.hpp"
 #include "dataplane/engine/config.hpp"
 #include "dataplane/engine/worker.hpp"
+#include "drivers/flow_steering.hpp"
 
 namespace {
 
@@ -202,7 +203,8 @@ int main(int argc, char** argv) {
         wc.id = static_cast<unsigned>(w);
         for (std::size_t p = 0; p < ports.size(); ++p) {
             engine::worker_port wp;
-            wp.queue = ports[p].queue(static_cast<std::uint16_t>(std::min<std::size_t>(w, ports[p].rx_queues() - 1)));
+            wp.queue = ports[p].queue(static_cast<std::uint16_t>(w)); // tx queue w; rx queue w if it exists
+            wp.poll_rx = w < ports[p].rx_queues();
             std::memcpy(wp.mac.bytes.data(), ports[p].mac().addr_bytes, 6);
             wp.classify = classifiers[p].get();
             wp.rx_checksum_offload = ports[p].capabilities().rx_ipv4_checksum && ports[p].capabilities().rx_udp_checksum;
@@ -221,7 +223,21 @@ int main(int argc, char** argv) {
         ws.push_back(std::make_unique<engine::worker>(wc));
     }
 
-    // Connections from the configuration, spread over the workers.
+    // Connections from the configuration, spread over the workers. Each path is steered to its
+    // owner's queue by rte_flow where the port can; elsewhere the worker that receives it hands
+    // it to the owner over the hand-off ring. Both are counted and reported here.
+    std::size_t steered = 0, handed = 0;
+    auto to_flow = [](const engine::ip_address& a) {
+        drivers::ip_address f;
+        if (a.is_v4()) {
+            f.version = 4;
+            std::memcpy(f.bytes.data(), a.v4_bytes(), 4);
+        } else {
+            f.version = 6;
+            f.bytes = a.bytes;
+        }
+        return f;
+    };
     for (std::size_t ci = 0; ci < cfg.connections.size(); ++ci) {
         const auto& sc = cfg.connections[ci];
         engine::worker& owner = *ws[ci % workers];
@@ -245,6 +261,16 @@ int main(int argc, char** argv) {
             ps.tuple.dst_port = sp.local.port;
             if (!owner.add_path(ps, &error)) {
                 return fail("connection[" + std::to_string(ci) + "] " + sc.id + ": " + error);
+            }
+            drivers::port& port = ports[sp.port_index];
+            const auto queue = static_cast<std::uint16_t>(ci % workers);
+            if (workers > 1 && queue < port.rx_queues()) {
+                drivers::udp_5tuple t{to_flow(sp.remote.address), to_flow(sp.local.address), sp.remote.port,
+                                      sp.local.port};
+                auto rule = drivers::install_5tuple_rule(port, queue, t);
+                rule.ok() ? ++steered : ++handed;
+            } else {
+                ++handed; // one worker: every queue is the owner's
             }
         }
     }
@@ -272,6 +298,8 @@ int main(int argc, char** argv) {
     }
     std::printf("kwikd: %zu worker(s), %zu port(s), %zu connection(s) running; shared memory /%s\n", workers,
                 ports.size(), cfg.connections.size(), cfg.kwikd.name.c_str());
+    std::printf("kwikd: paths steered to their owner's queue by rte_flow: %zu; by the hand-off ring or a single "
+                "worker: %zu\n", steered, handed);
     std::fflush(stdout);
 
     // Housekeeping: counters into the shared region (the main lcore is their only writer: the

@@ -140,6 +140,9 @@ void worker::poll(transport::time_ns now) noexcept {
     ++_counters.loops;
     for (std::size_t port = 0; port < _config.ports.size(); ++port) {
         worker_port& wp = _config.ports[port];
+        if (!wp.poll_rx) {
+            continue;
+        }
         const std::uint16_t n = wp.queue.rx_burst({pkts.data(), _config.burst});
         if (n == 0) {
             continue;

@@ -36,6 +36,9 @@ struct worker_port {
     bool rx_checksum_offload = false;     // the classifier trusts the NIC's checksum flags
     bool tx_ipv4_checksum = false;        // the NIC fills IPv4 header checksums
     bool tx_udp_checksum = false;         // the NIC fills UDP checksums
+    bool poll_rx = true;                  // false: the port has fewer rx queues than workers and
+                                          // this worker only transmits on it (an rx queue has
+                                          // exactly one poller)
 };
 
 struct worker_config {

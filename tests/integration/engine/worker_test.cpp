@@ -21,6 +21,7 @@
 
 #include "dataplane/engine/worker.hpp"
 #include "dataplane/kdp/crc32c.hpp"
+#include "drivers/ring_link.hpp"
 
 namespace fs = std::filesystem;
 
@@ -173,6 +174,135 @@ TEST_F(worker_pcap, file_store_receives_every_stream_exactly) {
                 (unsigned long long)dropped, (unsigned long long)corrupted, summary["accepted_by_type"].dump().c_str());
 }
 
+
+// Every stream of a manifest on disk in dir/c<connection>-s<stream>.bin with its size and CRC32C.
+std::size_t check_store(const fs::path& manifest_file, const fs::path& dir, std::uint32_t connection) {
+    std::ifstream mf(manifest_file);
+    const nlohmann::json manifest = nlohmann::json::parse(mf);
+    std::size_t good = 0;
+    for (const auto& s : manifest["streams"]) {
+        const fs::path file = dir / ("c" + std::to_string(connection) + "-s" +
+                                     std::to_string(s["stream_id"].get<std::uint64_t>()) + ".bin");
+        std::ifstream in(file, std::ios::binary);
+        const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        char crc[16];
+        std::snprintf(crc, sizeof crc, "0x%08x", kdp::crc32c(bytes.data(), bytes.size()));
+        const bool ok = fs::exists(file) && bytes.size() == s["final_size"].get<std::uint64_t>() &&
+                        crc == s["crc32c"].get<std::string>();
+        EXPECT_TRUE(ok) << file;
+        good += ok ? 1 : 0;
+    }
+    return good;
+}
+
+// Two workers, one port with two queues (a ring link standing in for a NIC without rte_flow):
+// every packet of the connection arrives on worker 0's queue, the connection belongs to worker
+// 1, so worker 0 hands each one over the hand-off ring and worker 1 reassembles the streams.
+TEST_F(worker_pcap, second_worker_owns_the_connection_through_the_hand_off_ring) {
+    drivers::port_config src_cfg;
+    src_cfg.device = "net_pcap1";
+    src_cfg.pool = pool;
+    src_cfg.rss = false;
+    auto src = drivers::open_port(src_cfg);
+    ASSERT_TRUE(src.ok()) << src.message();
+    auto link = drivers::ring_link::create("kwik_wt_a", "kwik_wt_b", 2);
+    ASSERT_TRUE(link.ok()) << link.message();
+    drivers::port_config ac;
+    ac.device = link->name_a();
+    ac.pool = pool;
+    ac.rx_queues = 2;
+    ac.tx_queues = 2;
+    auto a = drivers::open_port(ac);
+    ASSERT_TRUE(a.ok()) << a.message();
+    drivers::port_config bc = ac;
+    bc.device = link->name_b();
+    auto b = drivers::open_port(bc);
+    ASSERT_TRUE(b.ok()) << b.message();
+
+    classifier_config cc;
+    std::memcpy(cc.mac.bytes.data(), a->mac().addr_bytes, 6);
+    ASSERT_TRUE(cc.add_kwik_port(7707));
+    ASSERT_TRUE(cc.add_address(ip_address::v4(0x0A640001)));
+    classifier cls(cc);
+    std::string error;
+    std::unique_ptr<path_table> paths(path_table::create("kwik_wt_paths2", 1024, SOCKET_ID_ANY, 2, &error));
+    ASSERT_TRUE(paths) << error;
+    std::vector<rte_ring*> rings;
+    for (int i = 0; i < 2; ++i) {
+        rings.push_back(rte_ring_create(("kwik_wt_handoff" + std::to_string(i)).c_str(), 1024, SOCKET_ID_ANY, RING_F_SC_DEQ));
+        ASSERT_NE(rings.back(), nullptr);
+    }
+    std::vector<std::unique_ptr<worker>> ws;
+    for (unsigned i = 0; i < 2; ++i) {
+        worker_config wc;
+        wc.id = i;
+        worker_port wp;
+        wp.queue = a->queue(static_cast<std::uint16_t>(i));
+        wp.mac = cc.mac;
+        wp.classify = &cls;
+        wc.ports.push_back(wp);
+        wc.paths = paths.get();
+        wc.tx_pool = pool;
+        wc.app_pool = app_pool;
+        wc.handoff = rings;
+        ws.push_back(std::make_unique<worker>(wc));
+    }
+    const fs::path store = g_dir / "store2";
+    fs::create_directories(store);
+    connection_spec cs;
+    cs.index = 7;
+    cs.endpoint.kind = endpoint_kind::file_store;
+    cs.endpoint.directory = store.string();
+    ASSERT_TRUE(ws[1]->add_connection(cs, &error)) << error;
+    for (std::uint32_t p = 0; p < 3; ++p) {
+        path_spec ps;
+        ps.connection = 7;
+        ps.id = p + 1;
+        ps.tuple.protocol = 17;
+        ps.tuple.src = ip_address::v4(0x0A000002u | ((p + 1) << 8));
+        ps.tuple.dst = ip_address::v4(0x0A640001);
+        ps.tuple.src_port = 40000;
+        ps.tuple.dst_port = 7707;
+        ASSERT_TRUE(ws[1]->add_path(ps, &error)) << error;
+    }
+    std::array<rte_mbuf*, 32> burst;
+    std::uint64_t returned = 0;
+    transport::time_ns now = 1'000'000'000;
+    for (int i = 0; i < 20000; ++i) {
+        // The generator side: pcap packets into the link, all on queue 0.
+        const std::uint16_t n = src->queue(0).rx_burst(burst);
+        const std::uint16_t sent = b->queue(0).tx_burst({burst.data(), n});
+        for (std::uint16_t j = sent; j < n; ++j) {
+            rte_pktmbuf_free(burst[j]);
+        }
+        ws[0]->poll(now);
+        ws[1]->poll(now);
+        for (std::uint16_t q = 0; q < 2; ++q) {
+            const std::uint16_t r = b->queue(q).rx_burst(burst);
+            returned += r;
+            for (std::uint16_t j = 0; j < r; ++j) {
+                rte_pktmbuf_free(burst[j]);
+            }
+        }
+        now += 200 * transport::us;
+    }
+    EXPECT_EQ(check_store(g_dir / "manifest2.json", store, 7), 4u);
+    EXPECT_GT(ws[0]->counters().handed_off, 0u);
+    EXPECT_EQ(ws[0]->counters().handed_off, ws[1]->counters().handoffs_received);
+    EXPECT_EQ(ws[1]->counters().rx_packets, 0u); // nothing arrived on its own queue
+    EXPECT_GT(returned, 0u);                     // its ACKs left through its own tx queue
+    std::printf("hand-off: worker 0 received %llu and handed %llu to worker 1; %llu packets came back\n",
+                (unsigned long long)ws[0]->counters().rx_packets, (unsigned long long)ws[0]->counters().handed_off,
+                (unsigned long long)returned);
+    ws.clear();
+    ASSERT_TRUE(a->close().ok());
+    ASSERT_TRUE(b->close().ok());
+    ASSERT_TRUE(src->close().ok());
+    for (rte_ring* r : rings) {
+        rte_ring_free(r);
+    }
+}
+
 } // namespace
 } // namespace kwik::engine
 
@@ -197,11 +327,22 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "kwik-pcapgen failed: %s\n", gen.c_str());
         return 1;
     }
+    const std::string gen2 = run(g_pcapgen + " -o " + (g_dir / "in2.pcap").string() + " --manifest " +
+                                 (g_dir / "manifest2.json").string() +
+                                 " --connections 1 --paths 3 --streams 4 --stream-size 20000-80000 --pattern random"
+                                 " --reorder 0.05 --duplicate 0.03 --loss 0.02 --ack-every 0 --keepalive-every 0"
+                                 " --window-update-every 0 --seed 12 --server-mac 00:00:00:00:00:00");
+    if (!gen2.empty()) {
+        std::fprintf(stderr, "kwik-pcapgen failed: %s\n", gen2.c_str());
+        return 1;
+    }
     const std::string vdev = "--vdev=net_pcap0,rx_pcap=" + (g_dir / "in.pcap").string() + ",tx_pcap=" +
                              (g_dir / "out.pcap").string();
+    const std::string vdev2 = "--vdev=net_pcap1,rx_pcap=" + (g_dir / "in2.pcap").string() + ",tx_pcap=" +
+                              (g_dir / "out2.pcap").string();
     const char* eal[] = {"worker_test", "--no-huge", "--no-pci", "-m", "512", "--no-shconf",
                          "--file-prefix=kwik_worker_test", "--no-telemetry", "-l", "0", "--log-level=*:warning",
-                         vdev.c_str()};
+                         vdev.c_str(), vdev2.c_str()};
     if (rte_eal_init(static_cast<int>(std::size(eal)), const_cast<char**>(eal)) < 0) {
         std::fprintf(stderr, "EAL init failed\n");
         return 1;
