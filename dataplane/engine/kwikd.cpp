@@ -9,12 +9,14 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+#include <rte_telemetry.h>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -29,6 +31,56 @@ namespace {
 using namespace kwik;
 
 std::atomic<bool> g_stop{false};
+
+// What DPDK telemetry (dpdk-telemetry.py, or any client of the telemetry socket) reads: the
+// workers' own counters, read like the main lcore reads them (single writer per counter).
+// The mutex keeps shutdown from destroying workers under a telemetry request (the telemetry
+// thread is not a worker: a lock here costs the data plane nothing).
+std::mutex g_telemetry_lock;
+std::vector<engine::worker*> g_workers;
+
+int telemetry_workers(const char*, const char*, rte_tel_data* d) {
+    const std::lock_guard<std::mutex> hold(g_telemetry_lock);
+    rte_tel_data_start_dict(d);
+    std::uint64_t rx = 0, tx = 0, kwik = 0, handed = 0, polls = 0, busy = 0, replies = 0, exc = 0;
+    for (const engine::worker* w : g_workers) {
+        const engine::worker_counters& c = w->counters();
+        rx += c.rx_packets;
+        tx += c.tx_packets;
+        kwik += c.kwik_packets;
+        handed += c.handed_off;
+        polls += c.loops;
+        busy += c.busy_loops;
+        replies += c.replies;
+        exc += c.exception_out;
+    }
+    rte_tel_data_add_dict_u64(d, "workers", g_workers.size());
+    rte_tel_data_add_dict_u64(d, "rx_packets", rx);
+    rte_tel_data_add_dict_u64(d, "tx_packets", tx);
+    rte_tel_data_add_dict_u64(d, "kwik_packets", kwik);
+    rte_tel_data_add_dict_u64(d, "handed_off", handed);
+    rte_tel_data_add_dict_u64(d, "polls", polls);
+    rte_tel_data_add_dict_u64(d, "busy_polls", busy);
+    rte_tel_data_add_dict_u64(d, "replies", replies);
+    rte_tel_data_add_dict_u64(d, "exception_out", exc);
+    return 0;
+}
+
+// Every drop reason with a non-zero count, summed over the workers (classifier and engine).
+int telemetry_drops(const char*, const char*, rte_tel_data* d) {
+    const std::lock_guard<std::mutex> hold(g_telemetry_lock);
+    rte_tel_data_start_dict(d);
+    for (std::size_t r = 0; r < kdp::drop_reason_count; ++r) {
+        std::uint64_t n = 0;
+        for (const engine::worker* w : g_workers) {
+            n += w->counters().drops[r] + w->counters().classified.drops[r];
+        }
+        if (n != 0) {
+            rte_tel_data_add_dict_u64(d, std::string(kdp::to_string(static_cast<kdp::drop_reason>(r))).c_str(), n);
+        }
+    }
+    return 0;
+}
 
 extern "C" void on_signal(int) { g_stop.store(true); }
 
@@ -284,6 +336,16 @@ int main(int argc, char** argv) {
         writers.push_back(std::move(cw).value());
     }
 
+    {
+        const std::lock_guard<std::mutex> hold(g_telemetry_lock);
+        for (auto& w : ws) {
+            g_workers.push_back(w.get());
+        }
+    }
+    rte_telemetry_register_cmd("/kwik/workers", telemetry_workers,
+                               "kwikd worker counters summed over the workers. Takes no parameters");
+    rte_telemetry_register_cmd("/kwik/drops", telemetry_drops,
+                               "kwikd drops by reason, summed over the workers. Takes no parameters");
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::vector<launch> launches(workers);
@@ -386,7 +448,11 @@ int main(int argc, char** argv) {
             }
         }
     }
-    ws.clear(); // flushes what the workers still had queued
+    {
+        const std::lock_guard<std::mutex> hold(g_telemetry_lock);
+        g_workers.clear(); // telemetry reads nothing from here on
+    }
+    ws.clear();        // flushes what the workers still had queued
     for (auto& p : ports) {
         (void)p.close();
     }

@@ -62,6 +62,23 @@ try:
 
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(2.5)
+    # DPDK telemetry: the socket EAL opens under its runtime directory (file prefix = name).
+    import socket
+    telemetry = None
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sock.connect("/var/run/dpdk/%s/dpdk_telemetry.v2" % name)
+        json.loads(sock.recv(16384).decode())  # the greeting
+        sock.send(b"/kwik/workers")
+        telemetry = json.loads(sock.recv(16384).decode())["/kwik/workers"]
+        sock.send(b"/kwik/drops")
+        drops = json.loads(sock.recv(16384).decode())["/kwik/drops"]
+        sock.close()
+    except (OSError, ValueError, KeyError) as e:
+        print("telemetry: %r" % e)
+    check(telemetry is not None and telemetry.get("rx_packets", 0) > 0 and telemetry.get("workers") == 1,
+          "DPDK telemetry /kwik/workers: %s" % telemetry)
+    check(telemetry is not None and drops.get("not_for_us", 0) > 0, "DPDK telemetry /kwik/drops names reasons")
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     check(second.returncode != 0 and ("already running" in second.stdout + second.stderr
                                       or "another primary" in second.stdout + second.stderr),
