@@ -210,10 +210,14 @@ int main(int argc, char** argv) {
         engine::classifier_config cc;
         std::memcpy(cc.mac.bytes.data(), opened->mac().addr_bytes, 6);
         for (auto kp : ps.kwik_ports) {
-            (void)cc.add_kwik_port(kp);
+            if (!cc.add_kwik_port(kp)) {
+                return fail(ps.name + ".kwik_ports: more than the classifier holds");
+            }
         }
         for (const auto& a : ps.addresses) {
-            (void)cc.add_address(a.address);
+            if (!cc.add_address(a.address)) {
+                return fail(ps.name + ".addresses: more than the classifier holds");
+            }
         }
         classifiers.push_back(std::make_unique<engine::classifier>(cc));
         ports.push_back(std::move(opened).value());
@@ -377,15 +381,19 @@ int main(int argc, char** argv) {
             wc.handoff_received = c.handoffs_received;
             writers[w].begin_publish();
             writers[w].store_worker(wc);
-            api::port_counters pc{};
-            pc.rx_packets = c.rx_packets;
-            pc.rx_bytes = c.rx_bytes;
-            pc.tx_packets = c.tx_packets;
-            pc.tx_bytes = c.tx_bytes;
-            pc.tx_dropped = c.tx_dropped;
-            pc.exception_rx = c.exception_out;
-            pc.exception_tx = c.exception_in;
-            writers[w].store_port(0, pc);
+            for (std::size_t p = 0; p < ports.size() && p < engine::max_worker_ports; ++p) {
+                api::port_counters pc{};
+                pc.rx_packets = c.ports[p].rx_packets;
+                pc.rx_bytes = c.ports[p].rx_bytes;
+                pc.tx_packets = c.ports[p].tx_packets;
+                pc.tx_bytes = c.ports[p].tx_bytes;
+                pc.tx_dropped = c.ports[p].tx_dropped;
+                if (p == 0) { // the exception interface is bridged to the first port
+                    pc.exception_rx = c.exception_out;
+                    pc.exception_tx = c.exception_in;
+                }
+                writers[w].store_port(static_cast<std::uint32_t>(p), pc);
+            }
             std::array<std::uint64_t, kdp::drop_reason_count> by_reason{};
             for (std::size_t r = 0; r < kdp::drop_reason_count; ++r) {
                 by_reason[r] = c.drops[r] + c.classified.drops[r];
@@ -454,10 +462,14 @@ int main(int argc, char** argv) {
     }
     ws.clear();        // flushes what the workers still had queued
     for (auto& p : ports) {
-        (void)p.close();
+        if (auto r = p.close(); !r.ok()) {
+            std::fprintf(stderr, "kwikd: %s\n", r.message().c_str());
+        }
     }
     if (exception) {
-        (void)exception->close();
+        if (auto r = exception->close(); !r.ok()) {
+            std::fprintf(stderr, "kwikd: exception: %s\n", r.message().c_str());
+        }
     }
     paths.reset();
     for (rte_ring* r : handoff) {

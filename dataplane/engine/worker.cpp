@@ -8,6 +8,7 @@
 #include <rte_prefetch.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "dataplane/engine/mbuf_buffer.hpp"
@@ -38,6 +39,11 @@ worker::worker(const worker_config& config)
         _responders.emplace_back(p.mac);
     }
     _touched.reserve(1024);
+    // kwikd's configuration refuses more ports (max_ethdev_ports); a caller that passes more
+    // is a bug, not a configuration to shrink silently.
+    if (_config.ports.size() > max_worker_ports) {
+        std::abort();
+    }
     if (_config.burst == 0 || _config.burst > max_burst) {
         _config.burst = max_burst;
     }
@@ -201,6 +207,8 @@ void worker::process_burst(std::size_t port, std::span<rte_mbuf*> pkts, transpor
         for (rte_mbuf* m : pkts) {
             ++_counters.rx_packets;
             _counters.rx_bytes += rte_pktmbuf_pkt_len(m);
+            ++_counters.ports[port].rx_packets;
+            _counters.ports[port].rx_bytes += rte_pktmbuf_pkt_len(m);
         }
     }
     wp.classify->classify<RxOffload>(pkts, {meta.data(), pkts.size()}, _counters.classified);
@@ -327,14 +335,16 @@ void worker::flush_tx() noexcept {
         if (q.count == 0) {
             continue;
         }
-        for (std::uint16_t j = 0; j < q.count; ++j) {
+        const std::uint16_t sent = _config.ports[port].queue.tx_burst({q.pkts.data(), q.count});
+        for (std::uint16_t j = 0; j < sent; ++j) {
             ++_counters.tx_packets;
             _counters.tx_bytes += rte_pktmbuf_pkt_len(q.pkts[j]);
+            ++_counters.ports[port].tx_packets;
+            _counters.ports[port].tx_bytes += rte_pktmbuf_pkt_len(q.pkts[j]);
         }
-        const std::uint16_t sent = _config.ports[port].queue.tx_burst({q.pkts.data(), q.count});
         for (std::uint16_t j = sent; j < q.count; ++j) {
-            --_counters.tx_packets;
             ++_counters.tx_dropped;
+            ++_counters.ports[port].tx_dropped;
             drop(q.pkts[j], kdp::drop_reason::tx_queue_full);
         }
         q.count = 0;

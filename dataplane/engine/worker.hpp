@@ -27,6 +27,7 @@
 namespace kwik::engine {
 
 inline constexpr std::uint32_t max_burst = 64;
+inline constexpr std::size_t max_worker_ports = 32; // = the configuration's max_ethdev_ports
 
 // A port as one worker sees it.
 struct worker_port {
@@ -74,6 +75,10 @@ struct alignas(64) worker_counters {
     std::uint64_t exception_out = 0, exception_in = 0, replies = 0;
     std::uint64_t loops = 0, busy_loops = 0;
     std::array<std::uint64_t, kdp::drop_reason_count> drops{};
+    struct per_port {
+        std::uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0, tx_dropped = 0;
+    };
+    std::array<per_port, max_worker_ports> ports{}; // the same counts, by port
     classify_counters classified;
     responder_counters responded;
 };
