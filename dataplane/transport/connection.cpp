@@ -91,6 +91,7 @@ struct connection::stream_state {
     bool reset_received = false;
     bool reset_sent = false;
     bool readable_notified = false;
+    bool connection_blocked = false; // in _connection_blocked: idle until MAX_DATA raises the limit
     double ratio = 0.5; // recent compressed/uncompressed size, for sizing compressed chunks
     // QoS min_bandwidth: a token bucket filled at the guaranteed rate (bytes), at most 100 ms
     // of it, spent by every new byte the stream sends.
@@ -199,6 +200,7 @@ connection::connection(const connection_config& config, const connection_callbac
     _pending->max_stream_data.reserve(config.max_streams);
     _pending->stream_blocked.reserve(config.max_streams);
     _pending->resets.reserve(config.max_streams);
+    _connection_blocked.reserve(config.max_streams);
 }
 
 connection::~connection() = default;
@@ -585,7 +587,21 @@ void connection::deliver(stream_state& s) noexcept {
 void connection::process_control(path_state& p, const kdp::control_frame& c, time_ns now) noexcept {
     switch (c.type) {
     case kdp::control_type::max_data:
-        _send_credit.on_limit(c.limit);
+        if (c.limit > _send_credit.limit()) {
+            _send_credit.on_limit(c.limit);
+            // Streams idled by the connection limit have nothing else to wake them (a write
+            // would, but their send buffers may be full).
+            for (const stream_id id : _connection_blocked) {
+                stream_state* s = find_stream(id);
+                if (s != nullptr) {
+                    s->connection_blocked = false;
+                    if (!s->reset_sent && s->send.has_data_to_send(s->credit.limit())) {
+                        _stream_sched.set_ready(id, s->opts.priority);
+                    }
+                }
+            }
+            _connection_blocked.clear();
+        }
         break;
     case kdp::control_type::max_stream_data: {
         stream_state* s = find_stream(c.stream_id);
@@ -1251,6 +1267,10 @@ bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_on
                         _pending->stream_blocked.push_back(sid);
                     } else if (conn_room == 0) {
                         _pending->data_blocked = true;
+                    }
+                    if (conn_room == 0 && !s->connection_blocked) {
+                        s->connection_blocked = true;
+                        _connection_blocked.push_back(sid);
                     }
                 }
                 continue;

@@ -241,6 +241,7 @@ private:
     time_ns _latency_budget = 0; // tightest max_latency of the streams still sending; 0 = none
     std::vector<stream_id> _bounded; // streams exempt from the bulk cap (critical or latency-bounded)
     std::vector<stream_id> _guaranteed; // streams with a QoS min_bandwidth
+    std::vector<stream_id> _connection_blocked; // streams idled by the connection limit, once each
     time_ns _next_balance;
     bool _closed = false;
     bool _close_pending = false;

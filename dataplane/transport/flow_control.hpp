@@ -32,13 +32,16 @@ public:
         const std::uint64_t next = next_limit();
         return next > _limit && next - _limit >= _window / 2;
     }
-    std::uint64_t next_limit() const noexcept { return _consumed + _window; }
+    // Never below the limit already granted: a smaller window (set_window) waits until
+    // consumption carries consumed + window past it.
+    std::uint64_t next_limit() const noexcept { return std::max(_limit, _consumed + _window); }
     // Limits never go down: an older, smaller value is ignored.
     void on_update_sent(std::uint64_t limit) noexcept { _limit = std::max(_limit, limit); }
     std::uint64_t limit() const noexcept { return _limit; }
 
     std::uint64_t window() const noexcept { return _window; }
-    // A new window (auto-tuning, or the control plane) applies from the next update on.
+    // A new window (auto-tuning, or the control plane) applies from the next update on; the
+    // limit stays where it is (limits only increase).
     void set_window(std::uint64_t window) noexcept { _window = window; }
     std::uint64_t received() const noexcept { return _received; }
     std::uint64_t consumed() const noexcept { return _consumed; }

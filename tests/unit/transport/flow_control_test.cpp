@@ -57,6 +57,21 @@ TEST(receive_credit_test, new_window_applies_from_the_next_update) {
     EXPECT_TRUE(c.on_received(1000));
 }
 
+TEST(receive_credit_test, smaller_window_never_lowers_the_next_limit) {
+    receive_credit c(100);
+    c.on_consumed(60);
+    c.on_update_sent(c.next_limit());
+    EXPECT_EQ(c.limit(), 160u);
+    c.set_window(20);
+    EXPECT_EQ(c.limit(), 160u);
+    EXPECT_EQ(c.next_limit(), 160u); // what a resent MAX_DATA would carry: not 80
+    EXPECT_FALSE(c.update_due());
+    EXPECT_FALSE(c.on_received(161));
+    c.on_consumed(100); // consumed 160: the small window applies from here
+    EXPECT_EQ(c.next_limit(), 180u);
+    EXPECT_TRUE(c.update_due());
+}
+
 TEST(receive_credit_test, zero_window_never_asks_for_an_update) {
     receive_credit c(0);
     EXPECT_FALSE(c.update_due());
