@@ -4,6 +4,7 @@
 #include "dataplane/transport/connection.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace kwik::transport {
@@ -57,6 +58,9 @@ struct connection::path_state {
     float server_load = 0;
     float geographic = 1;
     float weight = 1;
+    bool weight_pinned = false;    // set_path_weight(): rebalance() leaves weight alone
+    bool standby = false;          // set_path_standby()
+    std::uint64_t max_rate_bps = 0; // set_path_max_rate(); 0 = no cap
     time_ns created;
     time_ns last_recv;
     time_ns last_send_eliciting;
@@ -75,9 +79,14 @@ struct connection::path_state {
 };
 
 struct connection::stream_state {
-    stream_state(stream_id sid, const stream_options& o, const connection_config& c, segment_pool* pool)
+    // Both ends start a stream at c.stream_window; recv_window (set_initial_stream_window)
+    // only changes how far later updates grant.
+    stream_state(stream_id sid, const stream_options& o, const connection_config& c, segment_pool* pool,
+                 std::uint64_t recv_window)
         : id(sid), opts(o), send(c.tx_ops, c.send_buffer_per_stream), credit(c.stream_window),
-          recv(c.rx_ops, pool, o.ordered), recv_credit(c.stream_window) {}
+          recv(c.rx_ops, pool, o.ordered), recv_credit(c.stream_window) {
+        recv_credit.set_window(recv_window);
+    }
 
     stream_id id;
     stream_options opts;
@@ -92,6 +101,7 @@ struct connection::stream_state {
     bool reset_sent = false;
     bool readable_notified = false;
     bool connection_blocked = false; // in _connection_blocked: idle until MAX_DATA raises the limit
+    bool closed = false; // both directions ended and counted in streams_closed
     double ratio = 0.5; // recent compressed/uncompressed size, for sizing compressed chunks
     // QoS min_bandwidth: a token bucket filled at the guaranteed rate (bytes), at most 100 ms
     // of it, spent by every new byte the stream sends.
@@ -133,6 +143,9 @@ public:
             stream_state* s = _c.find_stream(f.stream);
             if (s != nullptr) {
                 s->send.on_acked(f.offset, f.length, f.fin);
+                if (s->send.finished()) { // the last ACK may cover data, not the FIN
+                    _c.check_closed(*s);
+                }
             }
         }
     }
@@ -194,13 +207,17 @@ connection::connection(const connection_config& config, const connection_callbac
       _pending(std::make_unique<pending_control>()), _tx_buffer(kdp::max_packet_size),
       _scratch(4 * kdp::max_packet_size + 64),
       _next_local_stream(config.side == role::client ? 2 : 1), _last_activity(now),
-      _next_balance(now + config.balance_interval) {
+      _stream_window(config.stream_window), _next_balance(now + config.balance_interval) {
     _paths.reserve(config.max_paths);
     _streams.reserve(config.max_streams);
+    // Each holds a stream at most once, so these never grow past max_streams.
+    _bounded.reserve(config.max_streams);
+    _guaranteed.reserve(config.max_streams);
+    _pending_qos.reserve(config.max_streams);
+    _connection_blocked.reserve(config.max_streams);
     _pending->max_stream_data.reserve(config.max_streams);
     _pending->stream_blocked.reserve(config.max_streams);
     _pending->resets.reserve(config.max_streams);
-    _connection_blocked.reserve(config.max_streams);
 }
 
 connection::~connection() = default;
@@ -241,6 +258,144 @@ void connection::set_path_attributes(path_id id, float cost, float server_load, 
 
 void connection::set_strategy(schedule_strategy s) noexcept { _path_sched.set_strategy(s); }
 
+// ---------------------------------------------------------------------------------------------
+// Control-plane settings
+
+namespace {
+
+constexpr std::uint64_t max_window = std::uint64_t{1} << 62;
+
+// The level a stream is served and framed at. control is the control frames' own: 0xFF in a
+// frame header marks a control frame (PROTOCOL.md 5.3), so a stream given it goes as critical.
+kdp::priority stream_level(kdp::priority p) noexcept {
+    return p == kdp::priority::control ? kdp::priority::critical : p;
+}
+
+bool valid_priority(kdp::priority p) noexcept {
+    switch (p) {
+    case kdp::priority::normal:
+    case kdp::priority::high:
+    case kdp::priority::critical:
+    case kdp::priority::control:
+        return true;
+    }
+    return false;
+}
+
+} // namespace
+
+bool connection::set_path_weight(path_id id, float weight) noexcept {
+    path_state* p = find_path(id);
+    if (p == nullptr || !p->alive() || !std::isfinite(weight) || weight < 0.0f) {
+        return false;
+    }
+    p->weight = weight;
+    p->weight_pinned = true;
+    return true;
+}
+
+void connection::unpin_path_weights() noexcept {
+    for (auto& p : _paths) {
+        p->weight_pinned = false;
+    }
+}
+
+bool connection::set_path_standby(path_id id, bool standby) noexcept {
+    path_state* p = find_path(id);
+    if (p == nullptr || !p->alive()) {
+        return false;
+    }
+    p->standby = standby;
+    return true;
+}
+
+bool connection::set_path_max_rate(path_id id, std::uint64_t bits_per_second) noexcept {
+    path_state* p = find_path(id);
+    if (p == nullptr || !p->alive()) {
+        return false;
+    }
+    p->max_rate_bps = bits_per_second;
+    return true;
+}
+
+bool connection::set_stream_qos(stream_id id, const qos_policy& qos) noexcept {
+    // Written so that NaN fails too.
+    const bool loss_ok = qos.loss_threshold >= 0.0f && qos.loss_threshold <= 1.0f;
+    if (id == 0 || id > kdp::varint_max || !loss_ok || !valid_priority(qos.priority)) {
+        return false;
+    }
+    stream_state* s = find_stream(id);
+    if (s != nullptr) {
+        apply_qos(*s, qos);
+        return true;
+    }
+    const auto it = std::lower_bound(_pending_qos.begin(), _pending_qos.end(), id,
+                                     [](const auto& e, stream_id v) { return e.first < v; });
+    if (it != _pending_qos.end() && it->first == id) {
+        it->second = qos;
+        return true;
+    }
+    if (_pending_qos.size() >= _config.max_streams) {
+        return false;
+    }
+    _pending_qos.insert(it, {id, qos}); // within the capacity reserved at construction
+    return true;
+}
+
+bool connection::set_connection_window(std::uint64_t bytes, time_ns now) noexcept {
+    if (bytes == 0 || bytes > max_window) {
+        return false;
+    }
+    _now = std::max(_now, now);
+    const bool grows = bytes > _recv_credit.window();
+    _recv_credit.set_window(bytes);
+    if (grows && _recv_credit.next_limit() > _recv_credit.limit()) {
+        _pending->max_data = true;
+    }
+    return true;
+}
+
+bool connection::set_stream_window(stream_id id, std::uint64_t bytes, time_ns now) noexcept {
+    stream_state* s = find_stream(id);
+    if (s == nullptr || bytes == 0 || bytes > max_window) {
+        return false;
+    }
+    _now = std::max(_now, now);
+    const bool grows = bytes > s->recv_credit.window();
+    s->recv_credit.set_window(bytes);
+    auto& queued = _pending->max_stream_data;
+    if (grows && s->recv_credit.next_limit() > s->recv_credit.limit() && !s->recv.has_final_size() &&
+        !s->reset_received && std::find(queued.begin(), queued.end(), id) == queued.end()) {
+        queued.push_back(id);
+    }
+    return true;
+}
+
+bool connection::set_initial_stream_window(std::uint64_t bytes) noexcept {
+    if (bytes == 0 || bytes > max_window) {
+        return false;
+    }
+    _stream_window = bytes;
+    return true;
+}
+
+// A new QoS on an open stream: its priority level in the stream scheduler, its place among the
+// guaranteed streams, and the latency budget (recomputed: a control-path call).
+void connection::apply_qos(stream_state& s, const qos_policy& qos) noexcept {
+    s.opts.qos = qos;
+    s.opts.priority = stream_level(qos.priority);
+    if (_stream_sched.is_ready(s.id)) {
+        _stream_sched.set_ready(s.id, s.opts.priority); // moves it to its new level
+    }
+    const auto g = std::find(_guaranteed.begin(), _guaranteed.end(), s.id);
+    if (qos.min_bandwidth_mbps != 0 && g == _guaranteed.end()) {
+        _guaranteed.push_back(s.id);
+    } else if (qos.min_bandwidth_mbps == 0 && g != _guaranteed.end()) {
+        _guaranteed.erase(g);
+    }
+    update_latency_budget();
+}
+
 connection::path_state* connection::find_path(path_id id) noexcept {
     for (auto& p : _paths) {
         if (p->id == id) {
@@ -276,16 +431,16 @@ stream_id connection::open_stream(const stream_options& options) {
     }
     const stream_id id = _next_local_stream;
     _next_local_stream += 2;
-    _streams.emplace(id, std::make_unique<stream_state>(id, options, _config, &_segments));
+    const stream_options& o = add_stream(id, options)->opts; // with any pending QoS applied
     // Incremental here (O(1) per open); rebalance() recomputes it as bounded streams finish.
-    if (options.qos.max_latency_ms != 0) {
-        const time_ns b = options.qos.max_latency_ms * ms;
+    if (o.qos.max_latency_ms != 0) {
+        const time_ns b = o.qos.max_latency_ms * ms;
         _latency_budget = _latency_budget == 0 ? b : std::min(_latency_budget, b);
     }
-    if (options.qos.max_latency_ms != 0 || options.priority == kdp::priority::critical) {
+    if (o.qos.max_latency_ms != 0 || o.priority == kdp::priority::critical) {
         _bounded.push_back(id);
     }
-    if (options.qos.min_bandwidth_mbps != 0) {
+    if (o.qos.min_bandwidth_mbps != 0) {
         _guaranteed.push_back(id);
     }
     if (options.compress && !_compressor) {
@@ -321,6 +476,7 @@ bool connection::reset_stream(stream_id id, std::uint64_t code) {
     s->reset_sent = true;
     _pending->resets.emplace_back(id, code);
     _stream_sched.set_idle(id);
+    check_closed(*s);
     return true;
 }
 
@@ -341,6 +497,7 @@ std::uint64_t connection::read(stream_id id, read_sink sink, void* ctx) noexcept
         if (_cb.on_stream_finished != nullptr) {
             _cb.on_stream_finished(_cb.ctx, id);
         }
+        check_closed(*s);
     }
     return n;
 }
@@ -386,25 +543,73 @@ bool connection::stream_all_acked(stream_id id) const noexcept {
     return s != nullptr && s->send.all_acked();
 }
 
+void connection::fill_info(const path_state& p, path_info& out) const noexcept {
+    out.id = p.id;
+    out.status = p.status;
+    out.srtt = p.sent.rtt().smoothed();
+    out.min_rtt = p.sent.rtt().min();
+    out.rttvar = p.sent.rtt().variance();
+    out.cwnd = p.cc.cwnd();
+    out.bytes_in_flight = p.cc.bytes_in_flight();
+    out.pacing_rate_bps = pacing_rate(p);
+    out.delivery_rate_bps = p.sent.delivery_rate_bps();
+    out.weight = p.weight;
+    out.weight_pinned = p.weight_pinned;
+    out.standby = p.standby;
+    out.max_rate_bps = p.max_rate_bps;
+    out.congestion = p.detector.last();
+    out.counters = p.counters;
+}
+
+bool connection::path_info_at(std::size_t i, path_info& out) const noexcept {
+    if (i >= _paths.size()) {
+        return false;
+    }
+    fill_info(*_paths[i], out);
+    return true;
+}
+
 std::vector<path_info> connection::paths() const {
-    std::vector<path_info> out;
-    for (const auto& p : _paths) {
-        path_info i;
-        i.id = p->id;
-        i.status = p->status;
-        i.srtt = p->sent.rtt().smoothed();
-        i.min_rtt = p->sent.rtt().min();
-        i.rttvar = p->sent.rtt().variance();
-        i.cwnd = p->cc.cwnd();
-        i.bytes_in_flight = p->cc.bytes_in_flight();
-        i.pacing_rate_bps = p->cc.pacing_rate_bps(std::max<time_ns>(i.srtt, 1));
-        i.delivery_rate_bps = p->sent.delivery_rate_bps();
-        i.weight = p->weight;
-        i.congestion = p->detector.last();
-        i.counters = p->counters;
-        out.push_back(i);
+    std::vector<path_info> out(_paths.size());
+    for (std::size_t i = 0; i < _paths.size(); ++i) {
+        fill_info(*_paths[i], out[i]);
     }
     return out;
+}
+
+// The rate the path's pacer runs at: the congestion controller's, under the control plane's
+// cap. Before the first RTT sample the controller's rate is huge (srtt floored at 1 ns: the
+// burst is the only limit); a cap paces such a path too.
+std::uint64_t connection::pacing_rate(const path_state& p) const noexcept {
+    const std::uint64_t rate = p.cc.pacing_rate_bps(std::max<time_ns>(p.sent.rtt().smoothed(), 1));
+    if (p.max_rate_bps == 0) {
+        return rate;
+    }
+    return rate == 0 ? p.max_rate_bps : std::min(rate, p.max_rate_bps);
+}
+
+// Whether a non-standby path is active: then standby paths carry no stream data.
+bool connection::primary_active() const noexcept {
+    for (const auto& p : _paths) {
+        if (!p->standby && p->usable()) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// A stream both of whose directions ended is counted closed, once. Its state stays (late
+// frames find it; max_streams bounds the streams a connection ever has).
+void connection::check_closed(stream_state& s) noexcept {
+    if (s.closed) {
+        return;
+    }
+    const bool send_done = s.reset_sent || s.send.all_acked();
+    const bool recv_done = s.reset_received || (s.recv.complete() && s.finished_notified);
+    if (send_done && recv_done) {
+        s.closed = true;
+        ++_counters.streams_closed;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -546,11 +751,37 @@ connection::stream_state* connection::accept_stream(stream_id id, std::uint8_t f
     stream_options o;
     o.ordered = (flags & kdp::frame_flag::ordered) != 0;
     o.priority = static_cast<kdp::priority>(priority);
-    auto [it, inserted] = _streams.emplace(id, std::make_unique<stream_state>(id, o, _config, &_segments));
+    o.qos.priority = o.priority;
+    stream_state* s = add_stream(id, o);
+    if (s->opts.qos.min_bandwidth_mbps != 0) {
+        _guaranteed.push_back(id);
+    }
+    // A window larger than the one both ends start with is granted at once: the peer knows
+    // the stream (it opened it).
+    if (s->recv_credit.next_limit() > s->recv_credit.limit()) {
+        _pending->max_stream_data.push_back(id);
+    }
     if (_cb.on_stream_opened != nullptr) {
         _cb.on_stream_opened(_cb.ctx, id);
     }
-    return it->second.get();
+    return s;
+}
+
+// A new stream of either side, with the QoS the control plane set for it before it opened.
+connection::stream_state* connection::add_stream(stream_id id, const stream_options& options) {
+    auto [it, inserted] =
+        _streams.emplace(id, std::make_unique<stream_state>(id, options, _config, &_segments, _stream_window));
+    stream_state& s = *it->second;
+    ++_counters.streams_opened;
+    const auto q = std::lower_bound(_pending_qos.begin(), _pending_qos.end(), id,
+                                    [](const auto& e, stream_id v) { return e.first < v; });
+    if (q != _pending_qos.end() && q->first == id) {
+        s.opts.qos = q->second;
+        s.opts.priority = q->second.priority;
+        _pending_qos.erase(q);
+    }
+    s.opts.priority = stream_level(s.opts.priority);
+    return &s;
 }
 
 void connection::deliver(stream_state& s) noexcept {
@@ -564,6 +795,7 @@ void connection::deliver(stream_state& s) noexcept {
             if (_cb.on_stream_finished != nullptr) {
                 _cb.on_stream_finished(_cb.ctx, s.id);
             }
+            check_closed(s);
         }
         return;
     }
@@ -581,6 +813,7 @@ void connection::deliver(stream_state& s) noexcept {
         if (_cb.on_stream_finished != nullptr) {
             _cb.on_stream_finished(_cb.ctx, s.id);
         }
+        check_closed(s);
     }
 }
 
@@ -637,6 +870,7 @@ void connection::process_control(path_state& p, const kdp::control_frame& c, tim
             if (_cb.on_stream_reset != nullptr) {
                 _cb.on_stream_reset(_cb.ctx, s->id, c.error_code);
             }
+            check_closed(*s);
         }
         break;
     }
@@ -900,11 +1134,16 @@ void connection::rebalance(time_ns now) noexcept {
         if (n == cands.size()) {
             break;
         }
-        describe(*p, p->detector.evaluate(now), cands[n++]);
+        describe(*p, p->detector.evaluate(now), cands[n]);
+        // A pinned path takes no part: the balancer shares weight among the others.
+        cands[n].usable = cands[n].usable && !p->weight_pinned;
+        ++n;
     }
     _balancer.adapt({cands.data(), n});
     for (std::size_t i = 0; i < n; ++i) {
-        _paths[i]->weight = cands[i].weight;
+        if (!_paths[i]->weight_pinned) {
+            _paths[i]->weight = cands[i].weight;
+        }
     }
 }
 
@@ -921,6 +1160,7 @@ time_ns connection::next_wakeup() const noexcept {
     for (const auto& p : _paths) {
         in_flight = in_flight || p->sent.bytes_in_flight() > 0;
     }
+    const bool primary_up = primary_active();
     if (data || in_flight) {
         t = std::min(t, _next_balance); // an idle connection is not woken to rebalance
     }
@@ -933,11 +1173,9 @@ time_ns connection::next_wakeup() const noexcept {
         if (p->probes_to_send > 0 || p->challenge_due || p->response_due) {
             return 0;
         }
-        if (data && p->usable() && p->cc.can_send(_config.max_packet_size) && p->sent.can_send() &&
-            (!bulk_capped(*p) || _pending->any() || bounded_data_ready())) {
-            const time_ns srtt = std::max<time_ns>(p->sent.rtt().smoothed(), 1);
-            t = std::min(t, p->pace.next_send_time(_config.max_packet_size, _now,
-                                                   p->cc.pacing_rate_bps(srtt)));
+        if (data && p->usable() && (!p->standby || !primary_up) && p->cc.can_send(_config.max_packet_size) &&
+            p->sent.can_send() && (!bulk_capped(*p) || _pending->any() || bounded_data_ready())) {
+            t = std::min(t, p->pace.next_send_time(_config.max_packet_size, _now, pacing_rate(*p)));
         }
     }
     return t;
@@ -992,6 +1230,7 @@ void connection::flush(time_ns now) noexcept {
     // Data and connection-level control, path by path as the scheduler picks them.
     std::array<path_candidate, 32> cands{};
     std::array<path_state*, 32> states{};
+    const bool primary_up = primary_active(); // path states change on receipt and timers only
     while (budget > 0 && (has_stream_data() || _pending->any())) {
         // The stream the packet starts with decides the path: its priority and QoS.
         kdp::priority prio = kdp::priority::control;
@@ -1018,9 +1257,9 @@ void connection::flush(time_ns now) noexcept {
             }
             path_candidate& c = cands[n];
             describe(*p, p->detector.last(), c);
-            const time_ns srtt = std::max<time_ns>(p->sent.rtt().smoothed(), 1);
-            c.can_send = p->usable() && p->cc.can_send(_config.max_packet_size) && p->sent.can_send() &&
-                         p->pace.next_send_time(_config.max_packet_size, now, p->cc.pacing_rate_bps(srtt)) <= now &&
+            c.can_send = p->usable() && (!p->standby || !primary_up) && p->cc.can_send(_config.max_packet_size) &&
+                         p->sent.can_send() &&
+                         p->pace.next_send_time(_config.max_packet_size, now, pacing_rate(*p)) <= now &&
                          !(bulk_head && bulk_capped(*p));
             states[n] = p.get();
             any = any || c.can_send;
@@ -1061,10 +1300,15 @@ bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_on
     // Data and connection-level control ride on usable paths. A probe on a suspect or failed
     // path carries only its PATH_CHALLENGE, unless no path is usable: then it repairs too.
     bool any_usable = false;
+    bool primary_up = false;
     for (const auto& q : _paths) {
         any_usable = any_usable || q->usable();
+        primary_up = primary_up || (q->usable() && !q->standby);
     }
     const bool carry = p.usable() || (probe && !any_usable);
+    // Stream data also stays off a standby path while a non-standby one is active: its
+    // keep-alives, responses and probes go out without it.
+    const bool carry_data = carry && (!p.standby || !primary_up);
     bool all_retransmit = true;
     bool all_high = true;
     bool only_challenges = true;
@@ -1123,7 +1367,7 @@ bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_on
                 p.response_due = false;
             }
         }
-        const bool want_challenge = p.challenge_due || (probe_needs_challenge && (!carry || !has_stream_data()));
+        const bool want_challenge = p.challenge_due || (probe_needs_challenge && (!carry_data || !has_stream_data()));
         if (want_challenge) {
             kdp::control_frame c;
             c.type = kdp::control_type::path_challenge;
@@ -1223,7 +1467,7 @@ bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_on
         // 4. Stream data, by the stream scheduler's order, while the packet has room. A probe
         // carries data too when there is some: it then repairs as well as probes.
         std::size_t streams_tried = 0;
-        while (carry && !_close_pending && !_stream_sched.empty() && nf < frames.size() &&
+        while (carry_data && !_close_pending && !_stream_sched.empty() && nf < frames.size() &&
                streams_tried < 64) {
             const stream_id sid = first != 0 ? first : _stream_sched.next();
             first = 0;
@@ -1391,8 +1635,7 @@ bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_on
         target.sent.on_sent(now, static_cast<std::uint32_t>(w.size), eliciting, rs);
         if (eliciting) {
             target.cc.on_packet_sent(static_cast<std::uint32_t>(w.size), now);
-            const time_ns srtt = std::max<time_ns>(target.sent.rtt().smoothed(), 1);
-            target.pace.on_sent(static_cast<std::uint32_t>(w.size), now, target.cc.pacing_rate_bps(srtt));
+            target.pace.on_sent(static_cast<std::uint32_t>(w.size), now, pacing_rate(target));
             target.last_send_eliciting = now;
         }
         ++target.counters.packets_sent;

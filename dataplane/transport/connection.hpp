@@ -122,6 +122,10 @@ struct connection_counters {
     std::uint64_t stream_bytes_sent = 0, stream_bytes_retransmitted = 0;
     std::uint64_t compressed_frames = 0, uncompressed_fallbacks = 0;
     std::uint64_t flow_blocked = 0;
+    // Streams that came into being (opened here or by the peer) and that ended: both
+    // directions finished (FIN acknowledged or RESET_STREAM sent; every byte to the FIN read or
+    // RESET_STREAM received). open_streams() is the difference.
+    std::uint64_t streams_opened = 0, streams_closed = 0;
 };
 
 // A read-only snapshot of one path, for schedulers, tests and the control plane.
@@ -131,6 +135,9 @@ struct path_info {
     time_ns srtt = 0, min_rtt = 0, rttvar = 0;
     std::uint64_t cwnd = 0, bytes_in_flight = 0, pacing_rate_bps = 0, delivery_rate_bps = 0;
     float weight = 0;
+    bool weight_pinned = false; // set_path_weight(): the load balancer leaves it alone
+    bool standby = false;       // set_path_standby()
+    std::uint64_t max_rate_bps = 0; // set_path_max_rate(); 0 = no cap
     congestion_report congestion{};
     path_counters counters{};
 };
@@ -148,8 +155,55 @@ public:
     void set_path_attributes(path_id id, float cost, float server_load, float geographic_score);
     void set_strategy(schedule_strategy s) noexcept;
 
+    // ---- control-plane settings ----
+    // kwikd applies KCP plans with these, on the thread that owns the connection, between
+    // bursts. None allocates. Each returns false, changing nothing, when the id is unknown
+    // (a removed path counts as unknown) or the value is out of range.
+    //
+    // Pins the path's weight (finite, >= 0) for the weighted strategy: the adaptive load
+    // balancer stops changing it until unpin_path_weights(), and adapts the unpinned paths
+    // among themselves (their weights then sum to 1, so give pinned weights on that scale when
+    // mixing). Weight 0: the weighted strategy sends no data there while another eligible path
+    // has a weight. Weights do not affect the other strategies.
+    bool set_path_weight(path_id id, float weight) noexcept;
+    // The load balancer owns all weights again; it starts from the pinned values.
+    void unpin_path_weights() noexcept;
+    // A standby path carries no stream data (only ACKs, keep-alives, probes' PATH_CHALLENGEs
+    // and connection-level control) while any non-standby path is active. When none is (all
+    // failed, suspect or removed), standby paths carry data like any other (failover); once a
+    // non-standby path is active again, new data goes there, and the standby path's in-flight
+    // data is acknowledged or recovered as usual.
+    bool set_path_standby(path_id id, bool standby) noexcept;
+    // Caps the path's pacing rate: min(congestion-derived rate, cap); 0 removes the cap. Also
+    // paces a path that has no RTT estimate yet. Probes and ACKs are not held back (13.4).
+    bool set_path_max_rate(path_id id, std::uint64_t bits_per_second) noexcept;
+    // The stream's QoS, qos.priority included (it becomes the stream's priority; control, the
+    // control frames' own level, serves and frames the stream as critical). Applies now if the
+    // stream is open (a queued stream moves to its new level); otherwise it is remembered and
+    // applied when the stream opens, whichever side opens it, and then wins over the
+    // stream_options given to open_stream() or the priority of the peer's first frame.
+    // At most config.max_streams streams wait so (false when full; setting one again replaces
+    // it). false also for stream 0, an id above 2^62-1, a loss_threshold outside [0, 1] (NaN
+    // included) or a priority that is not a kdp::priority value.
+    bool set_stream_qos(stream_id id, const qos_policy& qos) noexcept;
+    // The connection's receive window, 1..2^62: what MAX_DATA grants ahead of the bytes the
+    // application consumed. Growing it queues a MAX_DATA for the next flush(); shrinking never
+    // lowers a limit already granted (KDP limits only increase, PROTOCOL.md 13.5) and takes
+    // effect as data is consumed. now: the owner's clock, as for every call.
+    bool set_connection_window(std::uint64_t bytes, time_ns now) noexcept;
+    // The same for one open stream (MAX_STREAM_DATA); false if the stream is not open. A stream
+    // whose final size is known gets no update (it needs none).
+    bool set_stream_window(stream_id id, std::uint64_t bytes, time_ns now) noexcept;
+    // The receive window of streams opened from now on, 1..2^62. They still start at the
+    // limit both ends assume (config.stream_window). On a stream the peer opens, a larger
+    // window is granted at once (MAX_STREAM_DATA on the next flush); on one this side opens,
+    // by the usual updates as the application reads (the peer ignores MAX_STREAM_DATA for a
+    // stream it has not seen yet).
+    bool set_initial_stream_window(std::uint64_t bytes) noexcept;
+
     // ---- application ----
-    stream_id open_stream(const stream_options& options);     // 0 if max_streams reached
+    // 0 if max_streams reached. Priority control is served and framed as critical.
+    stream_id open_stream(const stream_options& options);
     // Queues data on a stream; the connection keeps a reference (tx_ops->retain) until acked.
     bool write(stream_id id, buffer_ref data);
     bool finish(stream_id id);
@@ -173,7 +227,13 @@ public:
     // ---- observation ----
     bool closed() const noexcept { return _closed; }
     close_code close_reason() const noexcept { return _close_code; }
-    std::vector<path_info> paths() const;
+    std::vector<path_info> paths() const; // allocates: tests and set-up; kwikd uses the pair below
+    // Paths in the order add_path() added them, removed ones included (status removed).
+    std::size_t path_count() const noexcept { return _paths.size(); }
+    bool path_info_at(std::size_t i, path_info& out) const noexcept; // false: i >= path_count()
+    std::uint32_t open_streams() const noexcept {
+        return static_cast<std::uint32_t>(_counters.streams_opened - _counters.streams_closed);
+    }
     const connection_counters& counters() const noexcept { return _counters; }
     std::uint64_t stream_buffered_bytes(stream_id id) const noexcept; // receive side, held
     std::uint64_t send_buffered_bytes(stream_id id) const noexcept;
@@ -190,6 +250,12 @@ private:
     stream_state* find_stream(stream_id id) noexcept;
     const stream_state* find_stream(stream_id id) const noexcept;
     stream_state* accept_stream(stream_id id, std::uint8_t flags, std::uint8_t priority) noexcept;
+    stream_state* add_stream(stream_id id, const stream_options& options);
+    void apply_qos(stream_state& s, const qos_policy& qos) noexcept;
+    void check_closed(stream_state& s) noexcept;
+    void fill_info(const path_state& p, path_info& out) const noexcept;
+    std::uint64_t pacing_rate(const path_state& p) const noexcept;
+    bool primary_active() const noexcept;
     bool locally_initiated(stream_id id) const noexcept;
 
     void process_frame(path_state& p, const kdp::frame_view& f, std::span<const std::uint8_t> datagram,
@@ -242,6 +308,9 @@ private:
     std::vector<stream_id> _bounded; // streams exempt from the bulk cap (critical or latency-bounded)
     std::vector<stream_id> _guaranteed; // streams with a QoS min_bandwidth
     std::vector<stream_id> _connection_blocked; // streams idled by the connection limit, once each
+    // set_stream_qos() for streams not open yet, sorted by id; reserved for max_streams.
+    std::vector<std::pair<stream_id, qos_policy>> _pending_qos;
+    std::uint64_t _stream_window; // receive window of streams opened from now on
     time_ns _next_balance;
     bool _closed = false;
     bool _close_pending = false;
