@@ -231,6 +231,54 @@ TEST(transport_sim, blackout_failover) {
     EXPECT_TRUE(failed) << "the blacked-out path was never declared failed";
 }
 
+// A standby path (control-plane setting) carries no stream data while the primary is up,
+// takes the transfer while the primary is blacked out, and gives it back once the primary
+// answers again; every byte arrives exactly once.
+TEST(transport_sim, standby_failover) {
+    scenario s(31);
+    s.add_path(make_link(20, 10 * ms), make_link(20, 10 * ms)); // primary (transport path 1)
+    s.add_path(make_link(20, 15 * ms), make_link(20, 15 * ms)); // standby (transport path 2)
+    s.net.blackout_path(s.paths[0], 2 * sec, 4 * sec);
+    s.start();
+    ASSERT_TRUE(s.client->conn().set_path_standby(2, true));
+    const std::uint64_t size = 16ull << 20;
+    const auto id = s.client->add_bulk({}, size);
+    const link& standby_link = s.net.link_at(s.net.path(s.paths[1]).forward[0]);
+    const link& primary_link = s.net.link_at(s.net.path(s.paths[0]).forward[0]);
+
+    s.loop.run_until(2 * sec);
+    const std::uint64_t before = standby_link.counters().bytes_sent;
+    EXPECT_LT(before, 2000u) << "only keep-alives and ACKs on the standby path";
+    EXPECT_GT(primary_link.counters().bytes_sent, 2000000u);
+
+    s.loop.run_until(4 * sec);
+    const std::uint64_t during = standby_link.counters().bytes_sent - before;
+    EXPECT_GT(during, 2000000u) << "the standby path took the transfer"; // of at most 5 MB
+
+    time_ns recovered = 0;
+    ASSERT_TRUE(s.loop.run_while([&] {
+        for (const auto& e : s.client->path_events()) {
+            if (e.path == 1 && e.event == transport::path_event::recovered && e.at >= 4 * sec) {
+                recovered = e.at;
+                return false;
+            }
+        }
+        return true;
+    }, 6 * sec)) << "the primary never recovered";
+    s.loop.run_until(recovered + 300 * ms); // what was in flight on the standby path settles
+    const std::uint64_t after = standby_link.counters().bytes_sent;
+    const std::uint64_t primary_after = primary_link.counters().bytes_sent;
+    s.loop.run_until(recovered + 1300 * ms);
+    std::printf("standby path: %llu bytes before the blackout, %llu during, %llu in the second after recovery "
+                "(recovered %.0f ms after the blackout ended)\n",
+                (unsigned long long)before, (unsigned long long)during,
+                (unsigned long long)(standby_link.counters().bytes_sent - after), double(recovered - 4 * sec) / 1e6);
+    EXPECT_LT(standby_link.counters().bytes_sent - after, 1000u);
+    EXPECT_GT(primary_link.counters().bytes_sent - primary_after, 1000000u);
+    ASSERT_TRUE(s.run_to_completion(60 * sec));
+    expect_exact_delivery(*s.server, id, size);
+}
+
 // (d) A CRITICAL stream's latency stays within its QoS bound while a bulk stream saturates.
 TEST(transport_sim, critical_latency_under_bulk_load) {
     scenario s(13);
