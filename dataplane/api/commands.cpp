@@ -43,6 +43,14 @@ std::string_view to_string(message_type t) noexcept {
         return "unknown_path";
     case message_type::counters_ready:
         return "counters_ready";
+    case message_type::connection_closed:
+        return "connection_closed";
+    case message_type::connection_info:
+        return "connection_info";
+    case message_type::path_info:
+        return "path_info";
+    case message_type::list_state:
+        return "list_state";
     }
     return "unknown";
 }
@@ -185,6 +193,10 @@ command make_request_counters() noexcept {
     return make_command(message_type::request_counters);
 }
 
+command make_list_state() noexcept {
+    return make_command(message_type::list_state);
+}
+
 std::uint64_t connection_of(const command& c) noexcept {
     switch (c.header.type) {
     case message_type::add_connection:
@@ -256,6 +268,20 @@ event make_unknown_path(const five_tuple& tuple, std::uint32_t count, std::uint1
     e.unknown_path.worker = worker;
     e.unknown_path.first_seen_ns = first_seen_ns;
     e.unknown_path.last_seen_ns = last_seen_ns;
+    return e;
+}
+
+event make_connection_closed(std::uint64_t connection_id, std::uint64_t close_code, std::string_view reason) noexcept {
+    event e = make_event(message_type::connection_closed);
+    e.connection_closed.connection_id = connection_id;
+    e.connection_closed.close_code = close_code;
+    set_text_truncated(e.connection_closed.reason, reason);
+    return e;
+}
+
+event make_info(message_type type, std::uint64_t request_sequence) noexcept {
+    event e = make_event(type);
+    e.header.ack_sequence = request_sequence;
     return e;
 }
 
@@ -573,6 +599,13 @@ validation check_command_body(const command& c) noexcept {
         }
         return check_tail(c, b, "request_counters");
     }
+    case message_type::list_state: {
+        const list_state_body& b = c.list_state;
+        if (!all_zero(b.reserved, sizeof(b.reserved))) {
+            return validation::failure(invalid, "list_state.reserved: must be zero");
+        }
+        return check_tail(c, b, "list_state");
+    }
     default:
         break;
     }
@@ -638,6 +671,22 @@ validation validate(const event& e) noexcept {
     }
     case message_type::counters_ready:
         return check_tail(e, e.counters_ready, "counters_ready");
+    case message_type::connection_closed:
+        KWIK_CHECK(check_text(e.connection_closed.reason, "connection_closed.reason", true));
+        return check_tail(e, e.connection_closed, "connection_closed");
+    case message_type::connection_info: {
+        const connection_info_body& b = e.connection_info;
+        KWIK_CHECK(check_text(b.name, "connection_info.name", false));
+        KWIK_CHECK(check_text(b.endpoint_path, "connection_info.endpoint_path", true));
+        if (static_cast<std::uint8_t>(b.endpoint) > endpoint_kind_max) {
+            return validation::failure(invalid, "connection_info.endpoint: %u is not defined",
+                                       static_cast<unsigned>(b.endpoint));
+        }
+        return check_tail(e, b, "connection_info");
+    }
+    case message_type::path_info:
+        KWIK_CHECK(check_tuple(e.path_info.tuple, "path_info.tuple", false));
+        return check_tail(e, e.path_info, "path_info");
     default:
         break;
     }

@@ -15,7 +15,7 @@ namespace kwik::api {
 // Checked twice: the region header carries it (the control process refuses to attach to a
 // kwikd speaking another version) and every message header carries it (kwikd answers a message
 // of another version with result_status::unsupported_version).
-inline constexpr std::uint16_t protocol_version = 1;
+inline constexpr std::uint16_t protocol_version = 2; // 2: list_state, connection_closed, *_info
 
 inline constexpr std::size_t message_size = 256;
 inline constexpr std::size_t message_header_size = 24;
@@ -41,19 +41,23 @@ enum class message_type : std::uint16_t {
     set_qos = 7,
     set_windows = 8,
     request_counters = 9,
+    list_state = 10, // kwikd answers with connection_info and path_info events, then the result
     // events: kwikd -> control process
     command_result = 0x101,
     path_up = 0x102,
     path_down = 0x103,
     unknown_path = 0x104,
     counters_ready = 0x105,
+    connection_closed = 0x106, // the transport closed it (idle timeout, the peer's close, an error)
+    connection_info = 0x107,   // list_state: one per connection
+    path_info = 0x108,         // list_state: one per path
 };
 std::string_view to_string(message_type t) noexcept;
 constexpr bool is_command(message_type t) noexcept {
-    return t >= message_type::add_connection && t <= message_type::request_counters;
+    return t >= message_type::add_connection && t <= message_type::list_state;
 }
 constexpr bool is_event(message_type t) noexcept {
-    return t >= message_type::command_result && t <= message_type::counters_ready;
+    return t >= message_type::command_result && t <= message_type::path_info;
 }
 
 // First 24 bytes of every command and event.
@@ -122,7 +126,8 @@ struct add_connection_body {
     connection_role role;
     endpoint_kind endpoint;
     std::uint32_t reserved;
-    std::uint64_t endpoint_length;          // pattern_source: bytes per stream (> 0); others 0
+    std::uint64_t endpoint_length;          // pattern_source: the largest request answered, in
+                                            // bytes (> 0; docs/PROTOCOL.md 14); others 0
     char endpoint_path[endpoint_path_size]; // file_store: absolute directory; others empty
 };
 
@@ -136,7 +141,9 @@ struct add_path_body {
     std::uint64_t connection_id;
     std::uint64_t path_id; // <= max_path_id, unused in the connection
     five_tuple tuple;
-    float initial_weight;             // load-balancing weight, >= 0, finite
+    float initial_weight;             // load-balancing weight, >= 0, finite; 1 (where the load
+                                      // balancer starts every path) leaves it adaptive, any
+                                      // other value pins it as set_weights does
     std::uint32_t max_bandwidth_mbps; // 0: no cap
     std::uint8_t standby;             // 1: kept alive, carries data only after a failover
     std::uint8_t reserved[7];
@@ -190,6 +197,10 @@ struct set_windows_body {
 
 struct request_counters_body {
     std::uint64_t reserved[2]; // zero; kwikd answers with counters_ready
+};
+
+struct list_state_body {
+    std::uint64_t reserved[2]; // zero; kwikd answers with *_info events, then command_result
 };
 
 // ---- event bodies -------------------------------------------------------------------------
@@ -249,6 +260,37 @@ struct unknown_path_body {
     std::uint64_t last_seen_ns;
 };
 
+struct connection_closed_body {
+    std::uint64_t connection_id;
+    std::uint64_t close_code; // the transport's close_code (docs/PROTOCOL.md 6.7)
+    char reason[reason_size];
+};
+
+// list_state answers. Sent in one burst between the command and its command_result, whose
+// reason gives the counts ("3 connections, 7 paths").
+struct connection_info_body {
+    std::uint64_t connection_id;
+    char name[connection_name_size];
+    std::uint16_t owner_worker;
+    connection_role role;
+    endpoint_kind endpoint;
+    std::uint32_t paths;
+    std::uint64_t endpoint_length;
+    char endpoint_path[endpoint_path_size];
+};
+
+struct path_info_body {
+    std::uint64_t connection_id;
+    std::uint64_t path_id;
+    five_tuple tuple;
+    float weight; // as added or last set (pinned), 1 = the load balancer's
+    std::uint32_t max_bandwidth_mbps;
+    std::uint16_t port_id; // the kwikd port the local address is on
+    std::uint8_t standby;
+    std::uint8_t steered; // 1: an rte_flow rule steers it to the owner's queue; 0: hand-off ring
+    std::uint8_t reserved[4];
+};
+
 struct counters_ready_body {
     std::uint64_t epoch; // counters_header.epoch after every worker published
     std::uint32_t workers_published;
@@ -271,6 +313,7 @@ struct alignas(64) command {
         set_qos_body set_qos;
         set_windows_body set_windows;
         request_counters_body request_counters;
+        list_state_body list_state;
         std::uint8_t body[message_body_size];
     };
 };
@@ -283,6 +326,9 @@ struct alignas(64) event {
         path_down_body path_down;
         unknown_path_body unknown_path;
         counters_ready_body counters_ready;
+        connection_closed_body connection_closed;
+        connection_info_body connection_info;
+        path_info_body path_info;
         std::uint8_t body[message_body_size];
     };
 };
@@ -299,6 +345,9 @@ static_assert(sizeof(set_qos_body) == 40);
 static_assert(sizeof(command_result_body) == 152);
 static_assert(sizeof(path_down_body) == 152);
 static_assert(sizeof(unknown_path_body) == 64);
+static_assert(sizeof(connection_closed_body) == 144);
+static_assert(sizeof(connection_info_body) == 216);
+static_assert(sizeof(path_info_body) == 72);
 static_assert(sizeof(add_connection_body) <= message_body_size && sizeof(set_weights_body) <= message_body_size);
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -352,6 +401,7 @@ command make_set_qos(std::uint64_t connection_id, std::uint64_t stream_id, strea
 command make_set_windows(std::uint64_t connection_id, window_scope scope, std::uint64_t stream_id,
                          std::uint64_t window_bytes) noexcept;
 command make_request_counters() noexcept;
+command make_list_state() noexcept;
 
 // Events. make_command_result echoes the command's sequence, connection id and path id.
 event make_command_result(const command& answered, result_status status, std::string_view reason = {}) noexcept;
@@ -362,6 +412,9 @@ event make_unknown_path(const five_tuple& tuple, std::uint32_t count, std::uint1
                         std::uint64_t first_seen_ns, std::uint64_t last_seen_ns) noexcept;
 event make_counters_ready(std::uint64_t request_sequence, std::uint64_t epoch,
                           std::uint32_t workers_published) noexcept;
+event make_connection_closed(std::uint64_t connection_id, std::uint64_t close_code, std::string_view reason) noexcept;
+// connection_info / path_info: the body filled by the caller; ack_sequence = the list_state's.
+event make_info(message_type type, std::uint64_t request_sequence) noexcept;
 
 // The connection id and path id a command names (0 where it names none).
 std::uint64_t connection_of(const command& c) noexcept;

@@ -193,6 +193,19 @@ TEST(commands_builders, events_validate) {
         make_path_down(1, 2, path_down_kind::down, "no ACK for 3 x PTO"),
         make_unknown_path(v4_tuple(), 17, 0, 1, 100, 200),
         make_counters_ready(5, 12, 2),
+        make_connection_closed(3, 0, "idle timeout"),
+        [] {
+            event e = make_info(message_type::connection_info, 9);
+            e.connection_info.connection_id = 3;
+            set_text(e.connection_info.name, "up-1");
+            return e;
+        }(),
+        [] {
+            event e = make_info(message_type::path_info, 9);
+            e.path_info.connection_id = 3;
+            e.path_info.tuple = v4_tuple();
+            return e;
+        }(),
     };
     for (const event& e : all) {
         const validation v = validate(e);
@@ -203,6 +216,24 @@ TEST(commands_builders, events_validate) {
     odd.remote_port = 0;
     std::memset(odd.remote.bytes, 0, 4);
     EXPECT_TRUE(validate(make_unknown_path(odd, 1, 0, 0, 1, 1)).ok());
+
+    // The new events of protocol version 2 are checked field by field too.
+    event nameless = make_info(message_type::connection_info, 9);
+    EXPECT_NE(validate(nameless).reason().find("connection_info.name"), std::string_view::npos);
+    event bad_endpoint = make_info(message_type::connection_info, 9);
+    set_text(bad_endpoint.connection_info.name, "x");
+    bad_endpoint.connection_info.endpoint = static_cast<endpoint_kind>(9);
+    EXPECT_NE(validate(bad_endpoint).reason().find("connection_info.endpoint"), std::string_view::npos);
+    event bad_tail = make_connection_closed(1, 0, "x");
+    bad_tail.body[sizeof(connection_closed_body)] = 1;
+    EXPECT_FALSE(validate(bad_tail).ok());
+    EXPECT_EQ(to_string(message_type::list_state), "list_state");
+    EXPECT_TRUE(is_command(message_type::list_state));
+    EXPECT_TRUE(is_event(message_type::path_info));
+    EXPECT_TRUE(validate(make_list_state()).ok());
+    command bad_list = make_list_state();
+    bad_list.list_state.reserved[1] = 4;
+    EXPECT_NE(validate(bad_list).reason().find("list_state.reserved"), std::string_view::npos);
 }
 
 // ---- validation: one row per bad field, the reason must name it ----
@@ -223,10 +254,10 @@ std::vector<bad_case> bad_commands() {
         {"wrong version",
          [] {
              command c = make_request_counters();
-             c.header.version = 2;
+             c.header.version = protocol_version + 1;
              return c;
          },
-         "header.version: 2 is not this program's protocol version 1", result_status::unsupported_version},
+         "is not this program's protocol version", result_status::unsupported_version},
         {"event type in a command",
          [] {
              command c = make_request_counters();

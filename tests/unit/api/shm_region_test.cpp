@@ -354,7 +354,7 @@ TEST_F(shm_region_test, version_and_layout_mismatches_are_refused) {
     h.protocol_version = api::protocol_version + 1;
     auto proto = api::shm_region::open(_name, options(api::access::read_only));
     EXPECT_NE(
-        proto.message().find("kwikd pid " + std::to_string(::getpid()) + " speaks command protocol 2, this program 1"),
+        proto.message().find("kwikd pid " + std::to_string(::getpid()) + " speaks command protocol " + std::to_string(api::protocol_version + 1) + ", this program " + std::to_string(api::protocol_version)),
         std::string::npos)
         << proto.message();
     h.protocol_version = api::protocol_version;
