@@ -6,6 +6,7 @@
 // workers finish their burst and transmit what is queued, then final counters are printed.
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
@@ -20,11 +21,12 @@
 #include <thread>
 #include <vector>
 
+#include "dataplane/api/command_ring.hpp"
 #include "dataplane/api/counters.hpp"
 #include "dataplane/api/shm_region.hpp"
+#include "dataplane/engine/command_handler.hpp"
 #include "dataplane/engine/config.hpp"
 #include "dataplane/engine/worker.hpp"
-#include "drivers/flow_steering.hpp"
 
 namespace {
 
@@ -95,35 +97,22 @@ int worker_main(void* arg) {
     return 0;
 }
 
-engine::endpoint_kind endpoint_of(engine::stream_endpoint e) {
+api::endpoint_kind endpoint_of(engine::stream_endpoint e) {
     switch (e) {
     case engine::stream_endpoint::echo:
-        return engine::endpoint_kind::echo;
+        return api::endpoint_kind::echo;
     case engine::stream_endpoint::pattern:
-        return engine::endpoint_kind::pattern;
+        return api::endpoint_kind::pattern_source;
     case engine::stream_endpoint::file_store:
-        return engine::endpoint_kind::file_store;
+        return api::endpoint_kind::file_store;
     default:
-        return engine::endpoint_kind::discard;
+        return api::endpoint_kind::discard;
     }
 }
 
-std::uint64_t total_drops(const engine::worker_counters& c, const transport::connection* const* conns, std::size_t n) {
-    std::uint64_t d = 0;
-    for (auto x : c.drops) {
-        d += x;
-    }
-    for (auto x : c.classified.drops) {
-        d += x;
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-        if (conns[i] != nullptr) {
-            for (auto x : conns[i]->counters().drops) {
-                d += x;
-            }
-        }
-    }
-    return d;
+std::uint64_t monotonic_ns() {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
 }
 
 int fail(const std::string& what) {
@@ -228,12 +217,21 @@ int main(int argc, char** argv) {
         pc.device = std::string(engine::device_name(cfg.exception.device));
         pc.pool = pool;
         pc.rss = false;
-        pc.tx_queues = static_cast<std::uint16_t>(workers);
+        pc.rx_queues = 1;                                      // polled by worker 0
+        pc.tx_queues = static_cast<std::uint16_t>(workers); // every worker punts on its own queue
+        pc.mtu = cfg.ports[cfg.exception.port_index].mtu;
         auto opened = drivers::open_port(pc);
         if (!opened.ok()) {
             return fail("exception: " + opened.message());
         }
         exception = std::move(opened).value();
+        // The kernel shares the served port's addresses, so it must own its MAC too: punted
+        // frames are addressed to it, and peers answer the kernel's ARP requests to it.
+        rte_ether_addr mac = ports[cfg.exception.port_index].mac();
+        if (const int r = rte_eth_dev_default_mac_addr_set(exception->id(), &mac); r != 0) {
+            return fail("exception: cannot give " + cfg.exception.device + " the MAC of " +
+                        cfg.ports[cfg.exception.port_index].name + ": " + rte_strerror(-r));
+        }
     }
 
     std::string error;
@@ -244,12 +242,27 @@ int main(int argc, char** argv) {
         return fail(error);
     }
     std::vector<rte_ring*> handoff;
+    std::vector<engine::worker_mailbox> mailboxes;
     for (std::size_t w = 0; w < workers; ++w) {
         const std::string name = cfg.kwikd.name + "_handoff" + std::to_string(w);
         handoff.push_back(rte_ring_create(name.c_str(), 4096, static_cast<int>(rte_socket_id()), RING_F_SC_DEQ));
         if (handoff.back() == nullptr) {
             return fail(name + ": " + rte_strerror(rte_errno));
         }
+        // Replies hold twice the commands: a worker's answers always fit (worker::reply()).
+        mailboxes.push_back(engine::create_mailbox(cfg.kwikd.name, static_cast<unsigned>(w), 1024, 2048,
+                                                   static_cast<int>(rte_socket_id()), &error));
+        if (!mailboxes.back().valid()) {
+            return fail(error);
+        }
+    }
+    std::vector<api::counters_writer> writers;
+    for (std::size_t w = 0; w < workers; ++w) {
+        auto cw = api::counters_writer::attach(*region, static_cast<std::uint32_t>(w), cfg.kwikd.worker_lcores[w]);
+        if (!cw.ok()) {
+            return fail(cw.message());
+        }
+        writers.push_back(std::move(cw).value());
     }
 
     // Workers: worker w polls queue w of every port (RSS spreads paths over the queues).
@@ -273,71 +286,75 @@ int main(int argc, char** argv) {
         wc.app_pool = app_pool;
         wc.handoff = handoff;
         wc.burst = cfg.limits.burst;
-        if (exception && w == 0) {
-            wc.exception = exception->queue(0);
+        wc.max_connections = rc.counters.max_connections;
+        wc.mailbox = mailboxes[w];
+        wc.counters = &writers[w];
+        if (exception) {
+            wc.exception = exception->queue(static_cast<std::uint16_t>(w)); // rx queue 0, tx queue w
+            wc.exception_poll_rx = w == 0;
+            wc.exception_port = cfg.exception.port_index;
         }
         ws.push_back(std::make_unique<engine::worker>(wc));
     }
 
-    // Connections from the configuration, spread over the workers. Each path is steered to its
-    // owner's queue by rte_flow where the port can; elsewhere the worker that receives it hands
-    // it to the owner over the hand-off ring. Both are counted and reported here.
-    std::size_t steered = 0, handed = 0;
-    auto to_flow = [](const engine::ip_address& a) {
-        drivers::ip_address f;
-        if (a.is_v4()) {
-            f.version = 4;
-            std::memcpy(f.bytes.data(), a.v4_bytes(), 4);
-        } else {
-            f.version = 6;
-            f.bytes = a.bytes;
+    // The command interface: the control process's rings in the shared region, handled on this
+    // (the main) lcore. Until now the region was initialising and refused openers.
+    auto channel = api::dataplane_channel::create(*region);
+    if (!channel.ok()) {
+        return fail(channel.message());
+    }
+    engine::handler_config hc;
+    hc.channel = &channel.value();
+    hc.region = &region.value();
+    hc.paths = paths.get();
+    for (std::size_t p = 0; p < ports.size(); ++p) {
+        engine::handler_port hp;
+        hp.device = &ports[p];
+        hp.rx_queues = ports[p].rx_queues();
+        for (const auto& a : cfg.ports[p].addresses) {
+            hp.addresses.push_back(a.address);
         }
-        return f;
-    };
+        hp.kwik_ports.assign(cfg.ports[p].kwik_ports.begin(), cfg.ports[p].kwik_ports.end());
+        hc.ports.push_back(std::move(hp));
+    }
+    for (auto& w : ws) {
+        hc.workers.push_back(w.get());
+    }
+    hc.mailboxes = mailboxes;
+    hc.slots_per_worker = rc.counters.max_connections;
+    hc.max_bindings = std::max<std::uint32_t>(cfg.limits.max_paths, 64);
+    engine::apply_transport_defaults(cfg.transport, hc.transport);
+    engine::command_handler handler(std::move(hc));
+
+    // Connections from the configuration: connection i gets id i + 1 and goes through the same
+    // checks and actions as a control process's add_connection and add_path, applied now.
     for (std::size_t ci = 0; ci < cfg.connections.size(); ++ci) {
         const auto& sc = cfg.connections[ci];
-        engine::worker& owner = *ws[ci % workers];
-        engine::connection_spec spec;
-        spec.index = static_cast<std::uint32_t>(ci);
-        spec.endpoint.kind = endpoint_of(sc.endpoint);
-        spec.endpoint.directory = sc.directory;
-        engine::apply_transport_defaults(cfg.transport, spec.transport);
-        if (!owner.add_connection(spec, &error)) {
+        api::command add = api::make_add_connection(ci + 1, sc.id, endpoint_of(sc.endpoint));
+        add.add_connection.owner_hint = static_cast<std::uint16_t>(ci % workers);
+        add.add_connection.role = sc.role == transport::role::client ? api::connection_role::client : api::connection_role::server;
+        if (sc.endpoint == engine::stream_endpoint::file_store && !api::set_text(add.add_connection.endpoint_path, sc.directory)) {
+            return fail("connection[" + std::to_string(ci) + "].endpoint_arg: longer than " +
+                        std::to_string(api::endpoint_path_size - 1) + " bytes");
+        }
+        if (sc.endpoint == engine::stream_endpoint::pattern) {
+            add.add_connection.endpoint_length = sc.pattern_length;
+        }
+        if (!handler.apply_before_launch(add, &error)) {
             return fail("connection[" + std::to_string(ci) + "] " + sc.id + ": " + error);
         }
         for (const auto& sp : sc.paths) {
-            engine::path_spec ps;
-            ps.connection = spec.index;
-            ps.id = sp.path_id;
-            ps.port = sp.port_index;
-            ps.tuple.protocol = 17;
-            ps.tuple.src = sp.remote.address;
-            ps.tuple.src_port = sp.remote.port;
-            ps.tuple.dst = sp.local.address;
-            ps.tuple.dst_port = sp.local.port;
-            if (!owner.add_path(ps, &error)) {
-                return fail("connection[" + std::to_string(ci) + "] " + sc.id + ": " + error);
-            }
-            drivers::port& port = ports[sp.port_index];
-            const auto queue = static_cast<std::uint16_t>(ci % workers);
-            if (workers > 1 && queue < port.rx_queues()) {
-                drivers::udp_5tuple t{to_flow(sp.remote.address), to_flow(sp.local.address), sp.remote.port,
-                                      sp.local.port};
-                auto rule = drivers::install_5tuple_rule(port, queue, t);
-                rule.ok() ? ++steered : ++handed;
-            } else {
-                ++handed; // one worker: every queue is the owner's
+            engine::five_tuple t;
+            t.src = sp.remote.address;
+            t.src_port = sp.remote.port;
+            t.dst = sp.local.address;
+            t.dst_port = sp.local.port;
+            t.protocol = 17;
+            if (!handler.apply_before_launch(api::make_add_path(ci + 1, sp.path_id, engine::to_api(t)), &error)) {
+                return fail("connection[" + std::to_string(ci) + "] " + sc.id + " path " + std::to_string(sp.path_id) +
+                            ": " + error);
             }
         }
-    }
-
-    std::vector<api::counters_writer> writers;
-    for (std::size_t w = 0; w < workers; ++w) {
-        auto cw = api::counters_writer::attach(*region, static_cast<std::uint32_t>(w));
-        if (!cw.ok()) {
-            return fail(cw.message());
-        }
-        writers.push_back(std::move(cw).value());
     }
 
     {
@@ -364,69 +381,52 @@ int main(int argc, char** argv) {
     }
     std::printf("kwikd: %zu worker(s), %zu port(s), %zu connection(s) running; shared memory /%s\n", workers,
                 ports.size(), cfg.connections.size(), cfg.kwikd.name.c_str());
-    std::printf("kwikd: paths steered to their owner's queue by rte_flow: %zu; by the hand-off ring or a single "
-                "worker: %zu\n", steered, handed);
+    std::printf("kwikd: paths steered to their owner's queue by rte_flow: %llu; by the hand-off ring or a single "
+                "worker: %llu\n", (unsigned long long)handler.counters().flow_rules,
+                (unsigned long long)handler.counters().handoff_paths);
     std::fflush(stdout);
 
-    // Housekeeping: counters into the shared region (the main lcore is their only writer: the
-    // workers count on their own cache lines and are read here).
-    auto publish = [&](bool print) {
+    // Housekeeping: commands from the control process (the workers publish their own counters),
+    // a heartbeat the control process watches, and a summary line every stats interval.
+    auto summary = [&]() {
         std::uint64_t rx = 0, tx = 0, drops = 0, kwik_pkts = 0;
         for (std::size_t w = 0; w < workers; ++w) {
             const engine::worker_counters& c = ws[w]->counters();
-            api::worker_counters wc{};
-            wc.polls = c.loops;
-            wc.busy_polls = c.busy_loops;
-            wc.handoff_sent = c.handed_off;
-            wc.handoff_received = c.handoffs_received;
-            writers[w].begin_publish();
-            writers[w].store_worker(wc);
-            for (std::size_t p = 0; p < ports.size() && p < engine::max_worker_ports; ++p) {
-                api::port_counters pc{};
-                pc.rx_packets = c.ports[p].rx_packets;
-                pc.rx_bytes = c.ports[p].rx_bytes;
-                pc.tx_packets = c.ports[p].tx_packets;
-                pc.tx_bytes = c.ports[p].tx_bytes;
-                pc.tx_dropped = c.ports[p].tx_dropped;
-                if (p == 0) { // the exception interface is bridged to the first port
-                    pc.exception_rx = c.exception_out;
-                    pc.exception_tx = c.exception_in;
-                }
-                writers[w].store_port(static_cast<std::uint32_t>(p), pc);
-            }
-            std::array<std::uint64_t, kdp::drop_reason_count> by_reason{};
-            for (std::size_t r = 0; r < kdp::drop_reason_count; ++r) {
-                by_reason[r] = c.drops[r] + c.classified.drops[r];
-            }
-            writers[w].store_drops(by_reason);
-            writers[w].end_publish(static_cast<std::uint64_t>(
-                std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count()));
-            std::vector<const transport::connection*> conns;
-            for (std::size_t ci = w; ci < cfg.connections.size(); ci += workers) {
-                conns.push_back(ws[w]->connection_of(static_cast<std::uint32_t>(ci)));
-            }
             rx += c.rx_packets;
             tx += c.tx_packets;
             kwik_pkts += c.kwik_packets;
-            drops += total_drops(c, conns.data(), conns.size());
+            for (std::size_t r = 0; r < kdp::drop_reason_count; ++r) {
+                drops += c.drops[r] + c.classified.drops[r];
+            }
         }
-        if (print) {
-            std::printf("kwikd: rx %llu packets (%llu Kwik), tx %llu, dropped %llu\n", (unsigned long long)rx,
-                        (unsigned long long)kwik_pkts, (unsigned long long)tx, (unsigned long long)drops);
-            std::fflush(stdout);
-        }
+        std::printf("kwikd: rx %llu packets (%llu Kwik), tx %llu, dropped %llu; %zu connection(s), %zu path(s)\n",
+                    (unsigned long long)rx, (unsigned long long)kwik_pkts, (unsigned long long)tx,
+                    (unsigned long long)drops, handler.connections(), handler.path_count());
+        std::fflush(stdout);
     };
     const auto interval = std::chrono::milliseconds(std::max<std::uint32_t>(cfg.kwikd.stats_interval_ms, 10));
     auto next = std::chrono::steady_clock::now() + interval;
     while (!g_stop.load()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        // 100 us between passes: a command's round trip stays well under a millisecond while
+        // the main lcore stays almost idle.
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+        const std::uint64_t now = monotonic_ns();
+        handler.poll(static_cast<transport::time_ns>(now));
+        region->heartbeat(now);
         if (cfg.kwikd.stats_interval_ms != 0 && std::chrono::steady_clock::now() >= next) {
-            publish(true);
+            summary();
             next += interval;
         }
     }
+    region->set_state(api::region_state::stopping);
     rte_eal_mp_wait_lcore();
-    publish(true);
+    // The workers have stopped: their final counters, published from here (each block still has
+    // one writer at a time), and the answers they gave on the way out.
+    handler.poll(static_cast<transport::time_ns>(monotonic_ns()));
+    for (auto& w : ws) {
+        w->publish_counters(static_cast<transport::time_ns>(monotonic_ns()));
+    }
+    summary();
     // Final per-reason drops, so a run's losses are accounted for by name.
     for (std::size_t w = 0; w < workers; ++w) {
         const engine::worker_counters& c = ws[w]->counters();
@@ -437,19 +437,20 @@ int main(int argc, char** argv) {
                             std::string(kdp::to_string(static_cast<kdp::drop_reason>(r))).c_str());
             }
         }
-        for (std::size_t ci = w; ci < cfg.connections.size(); ci += workers) {
-            const transport::connection* conn = ws[w]->connection_of(static_cast<std::uint32_t>(ci));
-            const engine::endpoint* ep = ws[w]->endpoint_of(static_cast<std::uint32_t>(ci));
+        for (std::uint32_t slot = 0; slot < rc.counters.max_connections; ++slot) {
+            const transport::connection* conn = ws[w]->connection_of(slot);
+            const engine::endpoint* ep = ws[w]->endpoint_of(slot);
             if (conn == nullptr || ep == nullptr) {
                 continue;
             }
+            const std::string name = handler.name_of(ws[w]->connection_id_of(slot));
             std::printf("kwikd: connection %s: %llu streams, %llu bytes received, %llu sent, %llu files written\n",
-                        cfg.connections[ci].id.c_str(), (unsigned long long)ep->counters().streams,
+                        name.c_str(), (unsigned long long)ep->counters().streams,
                         (unsigned long long)ep->counters().bytes_received, (unsigned long long)ep->counters().bytes_sent,
                         (unsigned long long)ep->counters().files_written);
             for (std::size_t r = 0; r < kdp::drop_reason_count; ++r) {
                 if (conn->counters().drops[r] != 0) {
-                    std::printf("kwikd: connection %s dropped %llu: %s\n", cfg.connections[ci].id.c_str(),
+                    std::printf("kwikd: connection %s dropped %llu: %s\n", name.c_str(),
                                 (unsigned long long)conn->counters().drops[r],
                                 std::string(kdp::to_string(static_cast<kdp::drop_reason>(r))).c_str());
                 }

@@ -2,8 +2,10 @@
 // on its bursts, lock-free: rx burst -> classify -> path lookup (hand-off to the owning worker
 // when RSS delivered elsewhere) -> transport connection (ACKs, reassembly, delivery to the
 // connection's endpoint) -> connection timers and scheduling -> tx burst.
-// Everything here runs on the worker's own lcore, except add_connection/add_path, which the
-// main lcore calls before the worker is launched (at run time they arrive as commands).
+// Everything here runs on the worker's own lcore, except build_connection() (the main lcore,
+// any time) and install()/add_path() before the worker is launched; at run time connections
+// and paths arrive as worker_commands on the worker's mailbox (worker_mailbox.hpp) and the
+// worker answers there (command results, path and unknown-path events).
 #pragma once
 
 #include <rte_mbuf.h>
@@ -17,10 +19,12 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/api/counters.hpp"
 #include "dataplane/engine/classifier.hpp"
 #include "dataplane/engine/endpoint.hpp"
 #include "dataplane/engine/path_table.hpp"
 #include "dataplane/engine/responder.hpp"
+#include "dataplane/engine/worker_mailbox.hpp"
 #include "dataplane/transport/connection_wheel.hpp"
 #include "drivers/port.hpp"
 
@@ -49,15 +53,30 @@ struct worker_config {
     rte_mempool* tx_pool = nullptr;  // packets the worker builds (transport output)
     rte_mempool* app_pool = nullptr; // endpoint data and inflated frames: 16 KiB+ data room
     std::vector<rte_ring*> handoff;  // handoff[w]: worker w's inbound ring (multi-producer)
-    std::optional<drivers::queue_pair> exception; // the kernel exception interface, if any
+    std::optional<drivers::queue_pair> exception; // the kernel exception interface, if any: its
+                                                  // tx queue is this worker's own
+    bool exception_poll_rx = false;               // this worker polls the exception rx queue
+                                                  // (one worker does: a queue has one poller)
+    std::size_t exception_port = 0;               // the port the exception interface serves
     std::uint32_t burst = 32;
     transport::time_ns timer_tick = 100 * transport::us;
+    std::uint32_t max_connections = 1024;          // connection slots (the table is sized once)
+    worker_mailbox mailbox;                        // from/to the main lcore; empty: none
+    api::counters_writer* counters = nullptr;      // this worker's block; null: not published
+    transport::time_ns publish_interval = 100 * transport::ms;
+    transport::time_ns unknown_path_interval = 1 * transport::sec; // per tuple, between events
 };
 
 struct connection_spec {
-    std::uint32_t index = 0; // the connection's slot on this worker (path bindings name it)
+    std::uint32_t index = 0;       // the connection's slot on this worker (path bindings name it)
+    std::uint64_t connection_id = 0; // the control plane's id (counters and events carry it)
     endpoint_config endpoint;
-    transport::connection_config transport;
+    // The appliance answers connections by default (add_connection's role says otherwise).
+    transport::connection_config transport = [] {
+        transport::connection_config c;
+        c.side = transport::role::server;
+        return c;
+    }();
 };
 
 struct path_spec {
@@ -65,6 +84,9 @@ struct path_spec {
     transport::path_id id = 0;
     std::size_t port = 0; // index into worker_config::ports
     five_tuple tuple;     // as received: src = the remote end, dst = the appliance
+    float weight = -1;    // >= 0: pinned load-balancing weight; < 0: the load balancer's
+    std::uint64_t max_rate_bps = 0; // 0: no cap
+    bool standby = false;
 };
 
 // Single writer: the worker. Read by the main lcore for reports (torn reads of a counter
@@ -74,9 +96,11 @@ struct alignas(64) worker_counters {
     std::uint64_t kwik_packets = 0, handed_off = 0, handoffs_received = 0;
     std::uint64_t exception_out = 0, exception_in = 0, replies = 0;
     std::uint64_t loops = 0, busy_loops = 0;
+    std::uint64_t commands_applied = 0, events_sent = 0, events_dropped = 0;
+    std::uint64_t rx_linearized = 0; // multi-segment datagrams copied into one buffer
     std::array<std::uint64_t, kdp::drop_reason_count> drops{};
     struct per_port {
-        std::uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0, tx_dropped = 0;
+        std::uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0, tx_dropped = 0, rx_dropped = 0;
     };
     std::array<per_port, max_worker_ports> ports{}; // the same counts, by port
     classify_counters classified;
@@ -90,9 +114,16 @@ public:
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
 
-    // Set-up (main lcore, before launch). add_path also publishes the binding in the path table.
-    bool add_connection(const connection_spec& spec, std::string* error);
+    // A connection with its endpoint, ready to install on this worker: built by the main lcore
+    // (any time; it allocates), installed by the worker (install_connection command) or, before
+    // launch, by install(). Null with *error set if the endpoint cannot start.
+    connection_ptr build_connection(const connection_spec& spec, std::string* error);
+    // Before launch (main lcore): install a built connection; add a path to it and publish the
+    // binding in the path table. At run time the same happen through the mailbox.
+    bool install(connection_ptr c, std::string* error);
     bool add_path(const path_spec& spec, std::string* error);
+    // Both, for tests and the static connections of the configuration.
+    bool add_connection(const connection_spec& spec, std::string* error);
 
     // The lcore loop: until stop is set; then transmits what is queued and leaves the RCU set.
     void run(const std::atomic<bool>& stop) noexcept;
@@ -100,26 +131,30 @@ public:
     void poll(transport::time_ns now) noexcept;
 
     const worker_counters& counters() const noexcept { return _counters; }
+    // Before launch or after the loop ended (the main lcore): apply every command waiting in the
+    // mailbox now, on the calling thread.
+    void apply_commands_now(transport::time_ns now) noexcept {
+        while (_config.mailbox.valid() && rte_ring_count(_config.mailbox.commands) != 0) {
+            apply_commands(now);
+        }
+    }
+    // Copies this worker's counters into its block of the shared region (if it has one).
+    void publish_counters(transport::time_ns now) noexcept;
     const endpoint* endpoint_of(std::uint32_t connection) const noexcept;
     const transport::connection* connection_of(std::uint32_t connection) const noexcept;
+    std::uint64_t connection_id_of(std::uint32_t connection) const noexcept; // 0: free slot
     unsigned id() const noexcept { return _config.id; }
 
 private:
-    struct route {
-        transport::path_id id;
-        std::size_t port;
+    using conn_ctx = connection_state;
+    struct unknown_tuple {
         five_tuple tuple;
-        mac_address remote_mac;
-        bool mac_known = false;
+        transport::time_ns first_seen = 0, last_seen = 0, reported = 0;
+        std::uint32_t count = 0; // datagrams since the last event for this tuple
+        std::uint16_t port = 0;
+        bool used = false;
     };
-    struct conn_ctx {
-        worker* owner = nullptr;
-        std::uint32_t index = 0;
-        std::unique_ptr<transport::connection> conn;
-        std::unique_ptr<endpoint> ep;
-        std::vector<route> routes;
-        bool touched = false;
-    };
+    static constexpr std::size_t unknown_table_size = 256; // direct-mapped by tuple hash
     struct tx_queue {
         std::array<rte_mbuf*, max_burst> pkts;
         std::uint16_t count = 0;
@@ -128,10 +163,23 @@ private:
     template <bool RxOffload>
     void process_burst(std::size_t port, std::span<rte_mbuf*> pkts, transport::time_ns now, bool handed_off) noexcept;
     void deliver(conn_ctx& c, const path_binding& b, rte_mbuf* m, const packet_meta& meta,
-                 transport::time_ns now) noexcept;
+                 transport::time_ns now, bool handed_off) noexcept;
     void enqueue_tx(std::size_t port, rte_mbuf* m) noexcept;
     void flush_tx() noexcept;
     void drop(rte_mbuf* m, kdp::drop_reason r) noexcept;
+    void drop_rx(std::size_t port, rte_mbuf* m, kdp::drop_reason r) noexcept;
+    void note_unknown_path(std::size_t port, const five_tuple& t, transport::time_ns now) noexcept;
+    // The mailbox: commands the main lcore resolved, applied between bursts.
+    void apply_commands(transport::time_ns now) noexcept;
+    void apply(const worker_command& c, transport::time_ns now) noexcept;
+    bool apply_add_path(conn_ctx& c, const worker_command& wc, std::string* why) noexcept;
+    bool remove_route(conn_ctx& c, transport::path_id id, transport::time_ns now) noexcept;
+    void finish_removal(conn_ctx& c, transport::time_ns now) noexcept;
+    void poll_draining(transport::time_ns now) noexcept;
+    void reply(const api::command& answered, api::result_status status, std::string_view reason,
+               connection_state* ctx = nullptr) noexcept;
+    void raise(const api::event& e) noexcept;
+    void publish_connection(const conn_ctx& c, transport::time_ns now) noexcept;
     bool transmit(conn_ctx& c, transport::path_id path, std::span<const std::uint8_t> packet) noexcept;
 
     static void cb_transmit(void* ctx, transport::path_id path, std::span<const std::uint8_t> packet);
@@ -141,15 +189,21 @@ private:
     static void cb_finished(void* ctx, transport::stream_id id);
     static void cb_opened(void* ctx, transport::stream_id id);
     static void cb_reset(void* ctx, transport::stream_id id, std::uint64_t code);
+    static void cb_path_event(void* ctx, transport::path_id path, transport::path_event e);
+    static void cb_closed(void* ctx, transport::close_code code, std::string_view reason);
 
     worker_config _config;
-    std::vector<std::unique_ptr<conn_ctx>> _conns; // by connection index; null = free slot
+    std::vector<connection_ptr> _conns;         // by connection slot; null = free (sized at start)
     std::vector<responder> _responders;            // one per port
     std::vector<tx_queue> _tx;                     // one per port
     tx_queue _exception_tx;
     transport::connection_wheel _wheel;
     std::vector<conn_ctx*> _touched;
     worker_counters _counters;
+    std::vector<conn_ctx*> _draining;              // connections and paths being removed
+    std::vector<std::uint32_t> _free_path_slots;   // counters slots for paths
+    std::array<unknown_tuple, unknown_table_size> _unknown{};
+    transport::time_ns _next_publish = 0;
     bool _rcu_registered = false;
 };
 

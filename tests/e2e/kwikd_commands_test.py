@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""kwikd programmed at run time through its shared-memory command interface, by kwikd-cmd (a
+control process that attaches for one command and goes): kwikd runs with no connection on a
+net_tap port inside a network namespace the test creates; a "peer" in that namespace sends
+kwik-pcapgen traffic through the kernel's UDP sockets. Checks: unknown paths are counted and
+reported as rate-limited events; connections and paths added by command receive every stream
+byte for byte (file store); bad commands are answered with the field or state named; list_state,
+per-connection and per-path counters; path removal (path_down, later packets unknown); the
+control process killed mid-command and replaced while traffic flows loses nothing; connection
+removal; clean stop.
+Usage: kwikd_commands_test.py <kwikd> <kwikd-cmd> <kwik-pcapgen> <source root>"""
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+kwikd, kwikd_cmd, pcapgen, root = sys.argv[1:5]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kwik_e2e import check, failures, stored_streams  # noqa: E402
+
+seen = []  # every event any kwikd-cmd run printed, in order
+NS = "kwc%d" % os.getpid()
+TAP = "kwt%d" % (os.getpid() % 100000)
+NAME = "kwikcmd%d" % os.getpid()
+APPLIANCE, PEER = "10.77.0.1", "10.77.0.2"
+
+
+def sh(*args, check_rc=True):
+    r = subprocess.run(list(args), capture_output=True, text=True, timeout=30)
+    if check_rc and r.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(args), r.stderr.strip()))
+    return r
+
+
+def cmd(*args, timeout=5):
+    """Runs kwikd-cmd in the namespace (shared memory is not per namespace, but keep it uniform).
+    Returns (exit code, list of JSON lines, stderr)."""
+    r = subprocess.run(["ip", "netns", "exec", NS, kwikd_cmd, "--name", NAME, "--timeout", str(timeout)] + list(args),
+                       capture_output=True, text=True, timeout=timeout + 30)
+    lines = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+    seen.extend(l for l in lines if "type" in l)
+    return r.returncode, lines, r.stderr.strip()
+
+
+def result_of(lines):
+    results = [l for l in lines if l.get("type") == "command_result"]
+    return results[-1] if results else {}
+
+
+def udp_payloads(pcap, dst_port):
+    """(src port, payload) of each UDP datagram to dst_port in a classic Ethernet pcap, in order."""
+    data = open(pcap, "rb").read()
+    magic = struct.unpack("<I", data[:4])[0]
+    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    off = 24
+    out = []
+    while off + 16 <= len(data):
+        _, _, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
+        pkt = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        if len(pkt) < 42 or struct.unpack("!H", pkt[12:14])[0] != 0x0800 or pkt[23] != 17:
+            continue
+        ihl = (pkt[14] & 0x0F) * 4
+        udp = 14 + ihl
+        sport, dport, ulen = struct.unpack("!HHH", pkt[udp:udp + 6])
+        if dport == dst_port:
+            out.append((sport, pkt[udp + 8:udp + ulen]))
+    return out
+
+
+def generate(work, tag, seed, ports, streams):
+    pcap = os.path.join(work, tag + ".pcap")
+    manifest = os.path.join(work, tag + ".json")
+    args = [pcapgen, "-o", pcap, "--manifest", manifest, "--seed", str(seed), "--connections", "1",
+            "--streams", str(streams), "--stream-size", "20000-80000", "--max-frame-data", "1100",
+            "--reorder", "0.03", "--duplicate", "0.02", "--corrupt", "0.01", "--loss", "0.02",
+            "--ack-every", "0", "--keepalive-every", "0", "--window-update-every", "0"]
+    for p in ports:
+        args += ["--path", "%s:%d,%s:7707" % (PEER, p, APPLIANCE)]
+    subprocess.run(args, check=True, capture_output=True, timeout=60)
+    return udp_payloads(pcap, 7707), json.load(open(manifest))
+
+
+class peer:
+    """UDP sockets in the namespace, one per client port, via a helper process (sockets must live
+    in the namespace; this script runs outside it). Sends (port, payload) lists with pacing and
+    counts what kwikd sends back."""
+
+    def __init__(self, ports):
+        code = r'''
+import socket, sys, json, time, select
+ports = json.loads(sys.argv[1])
+socks = {}
+for p in ports:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    s.bind(("PEER_ADDRESS", p))
+    socks[p] = s
+got = {p: 0 for p in ports}
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["op"] == "send":
+        for i, (p, hexdata) in enumerate(req["packets"]):
+            socks[p].sendto(bytes.fromhex(hexdata), ("APPLIANCE_ADDRESS", 7707))
+            if i % 8 == 7:
+                time.sleep(0.001)
+    deadline = time.time() + req.get("linger", 0.2)
+    while True:
+        r, _, _ = select.select(list(socks.values()), [], [], max(0, deadline - time.time()))
+        if not r:
+            break
+        for s in r:
+            s.recv(65536)
+            got[s.getsockname()[1]] += 1
+    print(json.dumps(got), flush=True)
+'''.replace("PEER_ADDRESS", PEER).replace("APPLIANCE_ADDRESS", APPLIANCE)
+        self.proc = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, "-c", code, json.dumps(ports)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def send(self, packets, linger=0.5):
+        self.proc.stdin.write(json.dumps({"op": "send", "packets": [(p, d.hex()) for p, d in packets],
+                                          "linger": linger}) + "\n")
+        self.proc.stdin.flush()
+        return {int(k): v for k, v in json.loads(self.proc.stdout.readline()).items()}
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+def wait_stored(directory, manifest, connection_id, seconds=10):
+    """Streams stored byte for byte, waiting up to seconds for the last writes."""
+    deadline = time.time() + seconds
+    while True:
+        good, _ = stored_streams(directory, manifest, connection_id)
+        if good == len(manifest["streams"]) or time.time() >= deadline:
+            return good
+        time.sleep(0.2)
+
+
+def counters(connection=None):
+    args = ["counters", "--fresh"] + (["--connection", str(connection)] if connection else [])
+    rc, lines, err = cmd(*args)
+    return lines[-1] if rc == 0 and lines else {"error": err}
+
+
+work = tempfile.mkdtemp(prefix="kwik-cmd-test-")
+proc = None
+holders = []
+try:
+    sh("ip", "netns", "add", NS)
+    sh("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up")
+    # kwikd owns the tap's DPDK side; the kernel side (TAP) is the peer's interface.
+    config = os.path.join(work, "kwikd.toml")
+    with open(config, "w") as f:
+        f.write('[kwikd]\nname = "%s"\nworker_lcores = [1]\nstats_interval_ms = 0\nhugepages = false\nmemory_mb = 512\n\n'
+                '[[port]]\nname = "tap"\ndevice = "net_tap0,iface=%s"\naddresses = ["%s/24"]\nkwik_ports = [7707]\n'
+                % (NAME, TAP, APPLIANCE))
+    conf = [kwikd, "--config", config]
+    proc = subprocess.Popen(["ip", "netns", "exec", NS] + conf, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    deadline = time.time() + 30
+    up = False
+    while time.time() < deadline and not up:
+        up = sh("ip", "netns", "exec", NS, "ip", "link", "show", TAP, check_rc=False).returncode == 0 and \
+            cmd("status")[0] == 0 and cmd("status")[1][0].get("state") == "ready"
+        time.sleep(0.2)
+    check(up, "kwikd started with no connection; its region is ready")
+    sh("ip", "netns", "exec", NS, "ip", "addr", "add", PEER + "/24", "dev", TAP)
+    sh("ip", "netns", "exec", NS, "ip", "link", "set", TAP, "up")
+
+    ports1 = [40001, 40002, 40003]
+    pkts1, man1 = generate(work, "one", 11, ports1, 6)
+    ports2 = [40011, 40012]
+    pkts2, man2 = generate(work, "two", 12, ports2, 4)
+    p = peer(ports1 + ports2)
+
+    # 1. Before any connection: every Kwik datagram is an unknown path, reported as an event.
+    p.send(pkts1[:20])
+    rc, lines, err = cmd("events", "--wait", "unknown_path", timeout=5)
+    ev = [l for l in lines if l["type"] == "unknown_path"]
+    check(rc == 0 and ev and ev[0]["tuple"]["local"] == "%s:7707" % APPLIANCE and
+          ev[0]["tuple"]["remote"].startswith(PEER + ":4000") and ev[0]["count"] >= 1,
+          "unknown path reported as an event: %s" % (ev[:1] or err))
+    before = counters()
+    check(before.get("drops", {}).get("unknown_path", 0) >= 20,
+          "unknown-path datagrams counted as drops: %s" % before.get("drops"))
+    p.send(pkts1[20:40])
+    rc, lines, _ = cmd("events", "--timeout", "1")
+    burst = [l for l in lines if l["type"] == "unknown_path"]
+    check(len(burst) <= 3, "unknown-path events are rate-limited per tuple (%d events for 20 more datagrams)" % len(burst))
+
+    # 2. Add a connection and its paths by command; refusals name the field or the state.
+    store1 = os.path.join(work, "store1")
+    rc, lines, err = cmd("add-connection", "--id", "7", "--conn-name", "upload-1", "--endpoint", "file_store",
+                         "--dir", store1)
+    check(rc == 0 and result_of(lines).get("status") == "ok", "add_connection answered ok: %s" % (err or lines))
+    rc, lines, err = cmd("add-connection", "--id", "7", "--conn-name", "other", "--endpoint", "discard")
+    check(rc == 2 and "add_connection.connection_id" in err, "a duplicate connection id is refused: " + err)
+    rc, lines, err = cmd("add-connection", "--id", "9", "--conn-name", "upload-1", "--endpoint", "discard")
+    check(rc == 2 and "add_connection.name" in err, "a duplicate name is refused: " + err)
+    rc, lines, err = cmd("add-connection", "--id", "9", "--conn-name", "x", "--endpoint", "file_store", "--dir", "rel/dir")
+    check(rc != 0 and "endpoint_path" in err, "a relative file_store directory is refused: " + err)
+    for i, port in enumerate(ports1):
+        rc, lines, err = cmd("add-path", "--connection", "7", "--path", str(i + 1), "--local", APPLIANCE + ":7707",
+                             "--remote", "%s:%d" % (PEER, port))
+        check(rc == 0, "add_path %d answered ok %s" % (i + 1, err))
+    rc, lines, err = cmd("add-path", "--connection", "7", "--path", "9", "--local", "10.9.9.9:7707", "--remote",
+                         PEER + ":40100")
+    check(rc == 2 and "add_path.tuple.local" in err, "a local address kwikd does not have is refused: " + err)
+    rc, lines, err = cmd("add-path", "--connection", "7", "--path", "9", "--local", APPLIANCE + ":7707", "--remote",
+                         "%s:%d" % (PEER, ports1[0]))
+    check(rc == 2 and "already_exists" in err and "add_path.tuple" in err, "a tuple bound already is refused: " + err)
+    rc, lines, err = cmd("add-path", "--connection", "77", "--path", "1", "--local", APPLIANCE + ":7707", "--remote",
+                         PEER + ":40100")
+    check(rc == 2 and "unknown_connection" in err, "a path for an unknown connection is refused: " + err)
+    rc, lines, err = cmd("set-scheduler", "--connection", "7", "--strategy", "weighted")
+    check(rc == 0, "set_scheduler answered ok " + err)
+    rc, lines, err = cmd("set-weights", "--connection", "7", "--weight", "1=2", "--weight", "5=1")
+    check(rc == 2 and "entries[1].path_id" in err, "set_weights names the unknown path: " + err)
+    rc, lines, err = cmd("set-weights", "--connection", "7", "--weight", "1=2", "--weight", "2=1")
+    check(rc == 0, "set_weights answered ok " + err)
+    rc, lines, err = cmd("set-window", "--connection", "7", "--scope", "connection", "--bytes", str(32 << 20))
+    check(rc == 0, "set_windows (connection) answered ok " + err)
+    rc, lines, err = cmd("set-qos", "--connection", "7", "--stream", "2", "--priority", "high", "--max-latency-ms", "50")
+    check(rc == 0, "set_qos for a stream not yet open answered ok " + err)
+
+    rc, lines, err = cmd("list")
+    infos = [l for l in lines if l["type"] in ("connection_info", "path_info")]
+    conn_infos = [l for l in infos if l["type"] == "connection_info"]
+    check(rc == 0 and len(conn_infos) == 1 and conn_infos[0]["name"] == "upload-1" and
+          conn_infos[0]["endpoint"] == "file_store" and
+          sorted(l["path_id"] for l in infos if l["type"] == "path_info") == [1, 2, 3] and
+          "1 connections, 3 paths" in result_of(lines).get("reason", ""),
+          "list_state shows the connection and its three paths: %s" % result_of(lines))
+
+    # 3. Traffic: every stream stored byte for byte; counters per connection and path.
+    got = p.send(pkts1, linger=1.0)
+    good = wait_stored(store1, man1, 7)
+    check(good == len(man1["streams"]), "connection 7: %d of %d streams stored byte for byte" % (good, len(man1["streams"])))
+    check(all(got[port] > 0 for port in ports1), "kwikd's ACKs reach the peer on every path: %s" % got)
+    c = counters(7)
+    conns = c.get("connections", [])
+    total = sum(s["final_size"] for s in man1["streams"])
+    check(len(conns) == 1 and conns[0]["delivered_bytes"] == total and conns[0]["streams_opened"] == len(man1["streams"]),
+          "per-connection counters: delivered %s of %d bytes, %s streams" %
+          (conns[0]["delivered_bytes"] if conns else None, total, conns[0]["streams_opened"] if conns else None))
+    paths = {x["path_id"]: x for x in c.get("paths", [])}
+    check(sorted(paths) == [1, 2, 3] and all(paths[i]["rx_packets"] > 0 and paths[i]["tx_packets"] > 0 for i in paths),
+          "per-path counters: rx/tx on every path: %s" %
+          {i: (x["rx_packets"], x["tx_packets"], x["status"]) for i, x in paths.items()})
+    # The replayed peer never answers kwikd's probes (PATH_CHALLENGE) nor acknowledges what
+    # kwikd sends: a path goes suspect once its probe times out, and says so with path_down.
+    cmd("events", "--timeout", "0.5")
+    downs = {(e["path_id"], e["kind"]) for e in seen if e["type"] == "path_down" and e["connection_id"] == 7}
+    suspect = [i for i, x in paths.items() if x["status"] in ("suspect", "failed")]
+    check(all((i, "down") in downs or (i, "failed") in downs for i in suspect) and
+          all(x["status"] in ("up", "suspect", "failed") for x in paths.values()),
+          "each path the unanswering peer left suspect was reported with path_down: %s for %s" % (sorted(downs), suspect))
+    corrupted = sum(1 for x in man1["packets"] if x.get("corrupted") and x.get("direction") == "client_to_server")
+    bad = sum(v for k, v in c.get("drops", {}).items() if k not in ("unknown_path", "not_for_us"))
+    check(corrupted == 0 or bad >= corrupted, "corrupted datagrams counted by reason (%d for %d)" % (bad, corrupted))
+
+    # 4. The control process dies while attached (SIGKILL, no clean detach) and another takes over
+    #    while the second connection's traffic flows: kwikd and the transfer are not disturbed.
+    holder = subprocess.Popen(["ip", "netns", "exec", NS, kwikd_cmd, "--name", NAME, "--timeout", "60", "events"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    holders.append(holder)
+    time.sleep(0.5)
+    rc, _, err = cmd("status")
+    check(rc == 0, "status readable while a control process holds the rings")
+    rc, _, err = cmd("list")
+    check(rc != 0 and ("lock" in err or "control" in err), "a second control process is refused while one holds the rings: " + err)
+    store2 = os.path.join(work, "store2")
+    holder.kill()
+    holder.wait(timeout=10)
+    rc, lines, err = cmd("add-connection", "--id", "8", "--conn-name", "upload-2", "--endpoint", "file_store", "--dir", store2)
+    check(rc == 0, "a new control process attaches after the old one was killed " + (err or ""))
+    for i, port in enumerate(ports2):
+        cmd("add-path", "--connection", "8", "--path", str(i + 1), "--local", APPLIANCE + ":7707", "--remote",
+            "%s:%d" % (PEER, port))
+    half = len(pkts2) // 2
+    p.send(pkts2[:half], linger=0.1)
+    for _ in range(3):  # control processes come and go mid-transfer
+        cmd("counters", "--fresh")
+        cmd("list")
+    p.send(pkts2[half:], linger=1.0)
+    good2 = wait_stored(store2, man2, 8)
+    check(good2 == len(man2["streams"]), "connection 8 across control-process restarts: %d of %d streams stored" %
+          (good2, len(man2["streams"])))
+
+    # 5. Remove a path: path_down(removed); its tuple is unknown afterwards.
+    rc, lines, err = cmd("remove-path", "--connection", "7", "--path", "3")
+    downs = [l for l in lines if l["type"] == "path_down" and l["path_id"] == 3]
+    if not downs:
+        _, more, _ = cmd("events", "--wait", "path_down", timeout=3)
+        downs = [l for l in more if l["type"] == "path_down" and l["path_id"] == 3]
+    check(rc == 0 and downs and downs[0]["kind"] == "removed", "remove_path answered ok with path_down removed: %s" % downs)
+    unknown_before = counters().get("drops", {}).get("unknown_path", 0)
+    p.send([(port, d) for port, d in pkts1 if port == ports1[2]][:10])
+    unknown_after = counters().get("drops", {}).get("unknown_path", 0)
+    check(unknown_after - unknown_before == 10, "datagrams on the removed path are unknown (%d)" % (unknown_after - unknown_before))
+    rc, lines, _ = cmd("list")
+    check(sorted(l["path_id"] for l in lines if l["type"] == "path_info" and l["connection_id"] == 7) == [1, 2],
+          "list_state no longer shows the removed path")
+
+    # 6. Remove the connections.
+    rc, lines, err = cmd("remove-connection", "--id", "7")
+    check(rc == 0, "remove_connection answered ok " + err)
+    rc, lines, err = cmd("remove-connection", "--id", "7")
+    check(rc == 2 and "unknown_connection" in err, "removing it again is refused: " + err)
+    rc, lines, err = cmd("remove-connection", "--id", "8", "--drain-ms", "200")
+    check(rc == 0, "remove_connection with a drain time answered ok " + err)
+    rc, lines, _ = cmd("list")
+    check(rc == 0 and not [l for l in lines if l["type"] == "connection_info"], "no connection listed after removal")
+    check(not counters().get("connections"), "no connection counters after removal")
+    p.close()
+
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    check(proc.returncode == 0 and "kwikd: stopped" in out, "kwikd stops cleanly (exit %s)" % proc.returncode)
+    proc = None
+finally:
+    for h in holders:
+        if h.poll() is None:
+            h.kill()
+    if proc is not None:
+        proc.kill()
+        out, _ = proc.communicate(timeout=30)
+        print(out[-4000:])
+    subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+print("%d checks failed" % len(failures))
+sys.exit(1 if failures else 0)
