@@ -84,6 +84,77 @@ int telemetry_drops(const char*, const char*, rte_tel_data* d) {
     return 0;
 }
 
+// Per-connection and per-path counters, read from the shared region as any other process reads
+// them (seqlocks: no lock against the workers). Telemetry dicts hold up to
+// RTE_TEL_MAX_DICT_ENTRIES entries; past that, "truncated" says how many were left out.
+const api::shm_region* g_region = nullptr;
+
+template <class Entry, class Fill>
+int telemetry_table(rte_tel_data* d, const std::vector<Entry>& entries, Fill fill) {
+    rte_tel_data_start_dict(d);
+    std::size_t shown = 0;
+    for (const Entry& e : entries) {
+        if (shown + 1 >= RTE_TEL_MAX_DICT_ENTRIES) {
+            rte_tel_data_add_dict_u64(d, "truncated", entries.size() - shown);
+            break;
+        }
+        rte_tel_data* c = rte_tel_data_alloc();
+        if (c == nullptr) {
+            return -ENOMEM;
+        }
+        rte_tel_data_start_dict(c);
+        const std::string key = fill(e, c);
+        rte_tel_data_add_dict_container(d, key.c_str(), c, 0);
+        ++shown;
+    }
+    return 0;
+}
+
+int telemetry_connections(const char*, const char*, rte_tel_data* d) {
+    const std::lock_guard<std::mutex> hold(g_telemetry_lock);
+    if (g_region == nullptr) {
+        return -ENODEV;
+    }
+    auto reader = api::counters_reader::attach(*g_region);
+    if (!reader.ok()) {
+        return -EIO;
+    }
+    return telemetry_table(d, reader->read_totals().connections, [](const api::connection_counters& c, rte_tel_data* t) {
+        rte_tel_data_add_dict_u64(t, "rx_packets", c.rx_packets);
+        rte_tel_data_add_dict_u64(t, "rx_bytes", c.rx_bytes);
+        rte_tel_data_add_dict_u64(t, "tx_packets", c.tx_packets);
+        rte_tel_data_add_dict_u64(t, "tx_bytes", c.tx_bytes);
+        rte_tel_data_add_dict_u64(t, "delivered_bytes", c.delivered_bytes);
+        rte_tel_data_add_dict_u64(t, "streams_opened", c.streams_opened);
+        rte_tel_data_add_dict_u64(t, "open_streams", c.open_streams);
+        rte_tel_data_add_dict_u64(t, "retransmitted_bytes", c.retransmitted_bytes);
+        rte_tel_data_add_dict_u64(t, "active_paths", c.active_paths);
+        return std::to_string(c.connection_id);
+    });
+}
+
+int telemetry_paths(const char*, const char*, rte_tel_data* d) {
+    const std::lock_guard<std::mutex> hold(g_telemetry_lock);
+    if (g_region == nullptr) {
+        return -ENODEV;
+    }
+    auto reader = api::counters_reader::attach(*g_region);
+    if (!reader.ok()) {
+        return -EIO;
+    }
+    return telemetry_table(d, reader->read_totals().paths, [](const api::path_counters& p, rte_tel_data* t) {
+        static const char* status[] = {"up", "suspect", "failed", "removed"};
+        rte_tel_data_add_dict_string(t, "status", p.status <= 3 ? status[p.status] : "unknown");
+        rte_tel_data_add_dict_u64(t, "rx_packets", p.rx_packets);
+        rte_tel_data_add_dict_u64(t, "tx_packets", p.tx_packets);
+        rte_tel_data_add_dict_u64(t, "lost_packets", p.lost_packets);
+        rte_tel_data_add_dict_u64(t, "handoff_packets", p.handoff_packets);
+        rte_tel_data_add_dict_u64(t, "smoothed_rtt_ns", p.smoothed_rtt_ns);
+        rte_tel_data_add_dict_u64(t, "cwnd_bytes", p.cwnd_bytes);
+        return std::to_string(p.connection_id) + "/" + std::to_string(p.path_id);
+    });
+}
+
 extern "C" void on_signal(int) { g_stop.store(true); }
 
 struct launch {
@@ -362,11 +433,16 @@ int main(int argc, char** argv) {
         for (auto& w : ws) {
             g_workers.push_back(w.get());
         }
+        g_region = &region.value();
     }
     rte_telemetry_register_cmd("/kwik/workers", telemetry_workers,
                                "kwikd worker counters summed over the workers. Takes no parameters");
     rte_telemetry_register_cmd("/kwik/drops", telemetry_drops,
                                "kwikd drops by reason, summed over the workers. Takes no parameters");
+    rte_telemetry_register_cmd("/kwik/connections", telemetry_connections,
+                               "kwikd connection counters by connection id. Takes no parameters");
+    rte_telemetry_register_cmd("/kwik/paths", telemetry_paths,
+                               "kwikd path counters by connection/path id. Takes no parameters");
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::vector<launch> launches(workers);
@@ -460,6 +536,7 @@ int main(int argc, char** argv) {
     {
         const std::lock_guard<std::mutex> hold(g_telemetry_lock);
         g_workers.clear(); // telemetry reads nothing from here on
+        g_region = nullptr;
     }
     ws.clear();        // flushes what the workers still had queued
     for (auto& p : ports) {

@@ -144,6 +144,19 @@ def wait_stored(directory, manifest, connection_id, seconds=10):
         time.sleep(0.2)
 
 
+def telemetry(command):
+    """One DPDK telemetry command to kwikd (what dpdk-telemetry.py sends), its JSON answer."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        sock.settimeout(5)
+        sock.connect("/var/run/dpdk/%s/dpdk_telemetry.v2" % NAME)
+        json.loads(sock.recv(16384).decode())  # the greeting
+        sock.send(command.encode())
+        return json.loads(sock.recv(65536).decode()).get(command)
+    finally:
+        sock.close()
+
+
 def counters(connection=None):
     args = ["counters", "--fresh"] + (["--connection", str(connection)] if connection else [])
     rc, lines, err = cmd(*args)
@@ -251,6 +264,12 @@ try:
     check(len(conns) == 1 and conns[0]["delivered_bytes"] == total and conns[0]["streams_opened"] == len(man1["streams"]),
           "per-connection counters: delivered %s of %d bytes, %s streams" %
           (conns[0]["delivered_bytes"] if conns else None, total, conns[0]["streams_opened"] if conns else None))
+    tel = telemetry("/kwik/connections")
+    check(tel is not None and tel.get("7", {}).get("delivered_bytes") == total,
+          "DPDK telemetry /kwik/connections shows connection 7: %s" % (tel or {}).get("7"))
+    tel_paths = telemetry("/kwik/paths")
+    check(tel_paths is not None and sorted(tel_paths) == ["7/1", "7/2", "7/3"],
+          "DPDK telemetry /kwik/paths lists its paths: %s" % sorted(tel_paths or {}))
     paths = {x["path_id"]: x for x in c.get("paths", [])}
     check(sorted(paths) == [1, 2, 3] and all(paths[i]["rx_packets"] > 0 and paths[i]["tx_packets"] > 0 for i in paths),
           "per-path counters: rx/tx on every path: %s" %
