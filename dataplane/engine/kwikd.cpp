@@ -110,8 +110,8 @@ int telemetry_table(rte_tel_data* d, const std::vector<Entry>& entries, Fill fil
     return 0;
 }
 
-int telemetry_connections(const char*, const char*, rte_tel_data* d) {
-    const std::lock_guard<std::mutex> hold(g_telemetry_lock);
+// The totals of the counters region, or a negative errno for telemetry. Caller holds the lock.
+int read_totals(api::counters_totals& out) {
     if (g_region == nullptr) {
         return -ENODEV;
     }
@@ -119,7 +119,17 @@ int telemetry_connections(const char*, const char*, rte_tel_data* d) {
     if (!reader.ok()) {
         return -EIO;
     }
-    return telemetry_table(d, reader->read_totals().connections, [](const api::connection_counters& c, rte_tel_data* t) {
+    out = reader->read_totals();
+    return 0;
+}
+
+int telemetry_connections(const char*, const char*, rte_tel_data* d) {
+    const std::lock_guard<std::mutex> hold(g_telemetry_lock);
+    api::counters_totals totals;
+    if (const int rc = read_totals(totals); rc != 0) {
+        return rc;
+    }
+    return telemetry_table(d, totals.connections, [](const api::connection_counters& c, rte_tel_data* t) {
         rte_tel_data_add_dict_u64(t, "rx_packets", c.rx_packets);
         rte_tel_data_add_dict_u64(t, "rx_bytes", c.rx_bytes);
         rte_tel_data_add_dict_u64(t, "tx_packets", c.tx_packets);
@@ -135,14 +145,11 @@ int telemetry_connections(const char*, const char*, rte_tel_data* d) {
 
 int telemetry_paths(const char*, const char*, rte_tel_data* d) {
     const std::lock_guard<std::mutex> hold(g_telemetry_lock);
-    if (g_region == nullptr) {
-        return -ENODEV;
+    api::counters_totals totals;
+    if (const int rc = read_totals(totals); rc != 0) {
+        return rc;
     }
-    auto reader = api::counters_reader::attach(*g_region);
-    if (!reader.ok()) {
-        return -EIO;
-    }
-    return telemetry_table(d, reader->read_totals().paths, [](const api::path_counters& p, rte_tel_data* t) {
+    return telemetry_table(d, totals.paths, [](const api::path_counters& p, rte_tel_data* t) {
         static const char* status[] = {"up", "suspect", "failed", "removed"};
         rte_tel_data_add_dict_string(t, "status", p.status <= 3 ? status[p.status] : "unknown");
         rte_tel_data_add_dict_u64(t, "rx_packets", p.rx_packets);
