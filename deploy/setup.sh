@@ -23,7 +23,7 @@ packages=(
     libdpdk-dev dpdk-dev
     libisal-dev libmimalloc-dev libbpf-dev
     protobuf-compiler libprotobuf-dev
-    libpcap-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
+    libpcap-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libssl-dev
     libgtest-dev libgmock-dev libbenchmark-dev
     valgrind
 )
