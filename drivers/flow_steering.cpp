@@ -51,7 +51,7 @@ error flow_error(const port& p, const std::string& what, int ret, const rte_flow
         m += fe.message;
     }
     m += ")";
-    return {unsupported ? ENOTSUP : code, std::move(m)};
+    return {std::move(m), unsupported ? ENOTSUP : code};
 }
 
 // The pattern and action of one rule, kept together so the pointers stay valid for the call.
@@ -113,14 +113,14 @@ std::string to_string(const udp_5tuple& t) {
 result<flow_rule> install_5tuple_rule(port& p, std::uint16_t queue, const udp_5tuple& tuple) {
     const std::string what = "steering UDP " + to_string(tuple) + " to rx queue " + std::to_string(queue);
     if (!p.is_open()) {
-        return error{EBADF, port_label(p) + ": " + what + ": the port is closed"};
+        return error{port_label(p) + ": " + what + ": the port is closed", EBADF};
     }
     if (queue >= p.rx_queues()) {
-        return error{EINVAL, port_label(p) + ": " + what + ": the port has " + std::to_string(p.rx_queues()) +
-                                 " rx queues"};
+        return error{port_label(p) + ": " + what + ": the port has " + std::to_string(p.rx_queues()) + " rx queues",
+                     EINVAL};
     }
     if ((tuple.src.version != 4 && tuple.src.version != 6) || tuple.src.version != tuple.dst.version) {
-        return error{EINVAL, port_label(p) + ": " + what + ": source and destination must both be IPv4 or both IPv6"};
+        return error{port_label(p) + ": " + what + ": source and destination must both be IPv4 or both IPv6", EINVAL};
     }
     const rule_spec spec(queue, tuple);
     rte_flow_error fe{};
@@ -143,7 +143,7 @@ result<void> remove_rule(port& p, flow_rule& rule) {
         return {};
     }
     if (rule.port_id != p.id()) {
-        return error{EINVAL, port_label(p) + ": removing a flow rule of port " + std::to_string(rule.port_id)};
+        return error{port_label(p) + ": removing a flow rule of port " + std::to_string(rule.port_id), EINVAL};
     }
     rte_flow_error fe{};
     rte_errno = 0;

@@ -26,7 +26,7 @@ error dpdk_error(std::string_view device, std::string_view action, int ret) {
     m.append(action);
     m.append(": ");
     m.append(rte_strerror(code));
-    return {code, std::move(m)};
+    return {std::move(m), code};
 }
 
 error config_error(std::string_view device, int code, std::string_view what) {
@@ -34,7 +34,7 @@ error config_error(std::string_view device, int code, std::string_view what) {
     m.append(device);
     m.append("': ");
     m.append(what);
-    return {code, std::move(m)};
+    return {std::move(m), code};
 }
 
 namespace {
