@@ -223,7 +223,8 @@ connection::connection(const connection_config& config, const connection_callbac
 connection::~connection() = default;
 
 bool connection::add_path(path_id id, time_ns now) {
-    if (id > kdp::varint_max || find_path(id) != nullptr || _paths.size() >= _config.max_paths) {
+    if (id > kdp::varint_max || find_path(id) != nullptr || _paths.size() >= _config.max_paths ||
+        std::binary_search(_retired_paths.begin(), _retired_paths.end(), id)) {
         return false;
     }
     _paths.push_back(std::make_unique<path_state>(id, _config, now));
@@ -243,6 +244,24 @@ bool connection::remove_path(path_id id, time_ns now) {
     p->sent.declare_all_lost(l);
     p->cc.on_packets_discarded(l.lost_in_flight());
     p->status = path_status::removed;
+    // Off the list, so a connection can replace paths for ever within max_paths; the id stays
+    // retired: an ACK still on its way names the old path's packet numbers, and a new path of
+    // that id would take it for its own (docs/PROTOCOL.md 13). Called outside flush(), so no
+    // pointer to the state is held (_redundant_target lives only during a flush).
+    const path_counters& c = p->counters;
+    _retired_counters.packets_sent += c.packets_sent;
+    _retired_counters.bytes_sent += c.bytes_sent;
+    _retired_counters.packets_received += c.packets_received;
+    _retired_counters.bytes_received += c.bytes_received;
+    _retired_counters.packets_lost += c.packets_lost;
+    _retired_counters.retransmitted_frames += c.retransmitted_frames;
+    _retired_counters.duplicates += c.duplicates;
+    _retired_counters.probes += c.probes;
+    _retired_counters.acks_sent += c.acks_sent;
+    _retired_counters.keepalives_sent += c.keepalives_sent;
+    _retired_counters.redundant_copies += c.redundant_copies;
+    _retired_paths.insert(std::upper_bound(_retired_paths.begin(), _retired_paths.end(), id), id);
+    std::erase_if(_paths, [p](const std::unique_ptr<path_state>& x) { return x.get() == p; });
     update_coupling();
     return true;
 }

@@ -228,8 +228,10 @@ public:
     bool closed() const noexcept { return _closed; }
     close_code close_reason() const noexcept { return _close_code; }
     std::vector<path_info> paths() const; // allocates: tests and set-up; kwikd uses the pair below
-    // Paths in the order add_path() added them, removed ones included (status removed).
+    // The paths now open, in the order add_path() added them. A removed path leaves: its counts
+    // go to retired_path_counters() and its id is not reused (add_path refuses it).
     std::size_t path_count() const noexcept { return _paths.size(); }
+    const path_counters& retired_path_counters() const noexcept { return _retired_counters; }
     bool path_info_at(std::size_t i, path_info& out) const noexcept; // false: i >= path_count()
     std::uint32_t open_streams() const noexcept {
         return static_cast<std::uint32_t>(_counters.streams_opened - _counters.streams_closed);
@@ -287,6 +289,8 @@ private:
     connection_callbacks _cb;
     segment_pool _segments; // before _streams: their reassemblers return nodes to it on destruction
     std::vector<std::unique_ptr<path_state>> _paths;
+    std::vector<path_id> _retired_paths; // removed ids, sorted: never reused (late ACKs name them)
+    path_counters _retired_counters;     // what removed paths counted
     std::unordered_map<stream_id, std::unique_ptr<stream_state>> _streams;
     stream_scheduler _stream_sched;
     path_scheduler _path_sched;

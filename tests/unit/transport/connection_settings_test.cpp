@@ -648,10 +648,19 @@ TEST(connection_settings, path_info_at_matches_paths) {
     b.add_source(b.client_end(), b.client().open_stream({}), 200000);
     ASSERT_TRUE(b.client().set_path_max_rate(3, 5'000'000));
     b.run_until(300 * ms);
+    std::uint64_t sent_on_2 = 0;
+    for (const path_info& i : b.client().paths()) {
+        sent_on_2 += i.id == 2 ? i.counters.packets_sent : 0;
+    }
     ASSERT_TRUE(b.client().remove_path(2, b.now));
     const std::vector<path_info> all = b.client().paths();
-    ASSERT_EQ(b.client().path_count(), 3u);
-    ASSERT_EQ(all.size(), 3u);
+    // A removed path leaves the list; what it counted stays in the retired totals.
+    ASSERT_EQ(b.client().path_count(), 2u);
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_EQ(all[0].id, 1u);
+    EXPECT_EQ(all[1].id, 3u);
+    EXPECT_GT(sent_on_2, 0u);
+    EXPECT_EQ(b.client().retired_path_counters().packets_sent, sent_on_2);
     for (std::size_t i = 0; i < all.size(); ++i) {
         path_info one;
         ASSERT_TRUE(b.client().path_info_at(i, one));
@@ -665,14 +674,31 @@ TEST(connection_settings, path_info_at_matches_paths) {
         EXPECT_EQ(one.counters.packets_sent, all[i].counters.packets_sent);
         EXPECT_EQ(one.counters.bytes_received, all[i].counters.bytes_received);
     }
-    EXPECT_EQ(all[1].status, path_status::removed);
     EXPECT_GT(all[0].srtt, 0u);
     EXPECT_GT(all[0].counters.packets_sent, 0u);
-    EXPECT_EQ(all[2].max_rate_bps, 5'000'000u);
+    EXPECT_EQ(all[1].max_rate_bps, 5'000'000u);
     path_info untouched;
     untouched.id = 77;
-    EXPECT_FALSE(b.client().path_info_at(3, untouched));
+    EXPECT_FALSE(b.client().path_info_at(2, untouched));
     EXPECT_EQ(untouched.id, 77u);
+}
+
+TEST(connection_settings, removed_path_ids_are_retired_and_paths_can_be_replaced_for_ever) {
+    back_to_back b(1);
+    connection& c = b.client();
+    const std::uint32_t cap = 8; // connection_config::max_paths default
+    // Replace paths far more often than max_paths: only open paths count against it.
+    for (path_id id = 2; id < 2 + 3 * cap; ++id) {
+        ASSERT_TRUE(c.add_path(id, b.now)) << id;
+        ASSERT_TRUE(c.remove_path(id, b.now)) << id;
+        EXPECT_FALSE(c.add_path(id, b.now)) << "retired id " << id << " must not come back";
+    }
+    EXPECT_EQ(c.path_count(), 1u);
+    for (path_id id = 100; id < 100 + cap - 1; ++id) {
+        ASSERT_TRUE(c.add_path(id, b.now)) << id;
+    }
+    EXPECT_EQ(c.path_count(), cap);
+    EXPECT_FALSE(c.add_path(500, b.now)) << "max_paths open paths at once";
 }
 
 TEST(connection_settings, streams_opened_and_closed_are_counted) {
