@@ -36,7 +36,7 @@ struct worker_counters {
     std::uint64_t handoff_dropped;  // hand-off ring full
     std::uint64_t events_dropped;   // event ring full (rate-limited events not sent)
     std::uint64_t commands_applied;
-    std::uint64_t reserved;
+    std::uint64_t events_suppressed; // unknown_path events over the worker's budget
 };
 
 // One port as seen by one worker (its queue pair).

@@ -92,7 +92,7 @@ void command_handler::poll(transport::time_ns now) {
     take_replies(now);
     flush_outbox();
     continue_listing();
-    if (_config.channel == nullptr) {
+    if (_config.channel == nullptr || _stopped) {
         return;
     }
     std::array<api::command, 16> cmds;
@@ -107,6 +107,20 @@ void command_handler::poll(transport::time_ns now) {
             break;
         }
     }
+    flush_outbox();
+}
+
+void command_handler::shutdown(transport::time_ns now) {
+    take_replies(now);
+    _stopped = true;
+    for (const auto& [token, p] : _pending) {
+        answer(p.cmd, result_status::internal_error, "kwikd stopped before the command finished");
+    }
+    _pending.clear();
+    for (const listing& l : _listings) {
+        answer(l.cmd, result_status::internal_error, "kwikd stopped before the listing finished");
+    }
+    _listings.clear();
     flush_outbox();
 }
 
@@ -379,23 +393,28 @@ void command_handler::on_connection_setting(const api::command& c, worker_op op)
 }
 
 void command_handler::on_request_counters(const api::command& c) {
+    if (_config.workers.empty()) {
+        const std::uint64_t epoch = _config.region != nullptr ? api::advance_epoch(*_config.region, 0) : 0;
+        send(api::make_counters_ready(c.header.sequence, epoch, 0), true);
+        return;
+    }
+    // Every worker publishes, then the epoch advances: one counters_ready for the lot.
+    for (unsigned w = 0; w < _config.workers.size(); ++w) {
+        if (rte_ring_free_count(_config.mailboxes[w].commands) == 0) {
+            ++_counters.worker_queue_full;
+            answer(c, result_status::no_capacity,
+                   format("request_counters: worker %u's command queue is full (it is not keeping up); retry", w));
+            return;
+        }
+    }
     worker_command wc{};
     wc.cmd = c;
     wc.op = worker_op::publish_counters;
-    // Every worker publishes, then the epoch advances: one counters_ready for the lot.
-    unsigned posted = 0;
+    wc.token = _next_token++;
     for (unsigned w = 0; w < _config.workers.size(); ++w) {
-        if (_config.mailboxes[w].post(wc)) {
-            ++posted;
-        }
+        _config.mailboxes[w].post(wc); // room checked above; this lcore is the only producer
     }
-    if (posted != _config.workers.size()) {
-        // Those that took it will answer; the command is answered now and their answers ignored.
-        ++_counters.worker_queue_full;
-        answer(c, result_status::no_capacity, "request_counters: a worker's command queue is full; retry");
-        return;
-    }
-    _pending[c.header.sequence] = pending{c, posted};
+    _pending[wc.token] = pending{c, static_cast<unsigned>(_config.workers.size())};
 }
 
 void command_handler::on_list_state(const api::command& c) {
@@ -422,8 +441,8 @@ void command_handler::continue_listing() {
                 ++l.next;
                 continue;
             }
-            if (_outbox.size() + r->paths.size() + 1 > _config.max_outbox) {
-                return; // the rest next pass
+            if (!_outbox.empty()) {
+                return; // the event ring is full: the rest when it has room again (next pass)
             }
             api::event e = api::make_info(api::message_type::connection_info, l.cmd.header.sequence);
             api::connection_info_body& ci = e.connection_info;
@@ -435,7 +454,8 @@ void command_handler::continue_listing() {
             ci.paths = static_cast<std::uint32_t>(r->paths.size());
             ci.endpoint_length = r->endpoint_length;
             api::set_text(ci.endpoint_path, r->endpoint_path);
-            send(e);
+            send(e, true);
+            ++l.connections_sent;
             for (const path_record& p : r->paths) {
                 api::event pe = api::make_info(api::message_type::path_info, l.cmd.header.sequence);
                 api::path_info_body& pi = pe.path_info;
@@ -447,12 +467,12 @@ void command_handler::continue_listing() {
                 pi.port_id = p.port;
                 pi.standby = p.standby ? 1 : 0;
                 pi.steered = p.rule ? 1 : 0;
-                send(pe);
+                send(pe, true);
                 ++l.paths_sent;
             }
             ++l.next;
         }
-        answer(l.cmd, result_status::ok, format("%zu connections, %zu paths", l.next, l.paths_sent));
+        answer(l.cmd, result_status::ok, format("%zu connections, %zu paths", l.connections_sent, l.paths_sent));
         _listings.pop_front();
     }
 }
@@ -477,10 +497,10 @@ void command_handler::take_replies(transport::time_ns now) {
 
 void command_handler::on_reply(const worker_reply& r, transport::time_ns now) {
     if (r.ev.header.type != api::message_type::command_result) {
-        send(r.ev); // an event the worker raised: path up/down, unknown path, connection closed
+        send(r.ev, false); // an event the worker raised: path up/down, unknown path, connection closed
         return;
     }
-    auto it = _pending.find(r.ev.header.ack_sequence);
+    auto it = _pending.find(r.token);
     if (it == _pending.end()) {
         connection_ptr stray(r.ctx); // an answer to a command answered already; free what it carries
         return;
@@ -505,7 +525,9 @@ void command_handler::complete(const pending& p, const worker_reply& r, transpor
             break;
         }
         if (ok) {
-            rec->state = conn_state::active;
+            if (rec->state == conn_state::installing) { // a remove may be on its way already
+                rec->state = conn_state::active;
+            }
         } else {
             connection_ptr back(r.ctx);
             forget(*rec);
@@ -514,8 +536,11 @@ void command_handler::complete(const pending& p, const worker_reply& r, transpor
     }
     case api::message_type::remove_connection: {
         connection_ptr freed(r.ctx); // the worker handed it back: freed here, off the worker
-        if (connection_record* rec = find(c.remove_connection.connection_id); rec != nullptr) {
+        connection_record* rec = find(c.remove_connection.connection_id);
+        if (rec != nullptr && ok && freed != nullptr) {
             forget(*rec);
+        } else if (rec != nullptr && rec->state == conn_state::removing) {
+            rec->state = conn_state::active; // the worker refused: it still has it
         }
         break;
     }
@@ -531,10 +556,11 @@ void command_handler::complete(const pending& p, const worker_reply& r, transpor
                 // The table refused it (full): undo on the worker, answer the failure.
                 worker_command undo{};
                 undo.cmd = api::make_remove_path(rec->id, path->id);
-                undo.cmd.header.sequence = 0; // nobody waits for this answer
-                undo.op = worker_op::remove_path;
+                undo.op = worker_op::remove_path; // token 0: nobody waits for this answer
                 undo.connection = rec->slot;
-                _config.mailboxes[rec->worker].post(undo);
+                if (!_config.mailboxes[rec->worker].post(undo)) {
+                    ++_counters.worker_queue_full; // the route stays; its binding never existed
+                }
                 drop_path(*rec, c.add_path.path_id);
                 answer(c, result_status::no_capacity, "add_path: the path table refused the binding (full)");
                 ++_counters.completed;
@@ -574,7 +600,7 @@ void command_handler::complete(const pending& p, const worker_reply& r, transpor
         const std::uint64_t epoch =
             _config.region != nullptr ? api::advance_epoch(*_config.region, static_cast<std::uint64_t>(now)) : 0;
         ++_counters.completed;
-        send(api::make_counters_ready(c.header.sequence, epoch, static_cast<std::uint32_t>(_config.workers.size())));
+        send(api::make_counters_ready(c.header.sequence, epoch, static_cast<std::uint32_t>(_config.workers.size())), true);
         return;
     }
     default:
@@ -669,7 +695,8 @@ void command_handler::forget(connection_record& c) {
     _free_slots[c.worker].push_back(c.slot);
     --_load[c.worker];
     _names.erase(c.name);
-    _connections.erase(c.id); // c is gone
+    const std::uint64_t id = c.id;
+    _connections.erase(id); // c is gone
 }
 
 command_handler::tuple_key command_handler::key_of(const five_tuple& t) noexcept {
@@ -681,16 +708,15 @@ command_handler::tuple_key command_handler::key_of(const five_tuple& t) noexcept
 // ---------------------------------------------------------------------------------------------
 // Posting and answering
 
-bool command_handler::post(unsigned worker, const worker_command& wc) {
+bool command_handler::post(unsigned worker, worker_command wc) {
+    wc.token = _next_token++;
     if (!_config.mailboxes[worker].post(wc)) {
         ++_counters.worker_queue_full;
         answer(wc.cmd, result_status::no_capacity,
                format("worker %u's command queue is full (it is not keeping up); retry", worker));
         return false;
     }
-    if (wc.cmd.header.sequence != 0) {
-        _pending[wc.cmd.header.sequence] = pending{wc.cmd, 1};
-    }
+    _pending[wc.token] = pending{wc.cmd, 1};
     return true;
 }
 
@@ -698,10 +724,10 @@ void command_handler::answer(const api::command& c, result_status status, std::s
     if (status != result_status::ok) {
         ++_counters.rejected;
     }
-    send(api::make_command_result(c, status, reason));
+    send(api::make_command_result(c, status, reason), true);
 }
 
-void command_handler::send(const api::event& e) {
+void command_handler::send(const api::event& e, bool is_answer) {
     if (_before_launch) {
         if (e.header.type == api::message_type::command_result) {
             _sync_result = e;
@@ -713,7 +739,7 @@ void command_handler::send(const api::event& e) {
         ++_counters.events_forwarded;
         return;
     }
-    if (_outbox.size() >= _config.max_outbox) {
+    if (!is_answer && _outbox.size() >= _config.max_outbox) {
         ++_counters.events_lost;
         return;
     }

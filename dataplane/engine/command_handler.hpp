@@ -52,7 +52,8 @@ struct handler_config {
 
 struct handler_counters {
     std::uint64_t commands = 0, rejected = 0, completed = 0;
-    std::uint64_t events_forwarded = 0, events_lost = 0;
+    std::uint64_t events_forwarded = 0;
+    std::uint64_t events_lost = 0; // unsolicited events beyond max_outbox (answers never are)
     std::uint64_t flow_rules = 0, handoff_paths = 0; // paths steered by rte_flow / by hand-off
     std::uint64_t worker_queue_full = 0;             // answered no_capacity: a worker lagged
 };
@@ -72,6 +73,10 @@ public:
     // One housekeeping pass: the workers' answers and events, then up to commands_per_poll new
     // commands, then whatever the event ring could not take last time.
     void poll(transport::time_ns now);
+    // After the workers stopped (and applied what was in their mailboxes): take their last
+    // answers, answer every command still waiting with internal_error "kwikd stopped", and
+    // stop taking commands.
+    void shutdown(transport::time_ns now);
 
     const handler_counters& counters() const noexcept { return _counters; }
     std::size_t connections() const noexcept { return _connections.size(); }
@@ -105,7 +110,7 @@ private:
         conn_state state = conn_state::installing;
         std::vector<path_record> paths;
     };
-    // A command posted to workers and not answered yet.
+    // A command posted to workers and not answered yet, by the token the workers echo.
     struct pending {
         api::command cmd;
         unsigned workers_left = 1;
@@ -115,6 +120,7 @@ private:
         api::command cmd;
         std::vector<std::uint64_t> ids; // connections to describe, in order
         std::size_t next = 0;
+        std::size_t connections_sent = 0;
         std::size_t paths_sent = 0;
     };
     using tuple_key = std::array<std::uint8_t, path_key_bytes>;
@@ -133,9 +139,12 @@ private:
     void complete(const pending& p, const worker_reply& r, transport::time_ns now);
     void continue_listing();
 
-    bool post(unsigned worker, const worker_command& wc);
+    // Posts wc with a fresh token and remembers it; false (answered no_capacity) when full.
+    bool post(unsigned worker, worker_command wc);
     void answer(const api::command& c, api::result_status status, std::string_view reason);
-    void send(const api::event& e);
+    // answers (command results, counters_ready, list_state's infos) are never dropped: they
+    // are bounded by the commands taken. Unsolicited events are, beyond max_outbox (counted).
+    void send(const api::event& e, bool is_answer);
     void flush_outbox();
     void take_replies(transport::time_ns now);
 
@@ -155,7 +164,9 @@ private:
     std::map<tuple_key, std::pair<std::uint64_t, std::uint64_t>> _tuples; // -> (connection, path)
     std::vector<std::vector<std::uint32_t>> _free_slots;                  // per worker, a stack
     std::vector<std::uint32_t> _load;                                     // connections per worker
-    std::unordered_map<std::uint64_t, pending> _pending;                  // by command sequence
+    std::unordered_map<std::uint64_t, pending> _pending;                  // by token
+    std::uint64_t _next_token = 1;
+    bool _stopped = false;
     std::deque<api::event> _outbox;
     std::deque<listing> _listings;
     bool _before_launch = false;

@@ -188,9 +188,9 @@ api::endpoint_kind endpoint_of(engine::stream_endpoint e) {
     }
 }
 
+// The workers' clock (TSC): the handler, the heartbeat and the counters' timestamps share it.
 std::uint64_t monotonic_ns() {
-    return static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+    return static_cast<std::uint64_t>(engine::now_ns());
 }
 
 int fail(const std::string& what) {
@@ -244,8 +244,12 @@ int main(int argc, char** argv) {
     for (const auto& p : cfg.ports) {
         max_mtu = std::max<std::uint32_t>(max_mtu, p.mtu);
     }
-    const auto room = static_cast<std::uint16_t>(std::max<std::uint32_t>(RTE_MBUF_DEFAULT_BUF_SIZE,
-                                                                          max_mtu + 18 + 4 + RTE_PKTMBUF_HEADROOM));
+    // Room for the largest frame with two VLAN tags, rounded up to 1 KiB: NICs count their own
+    // overhead (26 bytes on i40e/ixgbe/ice, 30 on virtio) and some round rx buffers down to
+    // 1 KiB, and a frame that outgrows one mbuf costs a copy in the worker (9344 for MTU 9000).
+    const std::uint32_t frame = max_mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN + 2 * RTE_VLAN_HLEN;
+    const auto room = static_cast<std::uint16_t>(std::max<std::uint32_t>(
+        RTE_MBUF_DEFAULT_BUF_SIZE, RTE_ALIGN_CEIL(frame, 1024) + RTE_PKTMBUF_HEADROOM));
     rte_mempool* pool = rte_pktmbuf_pool_create("kwik_pkts", cfg.limits.mbufs, cfg.limits.mbuf_cache, 0, room,
                                                 static_cast<int>(rte_socket_id()));
     rte_mempool* app_pool = rte_pktmbuf_pool_create("kwik_app", 4095, 64, 0, 16384 + RTE_PKTMBUF_HEADROOM,
@@ -482,9 +486,13 @@ int main(int argc, char** argv) {
                 drops += c.drops[r] + c.classified.drops[r];
             }
         }
-        std::printf("kwikd: rx %llu packets (%llu Kwik), tx %llu, dropped %llu; %zu connection(s), %zu path(s)\n",
+        const engine::handler_counters& hc = handler.counters();
+        std::printf("kwikd: rx %llu packets (%llu Kwik), tx %llu, dropped %llu; %zu connection(s), %zu path(s); "
+                    "commands %llu (%llu refused), events %llu forwarded, %llu lost\n",
                     (unsigned long long)rx, (unsigned long long)kwik_pkts, (unsigned long long)tx,
-                    (unsigned long long)drops, handler.connections(), handler.path_count());
+                    (unsigned long long)drops, handler.connections(), handler.path_count(),
+                    (unsigned long long)hc.commands, (unsigned long long)hc.rejected,
+                    (unsigned long long)hc.events_forwarded, (unsigned long long)hc.events_lost);
         std::fflush(stdout);
     };
     const auto interval = std::chrono::milliseconds(std::max<std::uint32_t>(cfg.kwikd.stats_interval_ms, 10));
@@ -503,9 +511,13 @@ int main(int argc, char** argv) {
     }
     region->set_state(api::region_state::stopping);
     rte_eal_mp_wait_lcore();
-    // The workers have stopped: their final counters, published from here (each block still has
-    // one writer at a time), and the answers they gave on the way out.
-    handler.poll(static_cast<transport::time_ns>(monotonic_ns()));
+    // The workers have stopped: what was still in their mailboxes is applied here (installs
+    // are freed, removals answered), every command still waiting is answered, and their final
+    // counters are published from here (each block still has one writer at a time).
+    for (auto& w : ws) {
+        w->apply_commands_now(static_cast<transport::time_ns>(monotonic_ns()));
+    }
+    handler.shutdown(static_cast<transport::time_ns>(monotonic_ns()));
     for (auto& w : ws) {
         w->publish_counters(static_cast<transport::time_ns>(monotonic_ns()));
     }
@@ -559,6 +571,9 @@ int main(int argc, char** argv) {
     paths.reset();
     for (rte_ring* r : handoff) {
         rte_ring_free(r);
+    }
+    for (engine::worker_mailbox& m : mailboxes) {
+        engine::free_mailbox(m);
     }
     rte_eal_cleanup();
     std::printf("kwikd: stopped\n");

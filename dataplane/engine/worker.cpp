@@ -27,46 +27,12 @@ bool contiguous(const rte_mbuf* m, const packet_meta& meta) noexcept {
     return std::uint32_t{meta.payload_offset} + meta.payload_length <= rte_pktmbuf_data_len(m);
 }
 
-transport::time_ns tsc_now() noexcept {
+} // namespace
+
+transport::time_ns now_ns() noexcept {
     static const double ns_per_cycle = 1e9 / double(rte_get_tsc_hz());
     return static_cast<transport::time_ns>(double(rte_get_tsc_cycles()) * ns_per_cycle);
 }
-
-} // namespace
-
-// A connection on its worker: the transport connection, its endpoint, and the routes of its
-// paths (what transmit() needs to build frames). Built by the main lcore, owned by the worker
-// from install until removal, handed back to the main lcore to be freed.
-struct connection_state {
-    struct route {
-        transport::path_id id = 0;
-        std::size_t port = 0;
-        five_tuple tuple{};
-        mac_address remote_mac{};
-        bool mac_known = false;
-        std::uint32_t counters_slot = no_counters_slot;
-        std::uint64_t handoff_packets = 0;
-        // remove_path in progress: the command to answer once the path drained
-        bool removing = false;
-        transport::time_ns drain_deadline = 0;
-        api::command remove_command{};
-    };
-    static constexpr std::uint32_t no_counters_slot = ~std::uint32_t{0};
-
-    worker* owner = nullptr;
-    std::uint32_t index = 0;
-    std::uint64_t id = 0; // the control plane's connection id
-    std::unique_ptr<transport::connection> conn;
-    std::unique_ptr<endpoint> ep;
-    std::vector<route> routes; // capacity reserved at build: add_path never allocates
-    bool touched = false;
-    bool installed = false;
-    // remove_connection in progress
-    bool removing = false;
-    bool draining = false; // on the worker's _draining list
-    transport::time_ns drain_deadline = 0;
-    api::command remove_command{};
-};
 
 void connection_state_deleter::operator()(connection_state* c) const noexcept {
     delete c;
@@ -81,6 +47,9 @@ worker::worker(const worker_config& config)
     _conns.resize(_config.max_connections);
     _touched.reserve(_config.max_connections);
     _draining.reserve(_config.max_connections);
+    _unsent.reserve(1024);
+    _unknown_budget = _config.unknown_path_events_per_sec;
+    _publish_cursor = _conns.size();
     // kwikd's configuration refuses more ports (max_ethdev_ports); a caller that passes more
     // is a bug, not a configuration to shrink silently.
     if (_config.ports.size() > max_worker_ports) {
@@ -130,7 +99,7 @@ connection_ptr worker::build_connection(const connection_spec& spec, std::string
     cb.on_stream_reset = cb_reset;
     cb.on_path_event = cb_path_event;
     cb.on_closed = cb_closed;
-    c->conn = std::make_unique<transport::connection>(tc, cb, tsc_now());
+    c->conn = std::make_unique<transport::connection>(tc, cb, now_ns());
     endpoint_config ec = spec.endpoint;
     ec.connection_id = spec.connection_id != 0 ? spec.connection_id : spec.index;
     if (ec.kind == endpoint_kind::file_store) {
@@ -146,7 +115,7 @@ connection_ptr worker::build_connection(const connection_spec& spec, std::string
     return c;
 }
 
-bool worker::install(connection_ptr c, std::string* error) {
+bool worker::install(connection_ptr& c, std::string* error) {
     if (c == nullptr) {
         *error = "no connection to install";
         return false;
@@ -164,7 +133,7 @@ bool worker::install(connection_ptr c, std::string* error) {
     c->installed = true;
     _wheel.add(*c->conn);
     if (_config.counters != nullptr && index < _config.counters->max_connections()) {
-        publish_connection(*c, tsc_now());
+        publish_connection(*c, now_ns());
     }
     _conns[index] = std::move(c);
     return true;
@@ -172,7 +141,7 @@ bool worker::install(connection_ptr c, std::string* error) {
 
 bool worker::add_connection(const connection_spec& spec, std::string* error) {
     connection_ptr c = build_connection(spec, error);
-    return c != nullptr && install(std::move(c), error);
+    return c != nullptr && install(c, error);
 }
 
 bool worker::add_path(const path_spec& spec, std::string* error) {
@@ -190,80 +159,15 @@ bool worker::add_path(const path_spec& spec, std::string* error) {
     wc.cmd.add_path.initial_weight = spec.weight;
     wc.cmd.add_path.max_bandwidth_mbps = static_cast<std::uint32_t>(spec.max_rate_bps / 1000000);
     wc.cmd.add_path.standby = spec.standby ? 1 : 0;
-    if (!apply_add_path(*_conns[spec.connection], wc, error)) {
+    if (apply_add_path(*_conns[spec.connection], wc, error) != api::result_status::ok) {
         return false;
     }
     path_binding b{static_cast<std::uint16_t>(_config.id), spec.connection, spec.id, spec.tuple};
     if (!_config.paths->add(b, error)) {
-        remove_route(*_conns[spec.connection], spec.id, tsc_now());
+        remove_route(*_conns[spec.connection], spec.id, now_ns());
         return false;
     }
     return true;
-}
-
-// The worker's half of add_path: the transport learns the path, transmit() its route. The
-// binding in the path table is the main lcore's half (it publishes it after this answered).
-bool worker::apply_add_path(conn_ctx& c, const worker_command& wc, std::string* why) noexcept {
-    const api::add_path_body& a = wc.cmd.add_path;
-    if (wc.port >= _config.ports.size()) {
-        *why = "add_path: port " + std::to_string(wc.port) + " does not exist";
-        return false;
-    }
-    if (c.routes.size() == c.routes.capacity()) {
-        *why = "add_path.path_id: the connection has its maximum of " + std::to_string(c.routes.capacity()) + " paths";
-        return false;
-    }
-    for (const auto& r : c.routes) {
-        if (r.id == a.path_id) {
-            *why = "add_path.path_id: " + std::to_string(a.path_id) + " exists in the connection";
-            return false;
-        }
-    }
-    const transport::time_ns now = tsc_now();
-    if (!c.conn->add_path(a.path_id, now)) {
-        *why = "add_path.path_id: the transport refused " + std::to_string(a.path_id);
-        return false;
-    }
-    // 1 is where the load balancer starts every path; another weight is pinned like set_weights.
-    if (a.initial_weight >= 0 && a.initial_weight != 1.0f) {
-        c.conn->set_path_weight(a.path_id, a.initial_weight);
-    }
-    if (a.max_bandwidth_mbps != 0) {
-        c.conn->set_path_max_rate(a.path_id, std::uint64_t{a.max_bandwidth_mbps} * 1000000);
-    }
-    if (a.standby != 0) {
-        c.conn->set_path_standby(a.path_id, true);
-    }
-    connection_state::route r;
-    r.id = a.path_id;
-    r.port = wc.port;
-    r.tuple = wc.tuple;
-    if (!_free_path_slots.empty()) {
-        r.counters_slot = _free_path_slots.back();
-        _free_path_slots.pop_back();
-    }
-    c.routes.push_back(r);
-    if (!c.touched) { // the first flush probes the new path
-        c.touched = true;
-        _touched.push_back(&c);
-    }
-    return true;
-}
-
-bool worker::remove_route(conn_ctx& c, transport::path_id id, transport::time_ns now) noexcept {
-    for (std::size_t i = 0; i < c.routes.size(); ++i) {
-        if (c.routes[i].id != id) {
-            continue;
-        }
-        c.conn->remove_path(id, now);
-        if (c.routes[i].counters_slot != connection_state::no_counters_slot) {
-            _config.counters->clear_path(c.routes[i].counters_slot);
-            _free_path_slots.push_back(c.routes[i].counters_slot);
-        }
-        c.routes.erase(c.routes.begin() + static_cast<std::ptrdiff_t>(i));
-        return true;
-    }
-    return false;
 }
 
 const endpoint* worker::endpoint_of(std::uint32_t connection) const noexcept {
@@ -285,7 +189,7 @@ void worker::run(const std::atomic<bool>& stop) noexcept {
     _config.paths->register_worker(_config.id);
     _rcu_registered = true;
     while (!stop.load(std::memory_order_relaxed)) {
-        poll(tsc_now());
+        poll(now_ns());
     }
     flush_tx();
     _config.paths->offline(_config.id);
@@ -339,7 +243,7 @@ void worker::poll(transport::time_ns now) noexcept {
         busy = busy || n > 0;
     }
     _wheel.poll(now);
-    for (conn_ctx* c : _touched) {
+    for (connection_state* c : _touched) {
         c->ep->pump();
         c->conn->flush(now);
         _wheel.touch(*c->conn);
@@ -353,8 +257,13 @@ void worker::poll(transport::time_ns now) noexcept {
     if (busy) {
         ++_counters.busy_loops;
     }
-    if (_config.counters != nullptr && now >= _next_publish) {
-        publish_counters(now);
+    if (_config.counters != nullptr) {
+        if (now >= _next_publish) {
+            publish_counters(now);
+        }
+        if (_publish_cursor < _conns.size()) {
+            publish_slice(now);
+        }
     }
     if (_rcu_registered) {
         _config.paths->quiescent(_config.id);
@@ -453,7 +362,7 @@ void worker::process_burst(std::size_t port, std::span<rte_mbuf*> pkts, transpor
     }
 }
 
-void worker::deliver(conn_ctx& c, const path_binding& b, rte_mbuf* m, const packet_meta& meta,
+void worker::deliver(connection_state& c, const path_binding& b, rte_mbuf* m, const packet_meta& meta,
                      transport::time_ns now, bool handed_off) noexcept {
     if (!contiguous(m, meta)) [[unlikely]] {
         // A jumbo frame the port scattered over several segments: the transport takes one
@@ -551,7 +460,7 @@ void worker::flush_tx() noexcept {
 // Builds Ethernet + IPv4/IPv6 + UDP around a path packet from the transport and queues it on
 // the path's port. The path packet is copied once into the mbuf (the transport serialises into
 // its own buffer); checksums go to the NIC where it offers them.
-bool worker::transmit(conn_ctx& c, transport::path_id path, std::span<const std::uint8_t> packet) noexcept {
+bool worker::transmit(connection_state& c, transport::path_id path, std::span<const std::uint8_t> packet) noexcept {
     const connection_state::route* r = nullptr;
     for (const auto& x : c.routes) {
         if (x.id == path) {
@@ -645,473 +554,30 @@ bool worker::transmit(conn_ctx& c, transport::path_id path, std::span<const std:
 }
 
 // ---------------------------------------------------------------------------------------------
-// Connection callbacks (ctx is the conn_ctx)
+// Connection callbacks (ctx is the connection_state)
 
 void worker::cb_transmit(void* ctx, transport::path_id path, std::span<const std::uint8_t> packet) {
-    auto* c = static_cast<conn_ctx*>(ctx);
+    auto* c = static_cast<connection_state*>(ctx);
     c->owner->transmit(*c, path, packet);
 }
 
 void* worker::cb_allocate(void* ctx, std::size_t size, std::uint8_t** data) {
-    auto* c = static_cast<conn_ctx*>(ctx);
+    auto* c = static_cast<connection_state*>(ctx);
     return mbuf_allocate(c->owner->_config.app_pool, size, data);
 }
 
 void worker::cb_data(void* ctx, transport::stream_id id, std::uint64_t offset, std::span<const std::uint8_t> data) {
-    static_cast<conn_ctx*>(ctx)->ep->on_data(id, offset, data);
+    static_cast<connection_state*>(ctx)->ep->on_data(id, offset, data);
 }
 
-void worker::cb_readable(void* ctx, transport::stream_id id) { static_cast<conn_ctx*>(ctx)->ep->on_readable(id); }
+void worker::cb_readable(void* ctx, transport::stream_id id) { static_cast<connection_state*>(ctx)->ep->on_readable(id); }
 
-void worker::cb_finished(void* ctx, transport::stream_id id) { static_cast<conn_ctx*>(ctx)->ep->on_finished(id); }
+void worker::cb_finished(void* ctx, transport::stream_id id) { static_cast<connection_state*>(ctx)->ep->on_finished(id); }
 
-void worker::cb_opened(void* ctx, transport::stream_id id) { static_cast<conn_ctx*>(ctx)->ep->on_stream_opened(id); }
+void worker::cb_opened(void* ctx, transport::stream_id id) { static_cast<connection_state*>(ctx)->ep->on_stream_opened(id); }
 
 void worker::cb_reset(void* ctx, transport::stream_id id, std::uint64_t code) {
-    static_cast<conn_ctx*>(ctx)->ep->on_reset(id, code);
-}
-
-// Path liveness, as the control plane sees it: up and recovered -> path_up; suspect (no
-// acknowledgement within a PTO: its data was re-sent elsewhere) -> path_down "down"; failed
-// (fail_after_ptos PTOs) -> path_down "failed".
-void worker::cb_path_event(void* ctx, transport::path_id path, transport::path_event e) {
-    auto* c = static_cast<conn_ctx*>(ctx);
-    if (!c->installed) {
-        return;
-    }
-    switch (e) {
-    case transport::path_event::up:
-    case transport::path_event::recovered: {
-        transport::path_info info;
-        std::uint64_t srtt = 0;
-        for (std::size_t i = 0; c->conn->path_info_at(i, info); ++i) {
-            if (info.id == path) {
-                srtt = static_cast<std::uint64_t>(info.srtt);
-                break;
-            }
-        }
-        c->owner->raise(api::make_path_up(c->id, path, srtt));
-        break;
-    }
-    case transport::path_event::suspect:
-        c->owner->raise(api::make_path_down(c->id, path, api::path_down_kind::down,
-                                            "no acknowledgement within a probe timeout; its data was sent on other paths"));
-        break;
-    case transport::path_event::failed:
-        c->owner->raise(api::make_path_down(c->id, path, api::path_down_kind::failed,
-                                            "no acknowledgement after the failure threshold of probe timeouts"));
-        break;
-    }
-}
-
-void worker::cb_closed(void* ctx, transport::close_code code, std::string_view reason) {
-    auto* c = static_cast<conn_ctx*>(ctx);
-    if (!c->installed || c->removing) { // a removal answers for itself
-        return;
-    }
-    c->owner->raise(api::make_connection_closed(c->id, static_cast<std::uint64_t>(code), reason));
-}
-
-// ---------------------------------------------------------------------------------------------
-// The mailbox: commands from the main lcore, answers and events back
-
-void worker::apply_commands(transport::time_ns now) noexcept {
-    // A few per loop: a burst of commands must not stall the packets behind them.
-    constexpr unsigned per_loop = 8;
-    std::array<worker_command, per_loop> cmds;
-    const unsigned n = _config.mailbox.take_commands(cmds.data(), per_loop);
-    for (unsigned i = 0; i < n; ++i) {
-        apply(cmds[i], now);
-        ++_counters.commands_applied;
-    }
-}
-
-void worker::apply(const worker_command& wc, transport::time_ns now) noexcept {
-    using api::result_status;
-    if (wc.op == worker_op::install_connection) {
-        connection_ptr c(wc.ctx);
-        std::string why;
-        if (c == nullptr || c->index != wc.connection || !install(std::move(c), &why)) {
-            // The main lcore allocates the slots: a taken one is its bug; answer, do not crash.
-            // The built connection is handed back to be freed off this lcore.
-            worker_reply r{};
-            r.ev = api::make_command_result(wc.cmd, result_status::internal_error, why);
-            r.worker = _config.id;
-            r.connection = wc.connection;
-            r.ctx = c.release();
-            if (!_config.mailbox.answer(r)) {
-                ++_counters.events_dropped;
-            }
-            return;
-        }
-        reply(wc.cmd, result_status::ok, {});
-        return;
-    }
-    if (wc.op == worker_op::publish_counters) {
-        if (_config.counters != nullptr) {
-            publish_counters(now);
-        }
-        reply(wc.cmd, result_status::ok, {});
-        return;
-    }
-    if (wc.connection >= _conns.size() || !_conns[wc.connection] || _conns[wc.connection]->removing) {
-        reply(wc.cmd, result_status::unknown_connection, "the connection is not on this worker (removed meanwhile?)");
-        return;
-    }
-    conn_ctx& c = *_conns[wc.connection];
-    std::string why;
-    switch (wc.op) {
-    case worker_op::add_path:
-        if (apply_add_path(c, wc, &why)) {
-            reply(wc.cmd, result_status::ok, {});
-        } else {
-            reply(wc.cmd, result_status::no_capacity, why);
-        }
-        return;
-    case worker_op::remove_path: {
-        for (auto& r : c.routes) {
-            if (r.id == wc.cmd.remove_path.path_id && !r.removing) {
-                r.removing = true;
-                r.remove_command = wc.cmd;
-                r.drain_deadline = now + transport::time_ns{wc.cmd.remove_path.drain_timeout_ms} * transport::ms;
-                // No new stream data on it while it drains; ACKs and retransmissions elsewhere.
-                c.conn->set_path_standby(r.id, true);
-                if (!c.draining) {
-                    c.draining = true;
-                    _draining.push_back(&c);
-                }
-                return;
-            }
-        }
-        reply(wc.cmd, result_status::unknown_path, "remove_path.path_id: not in the connection");
-        return;
-    }
-    case worker_op::remove_connection:
-        c.removing = true;
-        c.remove_command = wc.cmd;
-        c.drain_deadline = now + transport::time_ns{wc.cmd.remove_connection.drain_timeout_ms} * transport::ms;
-        if (!c.draining) {
-            c.draining = true;
-            _draining.push_back(&c);
-        }
-        return;
-    case worker_op::set_scheduler:
-        c.conn->set_strategy(static_cast<transport::schedule_strategy>(wc.cmd.set_scheduler.strategy));
-        reply(wc.cmd, result_status::ok, {});
-        return;
-    case worker_op::set_weights: {
-        const api::set_weights_body& b = wc.cmd.set_weights;
-        // All or nothing: every path must exist before any weight changes.
-        for (std::uint32_t i = 0; i < b.count; ++i) {
-            bool found = false;
-            for (const auto& r : c.routes) {
-                found = found || r.id == b.entries[i].path_id;
-            }
-            if (!found) {
-                char reason[api::reason_size];
-                std::snprintf(reason, sizeof reason, "set_weights.entries[%u].path_id: %llu is not in the connection", i,
-                              static_cast<unsigned long long>(b.entries[i].path_id));
-                reply(wc.cmd, result_status::unknown_path, reason);
-                return;
-            }
-        }
-        for (std::uint32_t i = 0; i < b.count; ++i) {
-            c.conn->set_path_weight(b.entries[i].path_id, b.entries[i].weight);
-        }
-        reply(wc.cmd, result_status::ok, {});
-        return;
-    }
-    case worker_op::set_qos: {
-        const api::set_qos_body& b = wc.cmd.set_qos;
-        transport::qos_policy q;
-        q.min_bandwidth_mbps = b.min_bandwidth_mbps;
-        q.max_latency_ms = b.max_latency_ms;
-        q.max_jitter_ms = b.max_jitter_ms;
-        q.loss_threshold = b.loss_threshold;
-        q.priority = static_cast<kdp::priority>(b.priority);
-        if (c.conn->set_stream_qos(b.stream_id, q)) {
-            reply(wc.cmd, result_status::ok, {});
-        } else {
-            reply(wc.cmd, result_status::no_capacity,
-                  "set_qos.stream_id: the stream is not open and the table of pending policies is full");
-        }
-        return;
-    }
-    case worker_op::set_windows: {
-        const api::set_windows_body& b = wc.cmd.set_windows;
-        bool ok = false;
-        switch (b.scope) {
-        case api::window_scope::connection:
-            ok = c.conn->set_connection_window(b.window_bytes, now);
-            break;
-        case api::window_scope::stream:
-            ok = c.conn->set_stream_window(b.stream_id, b.window_bytes, now);
-            break;
-        case api::window_scope::new_streams:
-            ok = c.conn->set_initial_stream_window(b.window_bytes);
-            break;
-        }
-        if (ok) {
-            if (!c.touched) { // a grown window goes out on the next flush
-                c.touched = true;
-                _touched.push_back(&c);
-            }
-            reply(wc.cmd, result_status::ok, {});
-        } else {
-            reply(wc.cmd, b.scope == api::window_scope::stream ? result_status::unknown_connection
-                                                                : result_status::invalid_command,
-                  b.scope == api::window_scope::stream ? "set_windows.stream_id: the stream is not open"
-                                                       : "set_windows.window_bytes: refused by the transport");
-        }
-        return;
-    }
-    case worker_op::install_connection:
-    case worker_op::publish_counters:
-        return; // handled above
-    }
-}
-
-// Paths and connections being removed: done when drained (nothing in flight, the endpoint
-// idle) or at their deadline, whichever comes first.
-void worker::poll_draining(transport::time_ns now) noexcept {
-    std::size_t keep = 0;
-    for (std::size_t i = 0; i < _draining.size(); ++i) {
-        conn_ctx& c = *_draining[i];
-        bool still = false;
-        for (std::size_t r = 0; r < c.routes.size();) {
-            auto& route = c.routes[r];
-            if (!route.removing) {
-                ++r;
-                continue;
-            }
-            transport::path_info info;
-            std::uint64_t in_flight = 0;
-            for (std::size_t k = 0; c.conn->path_info_at(k, info); ++k) {
-                if (info.id == route.id) {
-                    in_flight = info.bytes_in_flight;
-                    break;
-                }
-            }
-            if (in_flight != 0 && now < route.drain_deadline) {
-                still = true;
-                ++r;
-                continue;
-            }
-            const api::command answered = route.remove_command;
-            const transport::path_id id = route.id;
-            remove_route(c, id, now); // erases c.routes[r]
-            reply(answered, api::result_status::ok, in_flight == 0 ? std::string_view{} : "drain timeout: in-flight data re-sent on other paths");
-            raise(api::make_path_down(c.id, id, api::path_down_kind::removed, "removed by the control plane"));
-        }
-        if (c.removing) {
-            std::uint64_t in_flight = 0;
-            transport::path_info info;
-            for (std::size_t k = 0; c.conn->path_info_at(k, info); ++k) {
-                in_flight += info.bytes_in_flight;
-            }
-            if ((in_flight == 0 && c.ep->idle()) || now >= c.drain_deadline || c.conn->closed()) {
-                finish_removal(c, now); // c is gone after this
-                continue;
-            }
-            still = true;
-        }
-        if (still) {
-            _draining[keep++] = &c;
-        } else {
-            c.draining = false;
-        }
-    }
-    _draining.resize(keep);
-}
-
-// Closes the connection (CONNECTION_CLOSE on its paths), takes it off this worker and hands it
-// back to the main lcore, which removes its bindings and frees it.
-void worker::finish_removal(conn_ctx& c, transport::time_ns now) noexcept {
-    if (!c.conn->closed()) {
-        c.conn->close(transport::close_code::no_error, "removed by the control plane", now);
-        c.conn->flush(now);
-    }
-    for (auto& r : c.routes) {
-        if (r.counters_slot != connection_state::no_counters_slot) {
-            _config.counters->clear_path(r.counters_slot);
-            _free_path_slots.push_back(r.counters_slot);
-            r.counters_slot = connection_state::no_counters_slot;
-        }
-        raise(api::make_path_down(c.id, r.id, api::path_down_kind::removed, "connection removed by the control plane"));
-    }
-    if (_config.counters != nullptr && c.index < _config.counters->max_connections()) {
-        _config.counters->clear_connection(c.index);
-    }
-    _wheel.remove(*c.conn);
-    if (c.touched) {
-        std::erase(_touched, &c);
-        c.touched = false;
-    }
-    c.installed = false;
-    const std::uint32_t index = c.index;
-    const api::command answered = c.remove_command;
-    connection_ptr owned = std::move(_conns[index]);
-    reply(answered, api::result_status::ok, {}, owned.release());
-}
-
-void worker::reply(const api::command& answered, api::result_status status, std::string_view reason,
-                   connection_state* ctx) noexcept {
-    worker_reply r{};
-    r.ev = api::make_command_result(answered, status, reason);
-    r.worker = _config.id;
-    r.connection = ctx != nullptr ? ctx->index : 0;
-    r.ctx = ctx;
-    // The reply ring holds twice the command ring, and events leave half of it to answers:
-    // an answer always fits (kwikd.cpp sizes them).
-    if (!_config.mailbox.answer(r)) {
-        ++_counters.events_dropped;
-        delete ctx; // not reachable with the sizes above; never leak
-    }
-}
-
-void worker::raise(const api::event& e) noexcept {
-    if (!_config.mailbox.valid()) {
-        return;
-    }
-    // Leave room for command answers (see reply()).
-    if (rte_ring_free_count(_config.mailbox.replies) <= rte_ring_get_capacity(_config.mailbox.replies) / 2) {
-        ++_counters.events_dropped;
-        return;
-    }
-    worker_reply r{};
-    r.ev = e;
-    r.worker = _config.id;
-    if (_config.mailbox.answer(r)) {
-        ++_counters.events_sent;
-    } else {
-        ++_counters.events_dropped;
-    }
-}
-
-// At most one event per tuple per unknown_path_interval, counting the datagrams between them.
-// A direct-mapped table: a new tuple on a busy slot takes it over (the old tuple's pending count
-// goes with the next event for it). The drop itself is always counted (drop_reason::unknown_path).
-void worker::note_unknown_path(std::size_t port, const five_tuple& t, transport::time_ns now) noexcept {
-    if (!_config.mailbox.valid()) {
-        return;
-    }
-    const std::uint32_t h = rte_hash_crc(&t, path_key_bytes, 0);
-    unknown_tuple& u = _unknown[h % unknown_table_size];
-    if (!u.used || !(u.tuple == t)) {
-        u = unknown_tuple{};
-        u.used = true;
-        u.tuple = t;
-        u.first_seen = now;
-        u.port = static_cast<std::uint16_t>(port);
-    }
-    ++u.count;
-    u.last_seen = now;
-    if (u.reported != 0 && now - u.reported < _config.unknown_path_interval) {
-        return;
-    }
-    const api::five_tuple at = to_api(t);
-    raise(api::make_unknown_path(at, u.count, u.port, static_cast<std::uint16_t>(_config.id),
-                                 static_cast<std::uint64_t>(u.first_seen), static_cast<std::uint64_t>(u.last_seen)));
-    u.reported = now;
-    u.count = 0;
-    u.first_seen = now;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Counters into the shared region (this worker's block; it is its only writer)
-
-void worker::publish_counters(transport::time_ns now) noexcept {
-    api::counters_writer& w = *_config.counters;
-    _next_publish = now + _config.publish_interval;
-    api::worker_counters wc{};
-    wc.polls = _counters.loops;
-    wc.busy_polls = _counters.busy_loops;
-    wc.handoff_sent = _counters.handed_off;
-    wc.handoff_received = _counters.handoffs_received;
-    wc.handoff_dropped = _counters.drops[static_cast<std::size_t>(kdp::drop_reason::handoff_ring_full)];
-    wc.events_dropped = _counters.events_dropped;
-    wc.commands_applied = _counters.commands_applied;
-    w.begin_publish();
-    w.store_worker(wc);
-    for (std::size_t p = 0; p < _config.ports.size() && p < w.ports(); ++p) {
-        api::port_counters pc{};
-        const auto& c = _counters.ports[p];
-        pc.rx_packets = c.rx_packets;
-        pc.rx_bytes = c.rx_bytes;
-        pc.tx_packets = c.tx_packets;
-        pc.tx_bytes = c.tx_bytes;
-        pc.rx_dropped = c.rx_dropped;
-        pc.tx_dropped = c.tx_dropped;
-        if (p == _config.exception_port) { // the exception interface is bridged to this port
-            pc.exception_rx = _counters.exception_out;
-            pc.exception_tx = _counters.exception_in;
-        }
-        w.store_port(static_cast<std::uint32_t>(p), pc);
-    }
-    std::array<std::uint64_t, kdp::drop_reason_count> by_reason{};
-    for (std::size_t r = 0; r < kdp::drop_reason_count; ++r) {
-        by_reason[r] = _counters.drops[r] + _counters.classified.drops[r];
-    }
-    for (const auto& c : _conns) {
-        if (c) {
-            for (std::size_t r = 0; r < kdp::drop_reason_count; ++r) {
-                by_reason[r] += c->conn->counters().drops[r];
-            }
-        }
-    }
-    w.store_drops(by_reason);
-    w.end_publish(static_cast<std::uint64_t>(now));
-    for (const auto& c : _conns) {
-        if (c && c->index < w.max_connections()) {
-            publish_connection(*c, now);
-        }
-    }
-}
-
-void worker::publish_connection(const conn_ctx& c, transport::time_ns now) noexcept {
-    api::counters_writer& w = *_config.counters;
-    api::connection_counters cc{};
-    cc.connection_id = c.id;
-    const transport::connection_counters& t = c.conn->counters();
-    cc.delivered_bytes = t.stream_bytes_delivered;
-    cc.retransmitted_bytes = t.stream_bytes_retransmitted;
-    cc.flow_control_blocked = t.flow_blocked;
-    cc.streams_opened = t.streams_opened;
-    cc.streams_closed = t.streams_closed;
-    cc.open_streams = c.conn->open_streams();
-    cc.updated_ns = static_cast<std::uint64_t>(now);
-    transport::path_info info;
-    for (std::size_t k = 0; c.conn->path_info_at(k, info); ++k) {
-        cc.rx_packets += info.counters.packets_received;
-        cc.rx_bytes += info.counters.bytes_received;
-        cc.tx_packets += info.counters.packets_sent;
-        cc.tx_bytes += info.counters.bytes_sent;
-        cc.retransmitted_packets += info.counters.retransmitted_frames;
-        cc.active_paths += info.status == transport::path_status::active ? 1 : 0;
-        for (const auto& r : c.routes) {
-            if (r.id != info.id || r.counters_slot == connection_state::no_counters_slot) {
-                continue;
-            }
-            api::path_counters pc{};
-            pc.connection_id = c.id;
-            pc.path_id = info.id;
-            pc.status = static_cast<std::uint64_t>(info.status);
-            pc.rx_packets = info.counters.packets_received;
-            pc.rx_bytes = info.counters.bytes_received;
-            pc.tx_packets = info.counters.packets_sent;
-            pc.tx_bytes = info.counters.bytes_sent;
-            pc.lost_packets = info.counters.packets_lost;
-            pc.retransmitted_packets = info.counters.retransmitted_frames;
-            pc.handoff_packets = r.handoff_packets;
-            pc.smoothed_rtt_ns = static_cast<std::uint64_t>(info.srtt);
-            pc.min_rtt_ns = static_cast<std::uint64_t>(info.min_rtt);
-            pc.rtt_var_ns = static_cast<std::uint64_t>(info.rttvar);
-            pc.cwnd_bytes = info.cwnd;
-            pc.updated_ns = static_cast<std::uint64_t>(now);
-            w.store_path(r.counters_slot, pc);
-        }
-    }
-    w.store_connection(c.index, cc);
+    static_cast<connection_state*>(ctx)->ep->on_reset(id, code);
 }
 
 } // namespace kwik::engine

@@ -21,6 +21,7 @@
 
 #include "dataplane/api/counters.hpp"
 #include "dataplane/engine/classifier.hpp"
+#include "dataplane/engine/connection_state.hpp"
 #include "dataplane/engine/endpoint.hpp"
 #include "dataplane/engine/path_table.hpp"
 #include "dataplane/engine/responder.hpp"
@@ -65,6 +66,7 @@ struct worker_config {
     api::counters_writer* counters = nullptr;      // this worker's block; null: not published
     transport::time_ns publish_interval = 100 * transport::ms;
     transport::time_ns unknown_path_interval = 1 * transport::sec; // per tuple, between events
+    double unknown_path_events_per_sec = 100;                      // per worker, all tuples
 };
 
 struct connection_spec {
@@ -97,6 +99,7 @@ struct alignas(64) worker_counters {
     std::uint64_t exception_out = 0, exception_in = 0, replies = 0;
     std::uint64_t loops = 0, busy_loops = 0;
     std::uint64_t commands_applied = 0, events_sent = 0, events_dropped = 0;
+    std::uint64_t events_suppressed = 0; // unknown_path events over the per-worker budget
     std::uint64_t rx_linearized = 0; // multi-segment datagrams copied into one buffer
     std::array<std::uint64_t, kdp::drop_reason_count> drops{};
     struct per_port {
@@ -107,6 +110,10 @@ struct alignas(64) worker_counters {
     responder_counters responded;
 };
 
+// The TSC clock every worker and kwikd's main lcore use for the transport, the counters
+// region's timestamps and the heartbeat: nanoseconds from an arbitrary origin. Any thread.
+transport::time_ns now_ns() noexcept;
+
 class worker {
 public:
     explicit worker(const worker_config& config);
@@ -114,43 +121,45 @@ public:
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
 
+    // ---- set-up (worker.cpp) ----
     // A connection with its endpoint, ready to install on this worker: built by the main lcore
     // (any time; it allocates), installed by the worker (install_connection command) or, before
     // launch, by install(). Null with *error set if the endpoint cannot start.
     connection_ptr build_connection(const connection_spec& spec, std::string* error);
-    // Before launch (main lcore): install a built connection; add a path to it and publish the
-    // binding in the path table. At run time the same happen through the mailbox.
-    bool install(connection_ptr c, std::string* error);
+    // Before launch (main lcore): install a built connection (c is left as it was on failure);
+    // add a path to it and publish the binding in the path table. At run time the same happen
+    // through the mailbox.
+    bool install(connection_ptr& c, std::string* error);
     bool add_path(const path_spec& spec, std::string* error);
-    // Both, for tests and the static connections of the configuration.
+    // Both, for tests.
     bool add_connection(const connection_spec& spec, std::string* error);
 
+    // ---- the loop (worker.cpp) ----
     // The lcore loop: until stop is set; then transmits what is queued and leaves the RCU set.
     void run(const std::atomic<bool>& stop) noexcept;
     // One iteration at time now (tests drive the worker with virtual time through this).
     void poll(transport::time_ns now) noexcept;
 
-    const worker_counters& counters() const noexcept { return _counters; }
-    // Before launch or after the loop ended (the main lcore): apply every command waiting in the
-    // mailbox now, on the calling thread.
-    void apply_commands_now(transport::time_ns now) noexcept {
-        while (_config.mailbox.valid() && rte_ring_count(_config.mailbox.commands) != 0) {
-            apply_commands(now);
-        }
-    }
-    // Copies this worker's counters into its block of the shared region (if it has one).
+    // ---- control (worker_control.cpp) ----
+    // Before launch or after the loop ended (the main lcore, the worker not running): apply
+    // every command waiting in the mailbox now, on the calling thread.
+    void apply_commands_now(transport::time_ns now) noexcept;
+    // Copies this worker's counters into its block of the shared region (if it has one): the
+    // worker every publish_interval; the main lcore once more after the loop ended.
     void publish_counters(transport::time_ns now) noexcept;
+
+    // ---- observation: the worker's own thread, or the main lcore before launch / after stop ----
+    const worker_counters& counters() const noexcept { return _counters; }
     const endpoint* endpoint_of(std::uint32_t connection) const noexcept;
     const transport::connection* connection_of(std::uint32_t connection) const noexcept;
     std::uint64_t connection_id_of(std::uint32_t connection) const noexcept; // 0: free slot
     unsigned id() const noexcept { return _config.id; }
 
 private:
-    using conn_ctx = connection_state;
     struct unknown_tuple {
         five_tuple tuple;
         transport::time_ns first_seen = 0, last_seen = 0, reported = 0;
-        std::uint32_t count = 0; // datagrams since the last event for this tuple
+        std::uint32_t count = 0; // datagrams since the last event for this slot
         std::uint16_t port = 0;
         bool used = false;
     };
@@ -160,27 +169,43 @@ private:
         std::uint16_t count = 0;
     };
 
+    // The packet side (worker.cpp).
     template <bool RxOffload>
     void process_burst(std::size_t port, std::span<rte_mbuf*> pkts, transport::time_ns now, bool handed_off) noexcept;
-    void deliver(conn_ctx& c, const path_binding& b, rte_mbuf* m, const packet_meta& meta,
+    void deliver(connection_state& c, const path_binding& b, rte_mbuf* m, const packet_meta& meta,
                  transport::time_ns now, bool handed_off) noexcept;
     void enqueue_tx(std::size_t port, rte_mbuf* m) noexcept;
     void flush_tx() noexcept;
     void drop(rte_mbuf* m, kdp::drop_reason r) noexcept;
     void drop_rx(std::size_t port, rte_mbuf* m, kdp::drop_reason r) noexcept;
-    void note_unknown_path(std::size_t port, const five_tuple& t, transport::time_ns now) noexcept;
-    // The mailbox: commands the main lcore resolved, applied between bursts.
+    bool transmit(connection_state& c, transport::path_id path, std::span<const std::uint8_t> packet) noexcept;
+
+    // The control side (worker_control.cpp): one apply_* per worker_op, between bursts.
     void apply_commands(transport::time_ns now) noexcept;
-    void apply(const worker_command& c, transport::time_ns now) noexcept;
-    bool apply_add_path(conn_ctx& c, const worker_command& wc, std::string* why) noexcept;
-    bool remove_route(conn_ctx& c, transport::path_id id, transport::time_ns now) noexcept;
-    void finish_removal(conn_ctx& c, transport::time_ns now) noexcept;
+    void apply(const worker_command& wc, transport::time_ns now) noexcept;
+    void apply_install(const worker_command& wc) noexcept;
+    void apply_remove_connection(connection_state& c, const worker_command& wc, transport::time_ns now) noexcept;
+    api::result_status apply_add_path(connection_state& c, const worker_command& wc, std::string* why) noexcept;
+    void apply_remove_path(connection_state& c, const worker_command& wc, transport::time_ns now) noexcept;
+    void apply_set_weights(connection_state& c, const worker_command& wc) noexcept;
+    void apply_set_qos(connection_state& c, const worker_command& wc) noexcept;
+    void apply_set_windows(connection_state& c, const worker_command& wc, transport::time_ns now) noexcept;
+    bool remove_route(connection_state& c, transport::path_id id, transport::time_ns now) noexcept;
     void poll_draining(transport::time_ns now) noexcept;
-    void reply(const api::command& answered, api::result_status status, std::string_view reason,
-               connection_state* ctx = nullptr) noexcept;
+    void finish_removal(connection_state& c, transport::time_ns now) noexcept;
+    void touch(connection_state& c) noexcept;
+    // Answers go back always (held in _unsent while the reply ring is full); events are
+    // dropped, counted, when the ring is half full (room kept for answers).
+    void answer(std::uint64_t token, const api::command& answered, api::result_status status,
+                std::string_view reason, connection_state* ctx = nullptr) noexcept;
+    void answer(const worker_command& wc, api::result_status status, std::string_view reason) noexcept {
+        answer(wc.token, wc.cmd, status, reason);
+    }
+    void flush_unsent() noexcept;
     void raise(const api::event& e) noexcept;
-    void publish_connection(const conn_ctx& c, transport::time_ns now) noexcept;
-    bool transmit(conn_ctx& c, transport::path_id path, std::span<const std::uint8_t> packet) noexcept;
+    void note_unknown_path(std::size_t port, const five_tuple& t, transport::time_ns now) noexcept;
+    void publish_slice(transport::time_ns now) noexcept;
+    void publish_connection(const connection_state& c, transport::time_ns now) noexcept;
 
     static void cb_transmit(void* ctx, transport::path_id path, std::span<const std::uint8_t> packet);
     static void* cb_allocate(void* ctx, std::size_t size, std::uint8_t** data);
@@ -192,18 +217,25 @@ private:
     static void cb_path_event(void* ctx, transport::path_id path, transport::path_event e);
     static void cb_closed(void* ctx, transport::close_code code, std::string_view reason);
 
+    // Everything below is this worker's alone.
     worker_config _config;
-    std::vector<connection_ptr> _conns;         // by connection slot; null = free (sized at start)
-    std::vector<responder> _responders;            // one per port
-    std::vector<tx_queue> _tx;                     // one per port
+    std::vector<connection_ptr> _conns;          // by connection slot; null = free (sized at start)
+    std::vector<responder> _responders;          // one per port
+    std::vector<tx_queue> _tx;                   // one per port
     tx_queue _exception_tx;
     transport::connection_wheel _wheel;
-    std::vector<conn_ctx*> _touched;
+    std::vector<connection_state*> _touched;     // to pump and flush at the end of this loop
     worker_counters _counters;
-    std::vector<conn_ctx*> _draining;              // connections and paths being removed
-    std::vector<std::uint32_t> _free_path_slots;   // counters slots for paths
+    std::vector<connection_state*> _draining;    // connections with a removal in progress
+    transport::time_ns _next_drain_check = 0;
+    std::vector<worker_reply> _unsent;           // answers the full reply ring did not take
+    std::vector<std::uint32_t> _free_path_slots; // counters slots for paths
     std::array<unknown_tuple, unknown_table_size> _unknown{};
+    double _unknown_budget = 0;                  // unknown_path events allowed now (token bucket)
+    transport::time_ns _unknown_refill = 0;
+    std::array<std::uint64_t, kdp::drop_reason_count> _retired_drops{}; // of removed connections
     transport::time_ns _next_publish = 0;
+    std::size_t _publish_cursor = 0;             // next connection slot to publish
     bool _rcu_registered = false;
 };
 

@@ -46,6 +46,7 @@ enum class worker_op : std::uint8_t {
 // with a command_result whose ack_sequence is cmd.header.sequence.
 struct alignas(64) worker_command {
     api::command cmd;
+    std::uint64_t token = 0; // the main lcore's; echoed in the answer (0: nobody waits for it)
     worker_op op = worker_op::publish_counters;
     std::uint8_t reserved0 = 0;
     std::uint16_t port = 0;      // add_path: index of the port the path's local address is on
@@ -58,6 +59,7 @@ struct alignas(64) worker_command {
 // raised on its own (path_up, path_down, unknown_path, connection_closed).
 struct alignas(64) worker_reply {
     api::event ev;
+    std::uint64_t token = 0; // the answered worker_command's; 0 for an event
     std::uint32_t worker = 0;
     std::uint32_t connection = 0;    // the slot the answer or event concerns
     connection_state* ctx = nullptr; // remove_connection's answer: the main lcore frees it

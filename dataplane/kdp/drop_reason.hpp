@@ -76,7 +76,8 @@ namespace kwik::kdp {
     X(tx_queue_full, "port's tx queue took fewer packets than offered")                           \
     X(tx_pool_empty, "no mbuf for a packet to send")                                              \
     X(no_exception_path, "packet for the kernel, but no exception interface is configured")       \
-    X(payload_chained, "Kwik datagram over several mbuf segments and no application buffer free to join them")
+    X(payload_chained, "Kwik datagram over several mbuf segments and no application buffer free to join them") \
+    X(connection_closed, "Kwik datagram for a connection its transport has closed (awaiting removal)")
 
 enum class drop_reason : std::uint8_t {
 #define KWIK_X(name, text) name,

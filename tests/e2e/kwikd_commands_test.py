@@ -123,11 +123,19 @@ for line in sys.stdin:
         self.proc = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, "-c", code, json.dumps(ports)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
-    def send(self, packets, linger=0.5):
+    def start(self, packets, linger=0.5):
+        """Starts sending in the helper process and returns at once (see done())."""
         self.proc.stdin.write(json.dumps({"op": "send", "packets": [(p, d.hex()) for p, d in packets],
                                           "linger": linger}) + "\n")
         self.proc.stdin.flush()
+
+    def done(self):
+        """Waits for the send start() began; datagrams kwikd sent back, by local port."""
         return {int(k): v for k, v in json.loads(self.proc.stdout.readline()).items()}
+
+    def send(self, packets, linger=0.5):
+        self.start(packets, linger)
+        return self.done()
 
     def close(self):
         self.proc.stdin.close()
@@ -160,7 +168,9 @@ def telemetry(command):
 def counters(connection=None):
     args = ["counters", "--fresh"] + (["--connection", str(connection)] if connection else [])
     rc, lines, err = cmd(*args)
-    return lines[-1] if rc == 0 and lines else {"error": err}
+    if rc != 0 or not lines or "error" in lines[-1]:
+        raise RuntimeError("kwikd-cmd counters failed (%d): %s" % (rc, err or lines))
+    return lines[-1]
 
 
 work = tempfile.mkdtemp(prefix="kwik-cmd-test-")
@@ -205,9 +215,10 @@ try:
     check(before.get("drops", {}).get("unknown_path", 0) >= 20,
           "unknown-path datagrams counted as drops: %s" % before.get("drops"))
     p.send(pkts1[20:40])
-    rc, lines, _ = cmd("events", "--timeout", "1")
+    rc, lines, err = cmd("events", timeout=1)
     burst = [l for l in lines if l["type"] == "unknown_path"]
-    check(len(burst) <= 3, "unknown-path events are rate-limited per tuple (%d events for 20 more datagrams)" % len(burst))
+    check(rc == 0 and len(burst) <= 3,
+          "unknown-path events are rate-limited per tuple (%d events for 20 more datagrams) %s" % (len(burst), err))
 
     # 2. Add a connection and its paths by command; refusals name the field or the state.
     store1 = os.path.join(work, "store1")
@@ -276,7 +287,7 @@ try:
           {i: (x["rx_packets"], x["tx_packets"], x["status"]) for i, x in paths.items()})
     # The replayed peer never answers kwikd's probes (PATH_CHALLENGE) nor acknowledges what
     # kwikd sends: a path goes suspect once its probe times out, and says so with path_down.
-    cmd("events", "--timeout", "0.5")
+    cmd("events", timeout=0.5)
     downs = {(e["path_id"], e["kind"]) for e in seen if e["type"] == "path_down" and e["connection_id"] == 7}
     suspect = [i for i, x in paths.items() if x["status"] in ("suspect", "failed")]
     check(all((i, "down") in downs or (i, "failed") in downs for i in suspect) and
@@ -291,9 +302,13 @@ try:
     holder = subprocess.Popen(["ip", "netns", "exec", NS, kwikd_cmd, "--name", NAME, "--timeout", "60", "events"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     holders.append(holder)
-    time.sleep(0.5)
-    rc, _, err = cmd("status")
-    check(rc == 0, "status readable while a control process holds the rings")
+    deadline = time.time() + 10
+    attached = False
+    while time.time() < deadline and not attached:
+        rc, st, err = cmd("status")
+        attached = rc == 0 and st and st[0].get("control_pid", 0) != 0
+        time.sleep(0.05)
+    check(attached, "status readable while a control process holds the rings: %s" % (st[:1] if st else err))
     rc, _, err = cmd("list")
     check(rc != 0 and ("lock" in err or "control" in err), "a second control process is refused while one holds the rings: " + err)
     store2 = os.path.join(work, "store2")
@@ -304,22 +319,33 @@ try:
     for i, port in enumerate(ports2):
         cmd("add-path", "--connection", "8", "--path", str(i + 1), "--local", APPLIANCE + ":7707", "--remote",
             "%s:%d" % (PEER, port))
-    half = len(pkts2) // 2
-    p.send(pkts2[:half], linger=0.1)
-    for _ in range(3):  # control processes come and go mid-transfer
+    # The transfer runs in the peer process while control processes come and go: some finish
+    # their command, some are killed in the middle of one.
+    p.start(pkts2, linger=1.0)
+    for i in range(4):
         cmd("counters", "--fresh")
+        victim = subprocess.Popen(["ip", "netns", "exec", NS, kwikd_cmd, "--name", NAME, "list"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.01 * i)
+        victim.kill()
+        victim.wait(timeout=10)
         cmd("list")
-    p.send(pkts2[half:], linger=1.0)
+    p.done()
     good2 = wait_stored(store2, man2, 8)
     check(good2 == len(man2["streams"]), "connection 8 across control-process restarts: %d of %d streams stored" %
           (good2, len(man2["streams"])))
 
     # 5. Remove a path: path_down(removed); its tuple is unknown afterwards.
     rc, lines, err = cmd("remove-path", "--connection", "7", "--path", "3")
-    downs = [l for l in lines if l["type"] == "path_down" and l["path_id"] == 3]
-    if not downs:
-        _, more, _ = cmd("events", "--wait", "path_down", timeout=3)
-        downs = [l for l in more if l["type"] == "path_down" and l["path_id"] == 3]
+
+    def removed_3(events):
+        return [l for l in events if l["type"] == "path_down" and l["path_id"] == 3 and l["connection_id"] == 7
+                and l["kind"] == "removed"]
+    downs = removed_3(lines)
+    deadline = time.time() + 5
+    while not downs and time.time() < deadline:
+        _, more, _ = cmd("events", timeout=0.5)
+        downs = removed_3(more)
     check(rc == 0 and downs and downs[0]["kind"] == "removed", "remove_path answered ok with path_down removed: %s" % downs)
     unknown_before = counters().get("drops", {}).get("unknown_path", 0)
     p.send([(port, d) for port, d in pkts1 if port == ports1[2]][:10])

@@ -202,8 +202,18 @@ int send_and_wait(session& s, api::command c, double timeout_s) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     api::event e;
+    auto checked = std::chrono::steady_clock::now();
     while (std::chrono::steady_clock::now() < deadline) {
         if (!s.channel.try_receive(e)) {
+            // kwikd stopping or gone will never answer: say so instead of waiting out the timeout.
+            if (std::chrono::steady_clock::now() - checked > std::chrono::milliseconds(100)) {
+                checked = std::chrono::steady_clock::now();
+                if (s.region.state() != api::region_state::ready || s.region.is_stale()) {
+                    std::fprintf(stderr, "kwikd-cmd: kwikd is %s; command %" PRIu64 " got no answer\n",
+                                 std::string(api::to_string(s.region.state())).c_str(), c.header.sequence);
+                    return 3;
+                }
+            }
             std::this_thread::sleep_for(std::chrono::microseconds(200));
             continue;
         }
@@ -402,7 +412,9 @@ int main(int argc, char** argv) {
     auto* events = app.add_subcommand("events", "print events as they arrive");
     std::string wait_for;
     unsigned max_events = 0;
-    events->add_option("--wait", wait_for, "stop after the first event of this type");
+    events->add_option("--wait", wait_for, "stop after the first event of this type")
+        ->check(CLI::IsMember({"command_result", "path_up", "path_down", "unknown_path", "counters_ready",
+                               "connection_closed", "connection_info", "path_info"}));
     events->add_option("--count", max_events, "stop after this many events");
 
     try {
@@ -440,12 +452,11 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "kwikd-cmd: %s\n", region.message().c_str());
             return 1;
         }
-        print(counters_json(*region, conn_id));
-        return 0;
+        const json j = counters_json(*region, conn_id);
+        print(j);
+        return j.contains("error") ? 1 : 0;
     }
-    if (const int rc = attach(name, s); rc != 0) {
-        return rc;
-    }
+    // Every argument is checked before kwikd is touched.
     api::command c{};
     if (add_conn->parsed()) {
         c = api::make_add_connection(conn_id, conn_name, endpoints.at(endpoint));
@@ -498,9 +509,15 @@ int main(int argc, char** argv) {
                 if (eq == std::string::npos) {
                     throw std::invalid_argument("no =");
                 }
-                std::size_t used = 0;
-                c.set_weights.entries[i].path_id = std::stoull(weights[i].substr(0, eq), &used);
-                c.set_weights.entries[i].weight = std::stof(weights[i].substr(eq + 1));
+                const std::string id = weights[i].substr(0, eq);
+                const std::string w = weights[i].substr(eq + 1);
+                std::size_t used_id = 0;
+                std::size_t used_w = 0;
+                c.set_weights.entries[i].path_id = std::stoull(id, &used_id);
+                c.set_weights.entries[i].weight = std::stof(w, &used_w);
+                if (used_id != id.size() || used_w != w.size() || id.find('-') != std::string::npos) {
+                    throw std::invalid_argument("trailing characters");
+                }
             } catch (const std::exception&) {
                 std::fprintf(stderr, "kwikd-cmd: --weight: '%s' is not PATH=WEIGHT\n", weights[i].c_str());
                 return 1;
@@ -518,13 +535,20 @@ int main(int argc, char** argv) {
     } else if (list->parsed()) {
         c = api::make_list_state();
     } else if (counters->parsed()) {
+        if (const int rc = attach(name, s); rc != 0) {
+            return rc;
+        }
         const int rc = send_and_wait(s, api::make_request_counters(), timeout_s);
         if (rc != 0) {
             return rc;
         }
-        print(counters_json(s.region, conn_id));
-        return 0;
+        const json j = counters_json(s.region, conn_id);
+        print(j);
+        return j.contains("error") ? 1 : 0;
     } else if (events->parsed()) {
+        if (const int rc = attach(name, s); rc != 0) {
+            return rc;
+        }
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
         unsigned seen = 0;
         api::event e;
@@ -540,6 +564,9 @@ int main(int argc, char** argv) {
             }
         }
         return wait_for.empty() && max_events == 0 ? 0 : 3;
+    }
+    if (const int rc = attach(name, s); rc != 0) {
+        return rc;
     }
     return send_and_wait(s, c, timeout_s);
 }
