@@ -369,17 +369,29 @@ result<port> open_port(const port_config& config) {
         rx_offloads |= info.rx_offload_capa & (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
         tx_offloads |= info.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM);
     }
+    const std::string outgrow = "frames of up to " + std::to_string(caps.max_frame) + " bytes outgrow one mbuf (" +
+                                std::to_string(caps.mbuf_data_room) + " bytes of data room)";
     if (config.multi_segment) {
         tx_offloads |= info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
         if (frames_outgrow_mbuf) {
-            rx_offloads |= info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER;
+            // A device without scatter drops or truncates what its buffers cannot hold, frame by
+            // frame and out of sight of the data plane's counters: refuse the port instead.
+            if ((info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) == 0) {
+                const std::uint32_t overhead = caps.max_frame - config.mtu;
+                const std::uint32_t fitting_mtu = caps.mbuf_data_room > overhead ? caps.mbuf_data_room - overhead : 0;
+                return config_error(spec, EINVAL,
+                                    "port_config.mtu " + std::to_string(config.mtu) + " needs rx scatter: " + outgrow +
+                                        " and the device (driver " + o.driver +
+                                        ") does not offer RTE_ETH_RX_OFFLOAD_SCATTER; give the port a pool whose "
+                                        "mbufs hold " + std::to_string(caps.max_frame) +
+                                        " bytes of frame, or an mtu of at most " + std::to_string(fitting_mtu));
+            }
+            rx_offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+            p._notes.push_back(outgrow + ": rx scatter on, larger frames arrive as mbuf chains");
         }
-    }
-    if (frames_outgrow_mbuf && (rx_offloads & RTE_ETH_RX_OFFLOAD_SCATTER) == 0) {
-        p._notes.push_back("frames of up to " + std::to_string(caps.max_frame) + " bytes outgrow one mbuf (" +
-                           std::to_string(caps.mbuf_data_room) + " bytes) and rx scatter is " +
-                           (config.multi_segment ? "not offered" : "off (multi_segment = false)") +
-                           ": larger frames may be dropped or truncated by the device");
+    } else if (frames_outgrow_mbuf) {
+        p._notes.push_back(outgrow + " and rx scatter is off (multi_segment = false): the device may drop "
+                                     "or truncate larger frames");
     }
 
     const std::uint64_t rss_hf = config.rss ? (wanted_rss_hash_functions & info.flow_type_rss_offloads) : 0;

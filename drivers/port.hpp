@@ -45,7 +45,10 @@ struct port_config {
     std::uint32_t mtu = 1500; // L3 MTU; frames are mtu + Ethernet overhead
     bool rss = true;               // spread UDP over the rx queues by the 5-tuple hash
     bool checksum_offload = true;  // rx and tx IPv4 + UDP checksums in hardware where offered
-    bool multi_segment = true;     // rx scatter / tx multi-segment mbufs where frames outgrow one mbuf
+    // Where a frame of mtu + Ethernet overhead outgrows one mbuf of pool: rx scatter (the port
+    // is refused, naming the mtu, when the device does not offer it) and tx multi-segment
+    // mbufs. False: never chained; larger frames are the device's to drop (a note says so).
+    bool multi_segment = true;
     bool promiscuous = false;
     std::uint32_t socket_id = socket_of_port; // for the queues' descriptor rings
     rte_mempool* pool = nullptr;              // rx buffers for every rx queue

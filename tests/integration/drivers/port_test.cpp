@@ -3,7 +3,8 @@
 // the queue they were sent on; net_pcap reads its rx file whole (never flushed unless asked) and
 // writes exactly what was sent; net_null's RSS and offload offer shows in the capabilities and the
 // report; flow rules on vdevs say "not supported" naming the port; bad specs and configs fail
-// naming the device and field; a 9000-byte MTU. Starts EAL once, no hugepages, no PCI.
+// naming the device and field; a 9000-byte MTU turns rx scatter on where the device offers it and
+// is refused, naming the port and MTU, where not. Starts EAL once, no hugepages, no PCI.
 #include <gtest/gtest.h>
 
 #include <rte_eal.h>
@@ -437,34 +438,66 @@ TEST(port, ring_without_rss_notes_that_queue_0_takes_everything) {
     EXPECT_TRUE(contains(p->report(), "note: device offers no UDP RSS hash")) << p->report();
 }
 
-TEST(port, jumbo_mtu_9000_with_multi_segment) {
-    for (const std::string dev : {"net_null1", "net_ring2"}) {
-        auto c = config_for(dev, 1);
-        c.mtu = 9000;
-        c.multi_segment = true;
-        auto p = drivers::open_port(c);
-        ASSERT_TRUE(p.ok()) << p.message();
-        std::cout << p->report();
-        const drivers::port_capabilities& caps = p->capabilities();
-        EXPECT_EQ(caps.mtu, 9000u) << dev;
-        EXPECT_EQ(caps.max_frame, 9018u) << dev;
-        EXPECT_GT(caps.max_frame, caps.mbuf_data_room);
-        const bool scatter_offered = (p->offer().rx_offloads & RTE_ETH_RX_OFFLOAD_SCATTER) != 0;
-        EXPECT_EQ(caps.rx_scatter, scatter_offered) << dev;
-        if (!scatter_offered) {
-            EXPECT_TRUE(contains(p->report(), "outgrow one mbuf")) << p->report();
-        }
-        EXPECT_TRUE(contains(p->report(), "mtu 9000")) << p->report();
-    }
-    // The same MTU without multi-segment mbufs on a device that offers scatter: reported, not enabled.
-    auto c = config_for("net_null2", 1);
+// A 9000-byte MTU outgrows the 2 KB mbufs of g_pool: net_ring offers rx scatter, so it is
+// enabled and reported; net_null offers none, so the port is refused, naming it and the MTU.
+TEST(port, jumbo_mtu_9000_turns_scatter_on_where_offered_and_is_refused_where_not) {
+    auto c = config_for("net_ring2", 1);
     c.mtu = 9000;
-    c.multi_segment = false;
+    c.multi_segment = true;
     auto p = drivers::open_port(c);
     ASSERT_TRUE(p.ok()) << p.message();
-    EXPECT_FALSE(p->capabilities().rx_scatter);
-    EXPECT_FALSE(p->capabilities().tx_multi_segment);
-    EXPECT_TRUE(contains(p->report(), "multi_segment = false")) << p->report();
+    std::cout << p->report();
+    ASSERT_NE(p->offer().rx_offloads & RTE_ETH_RX_OFFLOAD_SCATTER, 0u) << "net_ring offers rx scatter";
+    const drivers::port_capabilities& caps = p->capabilities();
+    EXPECT_EQ(caps.mtu, 9000u);
+    EXPECT_EQ(caps.max_frame, 9018u);
+    EXPECT_EQ(caps.mbuf_data_room, RTE_MBUF_DEFAULT_DATAROOM);
+    EXPECT_TRUE(caps.rx_scatter);
+    std::uint16_t mtu = 0;
+    ASSERT_EQ(rte_eth_dev_get_mtu(p->id(), &mtu), 0);
+    EXPECT_EQ(mtu, 9000u);
+    const std::string r = p->report();
+    EXPECT_TRUE(contains(r, "mtu 9000")) << r;
+    EXPECT_TRUE(contains(r, "rx scatter on")) << r;
+    EXPECT_TRUE(contains(r, "rx offloads enabled: scatter")) << r;
+    EXPECT_TRUE(contains(r, "note: frames of up to 9018 bytes outgrow one mbuf (2048 bytes of data room): rx "
+                            "scatter on"))
+        << r;
+    ASSERT_TRUE(p->close().ok());
+
+    // The same MTU on a device without scatter: refused before anything is configured.
+    {
+        auto n = config_for("net_null1", 1);
+        n.mtu = 9000;
+        auto refused = drivers::open_port(n);
+        ASSERT_FALSE(refused.ok()) << refused->report();
+        std::cout << refused.message() << '\n';
+        EXPECT_EQ(refused.code(), EINVAL);
+        EXPECT_TRUE(contains(refused.message(), "device 'net_null1'")) << refused.message();
+        EXPECT_TRUE(contains(refused.message(), "port_config.mtu 9000 needs rx scatter")) << refused.message();
+        EXPECT_TRUE(contains(refused.message(), "frames of up to 9018 bytes outgrow one mbuf (2048 bytes"))
+            << refused.message();
+        EXPECT_TRUE(contains(refused.message(), "does not offer RTE_ETH_RX_OFFLOAD_SCATTER")) << refused.message();
+        EXPECT_TRUE(contains(refused.message(), "or an mtu of at most 2030")) << refused.message();
+        std::uint16_t id = 0;
+        EXPECT_NE(rte_eth_dev_get_port_by_name("net_null1", &id), 0) << "a refused port left the vdev attached";
+        // What the refusal suggests works: the largest MTU whose frames fit one mbuf.
+        n.mtu = 2030;
+        auto fits = drivers::open_port(n);
+        ASSERT_TRUE(fits.ok()) << fits.message();
+        EXPECT_FALSE(fits->capabilities().rx_scatter);
+        EXPECT_EQ(fits->capabilities().max_frame, 2048u);
+    }
+
+    // Without multi-segment mbufs: opened, scatter off, and the report says what that costs.
+    auto off = config_for("net_null2", 1);
+    off.mtu = 9000;
+    off.multi_segment = false;
+    auto q = drivers::open_port(off);
+    ASSERT_TRUE(q.ok()) << q.message();
+    EXPECT_FALSE(q->capabilities().rx_scatter);
+    EXPECT_FALSE(q->capabilities().tx_multi_segment);
+    EXPECT_TRUE(contains(q->report(), "rx scatter is off (multi_segment = false)")) << q->report();
 }
 
 TEST(port, jumbo_frames_cross_a_ring_link_as_chains) {

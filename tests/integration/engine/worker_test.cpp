@@ -3,21 +3,30 @@
 // and corrupted packets, goes in through rx_pcap; the file-store endpoint must write every
 // stream byte for byte as the generator's manifest says (CRC32C and size); every corrupted
 // packet must be counted under a drop reason; what the worker transmits (tx_pcap) must decode
-// with kwik-dump as valid KDP ACKs for the paths.
+// with kwik-dump as valid KDP ACKs for the paths. Jumbo frames (9000-byte MTU) arrive as mbuf
+// chains through a ring link: datagrams cut inside the UDP payload are joined and stored byte
+// for byte; frames cut inside their headers are dropped as headers_split; with no application
+// buffer free, chained datagrams are dropped as payload_chained; no mbuf is left behind.
 // Usage (meson passes them): worker_test <kwik-pcapgen> <kwik-dump>
 #include <gtest/gtest.h>
 
 #include <rte_eal.h>
 #include <rte_mbuf.h>
 
+#include <arpa/inet.h>
+#include <pcap/pcap.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
-#include <unistd.h>
+#include <vector>
 
 #include "dataplane/engine/worker.hpp"
 #include "dataplane/kdp/crc32c.hpp"
@@ -47,6 +56,26 @@ std::string run(const std::string& cmd) {
         out = "exit " + std::to_string(rc) + ": " + out;
     }
     return out;
+}
+
+using frame_bytes = std::vector<std::uint8_t>;
+
+// The frames of a pcap file in order, as kwik-pcapgen wrote them.
+std::vector<frame_bytes> read_frames(const fs::path& file) {
+    std::vector<frame_bytes> frames;
+    std::array<char, PCAP_ERRBUF_SIZE> why{};
+    pcap_t* p = ::pcap_open_offline(file.c_str(), why.data());
+    if (p == nullptr) {
+        ADD_FAILURE() << file << ": " << why.data();
+        return frames;
+    }
+    pcap_pkthdr* h = nullptr;
+    const u_char* data = nullptr;
+    while (::pcap_next_ex(p, &h, &data) == 1) {
+        frames.emplace_back(data, data + h->caplen);
+    }
+    ::pcap_close(p);
+    return frames;
 }
 
 } // namespace
@@ -301,6 +330,430 @@ TEST_F(worker_pcap, second_worker_owns_the_connection_through_the_hand_off_ring)
     for (rte_ring* r : rings) {
         rte_ring_free(r);
     }
+}
+
+
+// ---- Jumbo frames as mbuf chains ----
+
+// Segments cut from these pools hold 4 KB of frame: a 9000-byte MTU frame takes two or more, as
+// a NIC with rx scatter and 4 KB buffers hands it over.
+constexpr std::uint32_t segment_room = 4096;
+constexpr const char* server_mac = "02:70:63:61:70:00"; // kwik-pcapgen --server-mac
+
+// Where a frame's UDP payload lies, [begin, end) from the frame's start: IPv4 without options or
+// IPv6 without extension headers, as kwik-pcapgen writes them.
+struct udp_payload {
+    std::uint32_t begin = 0;
+    std::uint32_t end = 0;
+};
+
+udp_payload udp_payload_of(const frame_bytes& f) {
+    const bool v4 = load_be16(f.data() + 12) == ethertype_ipv4;
+    const std::uint32_t l4 = ethernet_header_len + (v4 ? (f[ethernet_header_len] & 0x0Fu) * 4 : ipv6_header_len);
+    return {static_cast<std::uint32_t>(l4 + udp_header_len), l4 + load_be16(f.data() + l4 + 4)};
+}
+
+// Segment lengths for a frame of `size` bytes cut at `cuts` (offsets where a segment starts),
+// with more cuts where a piece would not fit one segment of segment_room bytes.
+std::vector<std::uint32_t> segment_lengths(std::size_t size, std::vector<std::uint32_t> cuts) {
+    cuts.push_back(0);
+    cuts.push_back(static_cast<std::uint32_t>(size));
+    std::sort(cuts.begin(), cuts.end());
+    cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+    std::vector<std::uint32_t> lengths;
+    for (std::size_t i = 0; i + 1 < cuts.size(); ++i) {
+        const std::uint32_t piece = cuts[i + 1] - cuts[i];
+        const std::uint32_t n = (piece + segment_room - 1) / segment_room;
+        for (std::uint32_t k = 0; k < n; ++k) {
+            lengths.push_back(piece / n + (k < piece % n ? 1 : 0));
+        }
+    }
+    return lengths;
+}
+
+// Four ways to cut a frame inside its UDP payload, the headers whole in the first segment (the
+// classifier reads them there): the headers alone; one byte into the payload and again at an
+// odd offset (the UDP checksum then sums pieces of odd length); once in the middle; in thirds
+// with the payload's last byte alone.
+std::vector<std::uint32_t> payload_cuts(const frame_bytes& f, std::size_t shape) {
+    const udp_payload p = udp_payload_of(f);
+    const std::uint32_t n = p.end - p.begin;
+    switch (shape % 4) {
+    case 0:
+        return {p.begin};
+    case 1:
+        return {p.begin + 1, p.begin + (n / 2 | 1)};
+    case 2:
+        return {p.begin + n / 2};
+    default:
+        return {p.begin + n / 3, p.begin + 2 * n / 3 + 1, p.end - 1};
+    }
+}
+
+// Four cuts inside the headers: in the destination MAC, in the EtherType, in the IP header, in
+// the UDP header.
+std::vector<std::uint32_t> header_cuts(const frame_bytes& f, std::size_t shape) {
+    const udp_payload p = udp_payload_of(f);
+    switch (shape % 4) {
+    case 0:
+        return {3};
+    case 1:
+        return {13};
+    case 2:
+        return {ethernet_header_len + 9};
+    default:
+        return {p.begin - 3};
+    }
+}
+
+// The frame as an mbuf chain with these segment lengths, every segment from pool, marked as
+// received on port_id (what a PMD does).
+rte_mbuf* make_chain(rte_mempool* pool, const frame_bytes& f, const std::vector<std::uint32_t>& lengths,
+                     std::uint16_t port_id) {
+    rte_mbuf* head = nullptr;
+    std::uint32_t done = 0;
+    for (const std::uint32_t len : lengths) {
+        rte_mbuf* seg = rte_pktmbuf_alloc(pool);
+        char* room = seg != nullptr ? rte_pktmbuf_append(seg, static_cast<std::uint16_t>(len)) : nullptr;
+        if (room == nullptr || (head != nullptr && rte_pktmbuf_chain(head, seg) != 0)) {
+            rte_pktmbuf_free(seg);
+            rte_pktmbuf_free(head);
+            return nullptr;
+        }
+        std::memcpy(room, f.data() + done, len);
+        done += len;
+        head = head != nullptr ? head : seg;
+    }
+    head->port = port_id;
+    return head;
+}
+
+// Every frame as a chain cut where cuts(frame, its index) says; empty, and a test failure, when
+// the pool runs dry.
+using cut_plan = std::vector<std::uint32_t> (*)(const frame_bytes&, std::size_t);
+std::vector<rte_mbuf*> make_chains(rte_mempool* pool, const std::vector<frame_bytes>& frames, cut_plan cuts,
+                                   std::uint16_t port_id) {
+    std::vector<rte_mbuf*> chains;
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        rte_mbuf* m = make_chain(pool, frames[i], segment_lengths(frames[i].size(), cuts(frames[i], i)), port_id);
+        if (m == nullptr) {
+            ADD_FAILURE() << "no mbufs left for frame " << i;
+            rte_pktmbuf_free_bulk(chains.data(), static_cast<unsigned>(chains.size()));
+            return {};
+        }
+        chains.push_back(m);
+    }
+    return chains;
+}
+
+// "10.0.1.2:40000" or "[fd00:0:0:1::2]:40000", as the manifest writes path ends.
+std::pair<ip_address, std::uint16_t> udp_endpoint_of(const std::string& text) {
+    const std::size_t colon = text.rfind(':');
+    std::string host = text.substr(0, colon);
+    if (!host.empty() && host.front() == '[') {
+        host = host.substr(1, host.size() - 2);
+    }
+    std::array<std::uint8_t, 16> b{};
+    const bool v4 = ::inet_pton(AF_INET, host.c_str(), b.data()) == 1;
+    EXPECT_TRUE(v4 || ::inet_pton(AF_INET6, host.c_str(), b.data()) == 1) << text;
+    return {v4 ? ip_address::v4(b.data()) : ip_address::v6(b.data()),
+            static_cast<std::uint16_t>(std::stoul(text.substr(colon + 1)))};
+}
+
+std::string generate(const fs::path& dir, const std::string& args) {
+    fs::create_directories(dir / "store");
+    return run(g_pcapgen + " -o " + (dir / "in.pcap").string() + " --manifest " + (dir / "manifest.json").string() +
+               " --connections 1 --pattern random --ack-every 0 --keepalive-every 0 --window-update-every 0"
+               " --server-mac " + server_mac + " " + args);
+}
+
+nlohmann::json read_manifest(const fs::path& dir) {
+    std::ifstream in(dir / "manifest.json");
+    return nlohmann::json::parse(in);
+}
+
+// One worker polling end a of a ring link opened with a 9000-byte MTU on the fixture's 4 KB pool
+// (so rx scatter is on), serving one file-store connection over the paths a kwik-pcapgen
+// manifest names. The test transmits frames into end b and frees what the worker sends back.
+struct jumbo_rig {
+    std::optional<drivers::ring_link> link;
+    std::optional<drivers::port> a;
+    std::optional<drivers::port> b;
+    std::unique_ptr<classifier> cls;
+    std::unique_ptr<path_table> paths;
+    std::unique_ptr<worker> w;
+    transport::time_ns now = 1'000'000'000;
+    std::uint64_t sent_back = 0;
+
+    void open(const std::string& name, rte_mempool* pool, rte_mempool* app_pool, const nlohmann::json& manifest,
+              const fs::path& store) {
+        auto made = drivers::ring_link::create(name + "_a", name + "_b", 1);
+        ASSERT_TRUE(made.ok()) << made.message();
+        link.emplace(std::move(made).value());
+        for (std::optional<drivers::port>* end : {&a, &b}) {
+            drivers::port_config pc;
+            pc.device = end == &a ? link->name_a() : link->name_b();
+            pc.pool = pool;
+            pc.mtu = 9000;
+            pc.rss = false;
+            auto opened = drivers::open_port(pc);
+            ASSERT_TRUE(opened.ok()) << opened.message();
+            ASSERT_TRUE(opened->capabilities().rx_scatter) << opened->report();
+            end->emplace(std::move(opened).value());
+        }
+        const nlohmann::json& path_list = manifest["connections"][0]["paths"];
+        classifier_config cc;
+        ASSERT_EQ(rte_ether_unformat_addr(server_mac, reinterpret_cast<rte_ether_addr*>(cc.mac.bytes.data())), 0);
+        ASSERT_TRUE(cc.add_kwik_port(udp_endpoint_of(path_list[0]["server"]).second));
+        ASSERT_TRUE(cc.add_address(udp_endpoint_of(path_list[0]["server"]).first));
+        cls = std::make_unique<classifier>(cc);
+        std::string error;
+        paths.reset(path_table::create(name + "_paths", 1024, SOCKET_ID_ANY, 1, &error));
+        ASSERT_TRUE(paths) << error;
+        worker_config wc;
+        worker_port wp;
+        wp.queue = a->queue(0);
+        wp.mac = cc.mac;
+        wp.classify = cls.get();
+        wc.ports.push_back(wp);
+        wc.paths = paths.get();
+        wc.tx_pool = pool;
+        wc.app_pool = app_pool;
+        w = std::make_unique<worker>(wc);
+        connection_spec cs;
+        cs.endpoint.kind = endpoint_kind::file_store;
+        cs.endpoint.directory = store.string();
+        ASSERT_TRUE(w->add_connection(cs, &error)) << error;
+        for (const auto& p : path_list) {
+            path_spec ps;
+            ps.id = p["path_id"].get<transport::path_id>();
+            ps.tuple.protocol = 17;
+            std::tie(ps.tuple.src, ps.tuple.src_port) = udp_endpoint_of(p["client"]);
+            std::tie(ps.tuple.dst, ps.tuple.dst_port) = udp_endpoint_of(p["server"]);
+            ASSERT_TRUE(w->add_path(ps, &error)) << error;
+        }
+        paths->register_worker(0);
+    }
+
+    // A burst of frames into the worker's port, a worker poll, and what it sent freed, every
+    // 200 us of virtual time until every frame went in and `idle` polls more passed.
+    void send(std::vector<rte_mbuf*>& frames, int idle) {
+        constexpr std::size_t burst = 32;
+        std::size_t next = 0;
+        for (int quiet = 0; quiet < idle;) {
+            if (next < frames.size()) {
+                const std::size_t n = std::min(burst, frames.size() - next);
+                next += b->queue(0).tx_burst({frames.data() + next, n});
+            } else {
+                ++quiet;
+            }
+            w->poll(now);
+            drain();
+            now += 200 * transport::us;
+        }
+    }
+
+    void drain() {
+        std::array<rte_mbuf*, 32> back{};
+        for (std::uint16_t n = 0; (n = b->queue(0).rx_burst(back)) != 0;) {
+            sent_back += n;
+            rte_pktmbuf_free_bulk(back.data(), n);
+        }
+    }
+
+    // Everything the rig holds goes back to its pool: the worker's connection with the buffers
+    // its transport kept, what it still had queued, the ports and the link's rings.
+    void close() {
+        if (w) {
+            paths->offline(0);
+            w.reset();
+        }
+        if (b && b->is_open()) {
+            drain();
+        }
+        for (std::optional<drivers::port>* end : {&a, &b}) {
+            if (*end) {
+                EXPECT_TRUE((*end)->close().ok());
+            }
+        }
+        link.reset();
+        paths.reset();
+    }
+    ~jumbo_rig() { close(); }
+};
+
+std::uint64_t classifier_drops(const worker_counters& c) {
+    std::uint64_t n = 0;
+    for (const std::uint64_t d : c.classified.drops) {
+        n += d;
+    }
+    return n;
+}
+
+// Jumbo Kwik datagrams (frames of about 8100 bytes for a 9000-byte MTU, IPv4 with two 4000-byte
+// stream frames a packet, IPv6 with one of 8000), each cut inside its UDP payload into 2 to 4
+// segments of a 4 KB pool, go through the ring link: the worker joins every one into one
+// application buffer and the file store writes every stream byte for byte (size and CRC32C of
+// the manifest). No frame is dropped, the chains are freed as soon as they are joined, and once
+// the worker is gone every pool is back where it started.
+TEST_F(worker_pcap, jumbo_datagrams_in_mbuf_chains_are_stored_byte_for_byte) {
+    rte_mempool* segments = rte_pktmbuf_pool_create("kwik_wt_segs", 2047, 0, 0, segment_room + RTE_PKTMBUF_HEADROOM,
+                                                    SOCKET_ID_ANY);
+    ASSERT_NE(segments, nullptr);
+    struct traffic {
+        const char* name;
+        const char* args;
+    };
+    const std::array<traffic, 2> kinds = {{
+        {"v4", "--paths 3 --streams 4 --stream-size 100000-300000 --frames-per-packet 2 --max-frame-data 4000"
+               " --reorder 0.05 --duplicate 0.03 --loss 0.02 --seed 21"},
+        {"v6", "--ipv6 --paths 2 --streams 3 --stream-size 100000-300000 --frames-per-packet 1 --max-frame-data 8000"
+               " --reorder 0.05 --duplicate 0.03 --loss 0.02 --seed 22"},
+    }};
+    std::array<std::uint64_t, 5> by_segments{}; // chains by their number of segments
+    for (const traffic& t : kinds) {
+        SCOPED_TRACE(t.name);
+        const fs::path dir = g_dir / (std::string("jumbo_") + t.name);
+        ASSERT_EQ(generate(dir, t.args), "");
+        const std::vector<frame_bytes> frames = read_frames(dir / "in.pcap");
+        const nlohmann::json manifest = read_manifest(dir);
+        ASSERT_GE(frames.size(), 50u);
+        std::size_t largest = 0;
+        for (const frame_bytes& f : frames) {
+            largest = std::max(largest, f.size());
+        }
+        EXPECT_GT(largest, 8000u) << "jumbo frames";
+        EXPECT_LE(largest, 9018u) << "within a 9000-byte MTU";
+        const unsigned pool_start = rte_mempool_in_use_count(pool);
+        const unsigned app_start = rte_mempool_in_use_count(app_pool);
+
+        jumbo_rig rig;
+        ASSERT_NO_FATAL_FAILURE(rig.open(std::string("kwik_wt_j") + t.name, pool, app_pool, manifest, dir / "store"));
+        std::vector<rte_mbuf*> chains = make_chains(segments, frames, payload_cuts, rig.a->id());
+        ASSERT_EQ(chains.size(), frames.size());
+        for (std::size_t i = 0; i < frames.size(); ++i) {
+            ASSERT_GE(chains[i]->nb_segs, 2u);
+            ASSERT_LE(chains[i]->nb_segs, 4u);
+            ASSERT_EQ(chains[i]->pkt_len, frames[i].size());
+            ++by_segments[chains[i]->nb_segs];
+        }
+        rig.send(chains, 2000);
+
+        const worker_counters& c = rig.w->counters();
+        EXPECT_EQ(check_store(dir / "manifest.json", dir / "store", 0), manifest["streams"].size());
+        EXPECT_EQ(rig.w->endpoint_of(0)->counters().files_written, manifest["streams"].size());
+        EXPECT_EQ(c.rx_packets, frames.size());
+        EXPECT_EQ(c.classified.count(verdict::kwik), frames.size());
+        EXPECT_EQ(classifier_drops(c), 0u) << "UDP checksums verify across the segments";
+        EXPECT_EQ(c.kwik_packets, frames.size());
+        EXPECT_EQ(c.rx_linearized, frames.size()) << "every chained datagram joined once";
+        EXPECT_EQ(c.drops[static_cast<std::size_t>(kdp::drop_reason::payload_chained)], 0u);
+        EXPECT_EQ(c.drops[static_cast<std::size_t>(kdp::drop_reason::unknown_path)], 0u);
+        EXPECT_EQ(c.ports[0].rx_dropped, 0u);
+        EXPECT_GT(rig.sent_back, 0u) << "ACKs";
+        EXPECT_EQ(rte_mempool_in_use_count(segments), 0u) << "a chain is freed once joined";
+        std::printf("%s: %zu chained datagrams (largest frame %zu bytes) joined and stored; %llu packets sent back\n",
+                    t.name, frames.size(), largest, static_cast<unsigned long long>(rig.sent_back));
+        rig.close();
+        EXPECT_EQ(rte_mempool_in_use_count(pool), pool_start);
+        EXPECT_EQ(rte_mempool_in_use_count(app_pool), app_start) << "the joined copies were released";
+    }
+    EXPECT_GT(by_segments[2], 0u);
+    EXPECT_GT(by_segments[3], 0u);
+    EXPECT_GT(by_segments[4], 0u);
+    rte_mempool_free(segments);
+}
+
+// A frame whose headers are cut across segments (in the destination MAC, the EtherType, the IP
+// header, the UDP header) is not parsed across the cut: the classifier drops it as
+// headers_split, the worker frees it and counts it on its port, and the transport sees none.
+TEST_F(worker_pcap, frames_with_headers_across_segments_are_dropped_as_headers_split) {
+    rte_mempool* segments = rte_pktmbuf_pool_create("kwik_wt_hsegs", 1023, 0, 0, segment_room + RTE_PKTMBUF_HEADROOM,
+                                                    SOCKET_ID_ANY);
+    ASSERT_NE(segments, nullptr);
+    for (const std::string family : {"v4", "v6"}) {
+        SCOPED_TRACE(family);
+        const fs::path dir = g_dir / ("split_headers_" + family);
+        ASSERT_EQ(generate(dir, std::string(family == "v6" ? "--ipv6 " : "") +
+                                    "--paths 2 --streams 2 --stream-size 30000 --frames-per-packet 2"
+                                    " --max-frame-data 4000 --seed 23"),
+                  "");
+        const std::vector<frame_bytes> frames = read_frames(dir / "in.pcap");
+        ASSERT_GE(frames.size(), 8u);
+        const unsigned pool_start = rte_mempool_in_use_count(pool);
+        const unsigned app_start = rte_mempool_in_use_count(app_pool);
+
+        jumbo_rig rig;
+        ASSERT_NO_FATAL_FAILURE(rig.open("kwik_wt_h" + family, pool, app_pool, read_manifest(dir), dir / "store"));
+        std::vector<rte_mbuf*> chains = make_chains(segments, frames, header_cuts, rig.a->id());
+        ASSERT_EQ(chains.size(), frames.size());
+        rig.send(chains, 200);
+
+        const worker_counters& c = rig.w->counters();
+        EXPECT_EQ(c.rx_packets, frames.size());
+        EXPECT_EQ(c.classified.count(kdp::drop_reason::headers_split), frames.size());
+        EXPECT_EQ(c.classified.count(verdict::drop), frames.size());
+        EXPECT_EQ(classifier_drops(c), frames.size()) << "under no other reason";
+        EXPECT_EQ(c.ports[0].rx_dropped, frames.size());
+        EXPECT_EQ(c.kwik_packets, 0u);
+        EXPECT_EQ(c.rx_linearized, 0u);
+        EXPECT_EQ(rig.w->connection_of(0)->counters().stream_bytes_delivered, 0u);
+        EXPECT_EQ(rig.w->endpoint_of(0)->counters().streams, 0u);
+        EXPECT_EQ(rte_mempool_in_use_count(segments), 0u) << "dropped chains are freed whole";
+        rig.close();
+        EXPECT_EQ(rte_mempool_in_use_count(pool), pool_start);
+        EXPECT_EQ(rte_mempool_in_use_count(app_pool), app_start);
+    }
+    rte_mempool_free(segments);
+}
+
+// With every application buffer taken, a chained Kwik datagram cannot be joined: each one is
+// dropped as payload_chained, exactly once, on its port, and freed at once; the transport sees
+// none. Nothing leaks: with the worker gone and the buffers given back, every pool is where it
+// started.
+TEST_F(worker_pcap, chained_datagrams_without_a_free_application_buffer_are_dropped_as_payload_chained) {
+    rte_mempool* segments = rte_pktmbuf_pool_create("kwik_wt_csegs", 1023, 0, 0, segment_room + RTE_PKTMBUF_HEADROOM,
+                                                    SOCKET_ID_ANY);
+    rte_mempool* tiny_app = rte_pktmbuf_pool_create("kwik_wt_tiny_app", 8, 0, 0, 16384 + RTE_PKTMBUF_HEADROOM,
+                                                    SOCKET_ID_ANY);
+    ASSERT_NE(segments, nullptr);
+    ASSERT_NE(tiny_app, nullptr);
+    std::vector<rte_mbuf*> taken;
+    for (rte_mbuf* m = nullptr; (m = rte_pktmbuf_alloc(tiny_app)) != nullptr;) {
+        taken.push_back(m);
+    }
+    ASSERT_EQ(taken.size(), 8u);
+    const fs::path dir = g_dir / "no_app_buffer";
+    ASSERT_EQ(generate(dir, "--paths 2 --streams 2 --stream-size 40000-60000 --frames-per-packet 2"
+                            " --max-frame-data 4000 --duplicate 0.05 --seed 24"),
+              "");
+    const std::vector<frame_bytes> frames = read_frames(dir / "in.pcap");
+    ASSERT_GE(frames.size(), 10u);
+    const unsigned pool_start = rte_mempool_in_use_count(pool);
+
+    jumbo_rig rig;
+    ASSERT_NO_FATAL_FAILURE(rig.open("kwik_wt_c", pool, tiny_app, read_manifest(dir), dir / "store"));
+    std::vector<rte_mbuf*> chains = make_chains(segments, frames, payload_cuts, rig.a->id());
+    ASSERT_EQ(chains.size(), frames.size());
+    rig.send(chains, 200);
+
+    const worker_counters& c = rig.w->counters();
+    EXPECT_EQ(c.kwik_packets, frames.size());
+    EXPECT_EQ(c.drops[static_cast<std::size_t>(kdp::drop_reason::payload_chained)], frames.size());
+    EXPECT_EQ(c.ports[0].rx_dropped, frames.size());
+    EXPECT_EQ(c.rx_linearized, 0u);
+    EXPECT_EQ(classifier_drops(c), 0u);
+    EXPECT_EQ(c.drops[static_cast<std::size_t>(kdp::drop_reason::unknown_path)], 0u);
+    EXPECT_EQ(rig.w->connection_of(0)->counters().stream_bytes_delivered, 0u);
+    EXPECT_EQ(rig.w->endpoint_of(0)->counters().streams, 0u);
+    EXPECT_EQ(rte_mempool_in_use_count(segments), 0u) << "dropped chains are freed whole";
+    EXPECT_EQ(rte_mempool_in_use_count(tiny_app), taken.size()) << "the worker took no application buffer";
+    rig.close();
+    rte_pktmbuf_free_bulk(taken.data(), static_cast<unsigned>(taken.size()));
+    EXPECT_EQ(rte_mempool_in_use_count(tiny_app), 0u);
+    EXPECT_EQ(rte_mempool_in_use_count(pool), pool_start);
+    rte_mempool_free(tiny_app);
+    rte_mempool_free(segments);
 }
 
 } // namespace
