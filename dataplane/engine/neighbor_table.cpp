@@ -34,21 +34,7 @@ std::size_t write_ethernet(std::uint8_t* p, const mac_address& dst, const neighb
 } // namespace
 
 bool prefix_contains(const interface_address& prefix, const ip_address& a) noexcept {
-    if (prefix.address.is_v4() != a.is_v4()) {
-        return false;
-    }
-    // IPv4 prefixes count IPv4 bits; in the mapped form they start after 96 bits.
-    const unsigned bits = prefix.prefix_length + (a.is_v4() ? 96u : 0u);
-    const unsigned whole = bits / 8;
-    if (std::memcmp(prefix.address.bytes.data(), a.bytes.data(), whole) != 0) {
-        return false;
-    }
-    const unsigned rest = bits % 8;
-    if (rest == 0) {
-        return true;
-    }
-    const auto mask = static_cast<std::uint8_t>(0xFF00u >> rest);
-    return ((prefix.address.bytes[whole] ^ a.bytes[whole]) & mask) == 0;
+    return prefix_holds(prefix.address, prefix.prefix_length, a);
 }
 
 // ---- configuration ----
