@@ -115,6 +115,23 @@ inline bool icmp_checksum_ok(const rte_mbuf* m, std::uint32_t l4, std::uint32_t 
     return checksum_fold(checksum_mbuf(m, l4, len, pseudo_sum)) == 0xFFFF;
 }
 
+// A neighbour solicitation or advertisement long enough for its target, from the link and
+// with code 0 (RFC 4861 7.1.1, 7.1.2: others are discarded; a router would lower the hop limit).
+inline drop_reason check_neighbor_message(const rte_mbuf* m, const std::uint8_t* frame, const std::uint8_t* ip,
+                                          std::uint32_t l4, std::uint32_t payload_len) noexcept {
+    if (payload_len < neighbor_message_len) [[unlikely]] {
+        return drop_reason::truncated_icmp;
+    }
+    if (const drop_reason r = need(m, l4 + neighbor_message_len, drop_reason::truncated_icmp); r != drop_reason::none)
+        [[unlikely]] {
+        return r;
+    }
+    if (ip[7] != nd_hop_limit || frame[l4 + 1] != 0) [[unlikely]] {
+        return drop_reason::bad_neighbor_discovery;
+    }
+    return drop_reason::none;
+}
+
 } // namespace
 
 // ---- names ----
@@ -338,6 +355,47 @@ void classifier::classify_arp(const rte_mbuf* m, const std::uint8_t* frame, std:
     meta.v = meta.arp_op == arp_op_request && is_our_v4(arp + 24) ? verdict::arp_request_for_us : verdict::exception;
 }
 
+// A neighbour advertisement to one of our addresses (the answer to the neighbour table's
+// solicitation): checked as RFC 4861 7.1.2 says, then punted like any other NA (the kernel
+// keeps its own cache), marked learnable when it names the target's link-layer address.
+void classifier::classify_advertisement(const rte_mbuf* m, const std::uint8_t* frame, const std::uint8_t* ip,
+                                        std::uint32_t l4, std::uint32_t payload_len, std::uint64_t pseudo,
+                                        packet_meta& meta, classify_counters& counters) const noexcept {
+    if (const drop_reason r = check_neighbor_message(m, frame, ip, l4, payload_len); r != drop_reason::none)
+        [[unlikely]] {
+        set_drop(meta, r);
+        return;
+    }
+    if (!icmp_checksum_ok(m, l4, payload_len, pseudo, counters)) {
+        set_drop(meta, drop_reason::bad_icmp_checksum);
+        return;
+    }
+    meta.v = verdict::exception;
+    const std::uint8_t* target = frame + l4 + 8;
+    const std::uint32_t end = l4 + payload_len;
+    if (target[0] == 0xFF || end > m->data_len) [[unlikely]] {
+        return; // a multicast target is invalid; options in a second segment are not looked for
+    }
+    // The options: type, length in units of 8 bytes (never 0), value.
+    for (std::uint32_t at = l4 + neighbor_message_len; at + 2 <= end;) {
+        const std::uint32_t len = frame[at + 1] * 8u;
+        if (len == 0 || at + len > end) [[unlikely]] {
+            return;
+        }
+        if (frame[at] == nd_option_target_link_layer && len == link_layer_option_len) {
+            const mac_address mac = mac_address::from(frame + at + 2);
+            if (mac.is_zero() || mac.is_multicast()) [[unlikely]] {
+                return;
+            }
+            meta.flags |= meta_flag::neighbor_advertisement;
+            meta.src_mac = mac;
+            meta.tuple.src = ip_address::v6(target);
+            return;
+        }
+        at += len;
+    }
+}
+
 template <bool RxChecksumOffload>
 void classifier::classify_ipv4(const rte_mbuf* m, const std::uint8_t* frame, std::uint32_t l3, packet_meta& meta,
                                classify_counters& counters) const noexcept {
@@ -498,19 +556,9 @@ void classifier::classify_ipv6(const rte_mbuf* m, const std::uint8_t* frame, std
             return;
         }
         if (type == icmpv6_neighbor_solicitation) {
-            if (payload_len < neighbor_message_len) [[unlikely]] {
-                set_drop(meta, drop_reason::truncated_icmp);
-                return;
-            }
-            if (const drop_reason r = need(m, l4 + neighbor_message_len, drop_reason::truncated_icmp);
-                r != drop_reason::none) [[unlikely]] {
+            if (const drop_reason r = check_neighbor_message(m, frame, ip, l4, payload_len); r != drop_reason::none)
+                [[unlikely]] {
                 set_drop(meta, r);
-                return;
-            }
-            // RFC 4861 7.1.1: a solicitation that did not come from the link (hop limit) or
-            // carries an unknown code is discarded.
-            if (ip[7] != nd_hop_limit || frame[l4 + 1] != 0) [[unlikely]] {
-                set_drop(meta, drop_reason::bad_neighbor_discovery);
                 return;
             }
             if (!is_our_v6(frame + l4 + 8)) {
@@ -522,6 +570,10 @@ void classifier::classify_ipv6(const rte_mbuf* m, const std::uint8_t* frame, std
                 return;
             }
             meta.v = verdict::neighbor_solicitation_for_us;
+            return;
+        }
+        if (type == icmpv6_neighbor_advertisement && for_us) {
+            classify_advertisement(m, frame, ip, l4, payload_len, pseudo, meta, counters);
             return;
         }
         meta.v = verdict::exception; // NA, RS, RA, MLD, errors...

@@ -50,6 +50,10 @@ std::string_view describe(verdict v) noexcept;
 //   ARP:            ip_version 0, tuple.src/dst = sender/target IPv4 (mapped), src_mac = the
 //                   sender hardware address, arp_op; learn neighbours from it (ARP replies go
 //                   to the kernel as exception but carry what neighbor_table::learn needs)
+//   NA (exception with meta_flag::neighbor_advertisement: a valid neighbour advertisement to
+//                   one of our addresses with a target link-layer address option): tuple.src =
+//                   the target address, src_mac = its link-layer address (what
+//                   neighbor_table::learn needs, as for ARP)
 //   kwik:           tuple (ports in host order, protocol 17), payload_offset/payload_length:
 //                   the UDP payload from the start of the frame (what engine::parse_mbuf takes)
 struct alignas(64) packet_meta {
@@ -71,6 +75,7 @@ static_assert(sizeof(packet_meta) == 64);
 namespace meta_flag {
 inline constexpr std::uint8_t vlan_tagged = 0x01;   // an 802.1Q tag is in the frame
 inline constexpr std::uint8_t vlan_stripped = 0x02; // the NIC removed the tag (in mbuf->vlan_tci)
+inline constexpr std::uint8_t neighbor_advertisement = 0x04; // a learnable NA (see packet_meta)
 } // namespace meta_flag
 
 // Per-lcore counters. Every packet passed to classify() counts once in verdicts and, when
@@ -142,6 +147,9 @@ private:
                        classify_counters& counters) const noexcept;
     void classify_arp(const rte_mbuf* m, const std::uint8_t* frame, std::uint32_t l3,
                       packet_meta& meta) const noexcept;
+    void classify_advertisement(const rte_mbuf* m, const std::uint8_t* frame, const std::uint8_t* ip, std::uint32_t l4,
+                                std::uint32_t payload_len, std::uint64_t pseudo, packet_meta& meta,
+                                classify_counters& counters) const noexcept;
     bool is_our_v4(const std::uint8_t* a) const noexcept;
     bool is_our_v6(const std::uint8_t* a) const noexcept;
 

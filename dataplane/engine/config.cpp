@@ -826,11 +826,53 @@ bool power_of_two(std::uint64_t x) noexcept {
     return x != 0 && (x & (x - 1)) == 0;
 }
 
+// port[i].gateway (IPv4) or gateway6 (IPv6): an address of the key's family on one of the
+// port's prefixes of that family, and not the port's own.
+void read_gateway(table_reader& r, std::string_view key, bool v4, const port_settings& p,
+                  std::optional<ip_address>& out) {
+    std::string text;
+    if (!r.string(key, text)) {
+        return;
+    }
+    const std::optional<ip_address> a = parse_ip(text);
+    const std::string family = v4 ? "IPv4" : "IPv6";
+    if (!a || a->is_v4() != v4) {
+        r.fail(key, in_quotes(text) + " is not an " + family + " address" +
+                        (a ? std::string(" (the ") + (v4 ? "IPv6 gateway is gateway6" : "IPv4 gateway is gateway") + ")"
+                           : std::string()));
+        return;
+    }
+    std::string prefixes;
+    for (const ip_prefix& own : p.addresses) {
+        if (own.address.is_v4() != v4) {
+            continue;
+        }
+        if (own.address == *a) {
+            r.fail(key, text + " is the port's own address");
+            return;
+        }
+        if (prefix_holds(own.address, own.length, *a)) {
+            // The all-zeros and all-ones hosts of an IPv4 subnet are no router's address.
+            const std::uint32_t host = own.length >= 31 ? 0 : ~std::uint32_t{0} >> own.length;
+            if (v4 && host != 0 && ((a->v4_host() & host) == 0 || (a->v4_host() & host) == host)) {
+                r.fail(key, text + " is the " + ((a->v4_host() & host) == 0 ? "network" : "broadcast") +
+                                " address of " + to_string(own));
+                return;
+            }
+            out = *a;
+            return;
+        }
+        prefixes += (prefixes.empty() ? "" : ", ") + to_string(own);
+    }
+    r.fail(key, text + " is not on the port's " + family + " prefixes (" +
+                    (prefixes.empty() ? "port[].addresses has none" : prefixes) + "): a gateway must be on-link");
+}
+
 void read_port(checker& c, const toml::table& t, std::size_t index, const daemon_settings& d, port_settings& p,
                const positions& pos) {
     table_reader r(c, t, "port[" + std::to_string(index) + "]");
     r.known_keys({"name", "device", "rx_queues", "rx_desc", "tx_desc", "mtu", "rss", "checksum_offload", "promiscuous",
-                  "addresses", "kwik_ports"},
+                  "addresses", "kwik_ports", "gateway", "gateway6"},
                  "[[port]]");
     p.name = "port" + std::to_string(index);
     if (r.string("name", p.name) && !valid_name(p.name, max_name_length, "_-")) {
@@ -921,6 +963,8 @@ void read_port(checker& c, const toml::table& t, std::size_t index, const daemon
                    std::to_string(arr->size()) + " UDP ports is above " + std::to_string(max_port_kwik_ports));
         }
     }
+    read_gateway(r, "gateway", true, p, p.gateway);
+    read_gateway(r, "gateway6", false, p, p.gateway6);
 }
 
 void read_exception(checker& c, const toml::table& t, exception_settings& e) {
@@ -1809,6 +1853,12 @@ std::string to_toml(const kwikd_config& config) {
           << "promiscuous = " << boolean(p.promiscuous) << "\n"
           << "addresses = " << strings(addresses) << "\n"
           << "kwik_ports = " << numbers(p.kwik_ports) << "\n";
+        if (p.gateway) {
+            o << "gateway = " << str(to_string(*p.gateway)) << "\n";
+        }
+        if (p.gateway6) {
+            o << "gateway6 = " << str(to_string(*p.gateway6)) << "\n";
+        }
     }
     o << "\n[exception]\n";
     if (config.exception.enabled()) {

@@ -103,6 +103,12 @@ struct port_settings {
     bool promiscuous = false;
     std::vector<ip_prefix> addresses;                             // 1 to 16
     std::vector<std::uint16_t> kwik_ports{kdp::default_udp_port}; // 1 to 8
+    // The routers off-link destinations are sent through (their MAC found by ARP / neighbour
+    // solicitation); each on one of the port's prefixes of its family. Unset: a path whose
+    // remote end is off-link is answered only once the peer has sent on it (to the MAC its
+    // packets came from).
+    std::optional<ip_address> gateway;  // IPv4
+    std::optional<ip_address> gateway6; // IPv6
 
     bool operator==(const port_settings&) const = default;
 };

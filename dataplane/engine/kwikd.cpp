@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -45,8 +46,15 @@ int telemetry_workers(const char*, const char*, rte_tel_data* d) {
     const std::lock_guard<std::mutex> hold(g_telemetry_lock);
     rte_tel_data_start_dict(d);
     std::uint64_t rx = 0, tx = 0, kwik = 0, handed = 0, polls = 0, busy = 0, replies = 0, exc = 0;
+    engine::neighbor_counters nb;
     for (const engine::worker* w : g_workers) {
         const engine::worker_counters& c = w->counters();
+        nb.requests += c.neighbor.requests;
+        nb.learned += c.neighbor.learned;
+        nb.resolved += c.neighbor.resolved;
+        nb.held += c.neighbor.held;
+        nb.released += c.neighbor.released;
+        nb.expired += c.neighbor.expired;
         rx += c.rx_packets;
         tx += c.tx_packets;
         kwik += c.kwik_packets;
@@ -65,6 +73,14 @@ int telemetry_workers(const char*, const char*, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "busy_polls", busy);
     rte_tel_data_add_dict_u64(d, "replies", replies);
     rte_tel_data_add_dict_u64(d, "exception_out", exc);
+    // Transmit-side neighbour resolution: ARP requests / solicitations asked for, entries
+    // learned and completed, packets held for an answer, released by one, entries expired.
+    rte_tel_data_add_dict_u64(d, "neighbor_requests", nb.requests);
+    rte_tel_data_add_dict_u64(d, "neighbor_learned", nb.learned);
+    rte_tel_data_add_dict_u64(d, "neighbor_resolved", nb.resolved);
+    rte_tel_data_add_dict_u64(d, "neighbor_held", nb.held);
+    rte_tel_data_add_dict_u64(d, "neighbor_released", nb.released);
+    rte_tel_data_add_dict_u64(d, "neighbor_expired", nb.expired);
     return 0;
 }
 
@@ -347,6 +363,31 @@ int main(int argc, char** argv) {
         writers.push_back(std::move(cw).value());
     }
 
+    // Transmit-side neighbour resolution per port: our MAC, addresses with prefixes, gateways.
+    // Each worker builds its own table from these.
+    static_assert(engine::max_port_addresses == engine::max_interface_addresses);
+    std::vector<std::optional<engine::neighbor_config>> neighbors(ports.size());
+    for (std::size_t p = 0; p < ports.size(); ++p) {
+        engine::neighbor_config& nc = neighbors[p].emplace();
+        std::memcpy(nc.mac.bytes.data(), ports[p].mac().addr_bytes, 6);
+        if (nc.mac.is_zero()) { // net_ring: no address to ask from, so nobody to ask
+            std::printf("kwikd: %s has no MAC address: its paths are sent to once their peer has sent\n",
+                        cfg.ports[p].name.c_str());
+            neighbors[p].reset();
+            continue;
+        }
+        for (const auto& a : cfg.ports[p].addresses) {
+            if (!nc.add_interface(a.address, a.length)) {
+                return fail(cfg.ports[p].name + ".addresses: " + engine::to_string(a) + " refused by the neighbour table");
+            }
+        }
+        nc.gateway_v4 = cfg.ports[p].gateway.value_or(engine::ip_address{});
+        nc.gateway_v6 = cfg.ports[p].gateway6.value_or(engine::ip_address{});
+        if (const std::string_view why = nc.validate(); !why.empty()) {
+            return fail(cfg.ports[p].name + ": neighbour table: " + std::string(why));
+        }
+    }
+
     // Workers: worker w polls queue w of every port (RSS spreads paths over the queues).
     std::vector<std::unique_ptr<engine::worker>> ws;
     for (std::size_t w = 0; w < workers; ++w) {
@@ -361,6 +402,7 @@ int main(int argc, char** argv) {
             wp.rx_checksum_offload = ports[p].capabilities().rx_ipv4_checksum && ports[p].capabilities().rx_udp_checksum;
             wp.tx_ipv4_checksum = ports[p].capabilities().tx_ipv4_checksum;
             wp.tx_udp_checksum = ports[p].capabilities().tx_udp_checksum;
+            wp.neighbors = neighbors[p] ? &*neighbors[p] : nullptr;
             wc.ports.push_back(wp);
         }
         wc.paths = paths.get();

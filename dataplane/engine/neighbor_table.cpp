@@ -34,21 +34,7 @@ std::size_t write_ethernet(std::uint8_t* p, const mac_address& dst, const neighb
 } // namespace
 
 bool prefix_contains(const interface_address& prefix, const ip_address& a) noexcept {
-    if (prefix.address.is_v4() != a.is_v4()) {
-        return false;
-    }
-    // IPv4 prefixes count IPv4 bits; in the mapped form they start after 96 bits.
-    const unsigned bits = prefix.prefix_length + (a.is_v4() ? 96u : 0u);
-    const unsigned whole = bits / 8;
-    if (std::memcmp(prefix.address.bytes.data(), a.bytes.data(), whole) != 0) {
-        return false;
-    }
-    const unsigned rest = bits % 8;
-    if (rest == 0) {
-        return true;
-    }
-    const auto mask = static_cast<std::uint8_t>(0xFF00u >> rest);
-    return ((prefix.address.bytes[whole] ^ a.bytes[whole]) & mask) == 0;
+    return prefix_holds(prefix.address, prefix.prefix_length, a);
 }
 
 // ---- configuration ----
@@ -89,10 +75,11 @@ std::string_view neighbor_config::validate() const noexcept {
 
 // ---- table ----
 
-neighbor_table::neighbor_table(const neighbor_config& config)
+neighbor_table::neighbor_table(const neighbor_config& config, neighbor_counters* counters)
     : _config(config),
       _slots(std::make_unique<entry[]>(std::bit_ceil(config.capacity))),
-      _mask(std::bit_ceil(config.capacity) - 1) {}
+      _mask(std::bit_ceil(config.capacity) - 1),
+      _counters(counters != nullptr ? counters : &_own_counters) {}
 
 neighbor_table::~neighbor_table() = default;
 
@@ -154,7 +141,7 @@ std::size_t neighbor_table::find_or_insert(const ip_address& ip, time_ns now, bo
     } else {
         // Replacing in place keeps every other entry reachable: all slots between the new
         // key's home and this one are occupied (the window had no empty slot).
-        ++_counters.evicted;
+        ++_counters->evicted;
     }
     e = entry{};
     e.ip = ip;
@@ -188,7 +175,7 @@ void neighbor_table::remove(std::size_t slot) noexcept {
 std::size_t neighbor_table::learn(const ip_address& ip, const mac_address& mac, time_ns now,
                                   std::span<rte_mbuf*> released) noexcept {
     if (ip.is_unspecified() || mac.is_zero() || mac.is_multicast()) [[unlikely]] {
-        ++_counters.ignored;
+        ++_counters->ignored;
         return 0;
     }
     bool inserted = false;
@@ -199,17 +186,17 @@ std::size_t neighbor_table::learn(const ip_address& ip, const mac_address& mac, 
     entry& e = _slots[slot];
     std::size_t n = 0;
     if (inserted) {
-        ++_counters.learned;
+        ++_counters->learned;
     } else if (e.st == state::incomplete) {
-        ++_counters.resolved;
+        ++_counters->resolved;
         n = std::min<std::size_t>(e.held_count, released.size());
         std::copy_n(e.held.begin(), n, released.begin());
-        _counters.released += n;
+        _counters->released += n;
         e.held_count = 0;
     } else if (e.mac == mac) {
-        ++_counters.confirmed;
+        ++_counters->confirmed;
     } else {
-        ++_counters.mac_changed;
+        ++_counters->mac_changed;
     }
     e.mac = mac;
     e.since = now;
@@ -266,14 +253,14 @@ resolution neighbor_table::resolve(const ip_address& dst, rte_mbuf* m, time_ns n
     if (e.requested == never_requested || now - e.requested >= _config.request_interval) {
         e.requested = now;
         r.request_due = true;
-        ++_counters.requests;
+        ++_counters->requests;
     }
     if (e.held_count == max_held) {
         r.reason = kdp::drop_reason::neighbor_hold_full;
         return r;
     }
     e.held[e.held_count++] = m;
-    ++_counters.held;
+    ++_counters->held;
     r.status = resolve_status::held;
     return r;
 }
@@ -362,7 +349,7 @@ std::size_t neighbor_table::sweep(time_ns now, std::span<rte_mbuf*> expired, std
             remove_it = true;
         }
         if (remove_it) {
-            ++_counters.expired;
+            ++_counters->expired;
             remove(_sweep_cursor);
             // A later entry may have shifted into this slot: look at it again, but count the
             // visit so that a slice stays bounded.

@@ -87,8 +87,10 @@ public:
     static constexpr std::size_t max_held = 3;  // packets per unresolved destination
     static constexpr std::size_t max_probe = 16; // slots an entry may sit from its home slot
 
-    // Allocates the whole table. Precondition: config.validate() is empty.
-    explicit neighbor_table(const neighbor_config& config);
+    // Allocates the whole table. Precondition: config.validate() is empty. counters: where its
+    // events are counted (a worker sums its ports' tables into one, single writer: the worker);
+    // null: the table's own.
+    explicit neighbor_table(const neighbor_config& config, neighbor_counters* counters = nullptr);
     ~neighbor_table();
     neighbor_table(const neighbor_table&) = delete;
     neighbor_table& operator=(const neighbor_table&) = delete;
@@ -131,7 +133,7 @@ public:
 
     std::size_t size() const noexcept { return _size; }
     std::size_t capacity() const noexcept { return _mask + 1; }
-    const neighbor_counters& counters() const noexcept { return _counters; }
+    const neighbor_counters& counters() const noexcept { return *_counters; }
 
 private:
     enum class state : std::uint8_t { empty, incomplete, complete };
@@ -165,7 +167,8 @@ private:
     std::size_t _mask = 0;
     std::size_t _size = 0;
     std::size_t _sweep_cursor = 0;
-    neighbor_counters _counters;
+    neighbor_counters _own_counters;
+    neighbor_counters* _counters;
 };
 
 // True when a is within prefix/prefix_length (interface_address semantics).

@@ -100,6 +100,27 @@ struct alignas(8) ip_address {
 };
 static_assert(sizeof(ip_address) == 16);
 
+// True when a lies within prefix/length. An IPv4 prefix length counts IPv4 bits (10.0.0.0/24),
+// an IPv6 one IPv6 bits; addresses of different families never match. Shared by the neighbour
+// table (on-link or through the gateway) and the configuration's checks of the gateways.
+inline bool prefix_holds(const ip_address& prefix, unsigned length, const ip_address& a) noexcept {
+    if (prefix.is_v4() != a.is_v4()) {
+        return false;
+    }
+    // IPv4 prefixes count IPv4 bits; in the mapped form they start after 96 bits.
+    const unsigned bits = std::min(length + (a.is_v4() ? 96u : 0u), 128u);
+    const unsigned whole = bits / 8;
+    if (std::memcmp(prefix.bytes.data(), a.bytes.data(), whole) != 0) {
+        return false;
+    }
+    const unsigned rest = bits % 8;
+    if (rest == 0) {
+        return true;
+    }
+    const auto mask = static_cast<std::uint8_t>(0xFF00u >> rest);
+    return ((prefix.bytes[whole] ^ a.bytes[whole]) & mask) == 0;
+}
+
 // The UDP flow a Kwik path is: what the path table is keyed by. Ports in host order.
 struct five_tuple {
     ip_address src;

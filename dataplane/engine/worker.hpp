@@ -6,6 +6,9 @@
 // any time) and install()/add_path() before the worker is launched; at run time connections
 // and paths arrive as worker_commands on the worker's mailbox (worker_mailbox.hpp) and the
 // worker answers there (command results, path and unknown-path events).
+// A path's packets go to the MAC its packets last came from; before any came (a client-role
+// connection probing a new path), the port's neighbor_table finds the MAC by ARP / neighbour
+// solicitation while it holds the first packets.
 #pragma once
 
 #include <rte_mbuf.h>
@@ -23,6 +26,7 @@
 #include "dataplane/engine/classifier.hpp"
 #include "dataplane/engine/connection_state.hpp"
 #include "dataplane/engine/endpoint.hpp"
+#include "dataplane/engine/neighbor_table.hpp"
 #include "dataplane/engine/path_table.hpp"
 #include "dataplane/engine/responder.hpp"
 #include "dataplane/engine/worker_mailbox.hpp"
@@ -45,6 +49,10 @@ struct worker_port {
     bool poll_rx = true;                  // false: the port has fewer rx queues than workers and
                                           // this worker only transmits on it (an rx queue has
                                           // exactly one poller)
+    // Our MAC, the port's addresses with their prefixes and its gateways: the worker resolves
+    // with its own neighbor_table for this port (built by the worker's constructor; the
+    // configuration must pass validate()). Null: a path is sent to only once its peer has sent.
+    const neighbor_config* neighbors = nullptr;
 };
 
 struct worker_config {
@@ -108,6 +116,7 @@ struct alignas(64) worker_counters {
     std::array<per_port, max_worker_ports> ports{}; // the same counts, by port
     classify_counters classified;
     responder_counters responded;
+    neighbor_counters neighbor; // the ports' neighbour tables together (their drops are in drops)
 };
 
 // The TSC clock every worker and kwikd's main lcore use for the transport, the counters
@@ -206,6 +215,14 @@ private:
     void note_unknown_path(std::size_t port, const five_tuple& t, transport::time_ns now) noexcept;
     void publish_slice(transport::time_ns now) noexcept;
     void publish_connection(const connection_state& c, transport::time_ns now) noexcept;
+    // Transmit-side neighbour resolution with the port's neighbor_table: dst's next hop's MAC
+    // when known (the caller writes it into m and sends m); otherwise m was held or dropped
+    // (counted) and an ARP request / solicitation went out when one was due.
+    std::optional<mac_address> resolve_neighbor(std::size_t port, const ip_address& dst, rte_mbuf* m) noexcept;
+    void learn_neighbor(std::size_t port, const ip_address& ip, const mac_address& mac,
+                        transport::time_ns now) noexcept;
+    void send_neighbor_request(std::size_t port, const ip_address& target) noexcept;
+    void sweep_neighbors(transport::time_ns now) noexcept;
 
     static void cb_transmit(void* ctx, transport::path_id path, std::span<const std::uint8_t> packet);
     static void* cb_allocate(void* ctx, std::size_t size, std::uint8_t** data);
@@ -221,6 +238,7 @@ private:
     worker_config _config;
     std::vector<connection_ptr> _conns;          // by connection slot; null = free (sized at start)
     std::vector<responder> _responders;          // one per port
+    std::vector<std::unique_ptr<neighbor_table>> _neighbors; // one per port; null: none configured
     std::vector<tx_queue> _tx;                   // one per port
     tx_queue _exception_tx;
     transport::connection_wheel _wheel;
@@ -236,6 +254,8 @@ private:
     std::array<std::uint64_t, kdp::drop_reason_count> _retired_drops{}; // of removed connections
     transport::time_ns _next_publish = 0;
     std::size_t _publish_cursor = 0;             // next connection slot to publish
+    transport::time_ns _next_sweep = 0;          // of the neighbour tables
+    transport::time_ns _now = 0;                 // this poll's: transmit() runs in transport callbacks
     bool _rcu_registered = false;
 };
 

@@ -7,7 +7,8 @@ reported as rate-limited events; connections and paths added by command receive 
 byte for byte (file store); bad commands are answered with the field or state named; list_state,
 per-connection and per-path counters; path removal (path_down, later packets unknown); the
 control process killed mid-command and replaced while traffic flows loses nothing; connection
-removal; clean stop.
+removal; a client-role connection's first packet to a peer that never sent (kwikd ARPs for it
+and sends the packet it held to the answer); clean stop.
 Usage: kwikd_commands_test.py <kwikd> <kwikd-cmd> <kwik-pcapgen> <source root>"""
 import json
 import os
@@ -29,6 +30,43 @@ NS = "kwc%d" % os.getpid()
 TAP = "kwt%d" % (os.getpid() % 100000)
 NAME = "kwikcmd%d" % os.getpid()
 APPLIANCE, PEER = "10.77.0.1", "10.77.0.2"
+FRESH = "10.77.0.3"  # a second peer address on the tap that sends nothing to kwikd
+
+# Runs in the namespace: captures ARP on the tap and waits (8 s at most) for one UDP datagram
+# on address:port. Prints "ready", then one JSON line: the ARP requests for the address, and
+# the datagram with the KDP header fields the test checks (PROTOCOL.md 4.1).
+FIRST_CONTACT = r'''
+import json, select, socket, struct, sys, time
+iface, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+arp = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+arp.bind((iface, 0))
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.bind((address, port))
+print("ready", flush=True)
+mac = lambda b: ":".join("%02x" % x for x in b)
+def varint(b, at):
+    n = 1 << (b[at] >> 6)
+    v = b[at] & 0x3F
+    for x in b[at + 1:at + n]:
+        v = (v << 8) | x
+    return v, at + n
+out = {"arp_requests": [], "udp": []}
+deadline = time.time() + 8
+while not out["udp"] and time.time() < deadline:
+    r, _, _ = select.select([arp, udp], [], [], max(0, deadline - time.time()))
+    if arp in r:
+        f = arp.recv(2048)
+        if len(f) >= 42 and struct.unpack("!H", f[20:22])[0] == 1 and socket.inet_ntoa(f[38:42]) == address:
+            out["arp_requests"].append({"eth_dst": mac(f[0:6]), "eth_src": mac(f[6:12]), "sender_mac": mac(f[22:28]),
+                                        "sender_ip": socket.inet_ntoa(f[28:32])})
+    if udp in r:
+        data, src = udp.recvfrom(65536)
+        count, at = varint(data, 9)
+        total, at = varint(data, at)
+        out["udp"].append({"from": list(src), "seq": struct.unpack("!Q", data[:8])[0], "type": data[8],
+                           "length_ok": at + 5 + total == len(data)})
+print(json.dumps(out), flush=True)
+'''
 
 
 def sh(*args, check_rc=True):
@@ -366,6 +404,37 @@ try:
     check(rc == 0 and not [l for l in lines if l["type"] == "connection_info"], "no connection listed after removal")
     check(not counters().get("connections"), "no connection counters after removal")
     p.close()
+
+    # 7. A client-role connection speaks first. kwikd has never heard from 10.77.0.3, so the
+    #    path's first packet (its PATH_CHALLENGE) waits while kwikd ARPs for it from its own MAC
+    #    and address; the kernel answers, and the held packet reaches a UDP socket that never
+    #    sent anything.
+    sh("ip", "netns", "exec", NS, "ip", "addr", "add", FRESH + "/24", "dev", TAP)
+    listener = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, "-c", FIRST_CONTACT, TAP, FRESH, "40100"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready = listener.stdout.readline().strip()
+    check(ready == "ready", "ARP capture and UDP socket on %s:40100 ready (%s)" % (FRESH, ready or listener.stderr.read()))
+    rc, lines, err = cmd("add-connection", "--id", "20", "--conn-name", "first-contact", "--role", "client",
+                         "--endpoint", "discard")
+    check(rc == 0, "add_connection with role client answered ok " + err)
+    rc, lines, err = cmd("add-path", "--connection", "20", "--path", "1", "--local", APPLIANCE + ":7707",
+                         "--remote", FRESH + ":40100")
+    check(rc == 0, "add_path to a peer that never sent answered ok " + err)
+    seen_first = json.loads(listener.communicate(timeout=30)[0] or "{}")
+    requests = seen_first.get("arp_requests", [])
+    check(len(requests) >= 1 and all(r["eth_dst"] == "ff:ff:ff:ff:ff:ff" and r["sender_ip"] == APPLIANCE and
+                                     r["sender_mac"] == r["eth_src"] for r in requests),
+          "kwikd asked who has %s: broadcast ARP requests from %s and its own MAC: %s" % (FRESH, APPLIANCE, requests))
+    datagrams = seen_first.get("udp", [])
+    first = datagrams[0] if datagrams else {}
+    check(first.get("from") == [APPLIANCE, 7707] and first.get("seq") == 0 and first.get("type") == 3 and
+          first.get("length_ok"),
+          "the held first packet of the path (sequence 0, a keepalive packet with the PATH_CHALLENGE) came from "
+          "%s:7707 to the socket that never sent: %s" % (APPLIANCE, datagrams[:2]))
+    kwikd_mac = requests[0]["eth_src"] if requests else None
+    neigh = sh("ip", "netns", "exec", NS, "ip", "neigh", "show", APPLIANCE, "dev", TAP).stdout
+    check(kwikd_mac is not None and ("lladdr " + kwikd_mac) in neigh,
+          "the peer's kernel knows 10.77.0.1 at the MAC kwikd asked from (%s): %s" % (kwikd_mac, neigh.strip()))
 
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)

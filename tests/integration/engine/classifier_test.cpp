@@ -729,7 +729,7 @@ const std::vector<classify_case>& cases() {
             ether(
                 our_mac, peer_mac, engine::ethertype_ipv6,
                 ipv6(peer6, us6, 58, nd_message(peer6, us6, 136, 0x60, peer6, link_layer_option(2, peer_mac)), {255})),
-            verdict::exception, none, nothing);
+            verdict::exception, none, l4_sw);
 
         // ---- drops, one or more per engine reason the classifier gives ----
         add("runt: 10 bytes", pattern(10), verdict::drop, drop_reason::truncated_ethernet, nothing);
@@ -1029,6 +1029,65 @@ TEST(classify_meta, arp_reply_carries_the_sender_for_learning) {
     EXPECT_EQ(meta[0].src_mac, peer_mac) << "the ARP sender hardware address, not the Ethernet source";
     EXPECT_EQ(meta[0].tuple.src, engine::ip_address::v4(peer4));
     EXPECT_EQ(meta[0].tuple.dst, engine::ip_address::v4(us4));
+}
+
+// Neighbour advertisements to us answer the neighbour table's solicitations: valid ones are
+// punted (the kernel keeps its own cache) and, when they carry the target's link-layer address,
+// marked learnable with the target and that address in the metadata; invalid ones are dropped
+// as RFC 4861 7.1.2 says.
+TEST(classify_meta, neighbor_advertisement_carries_the_target_for_learning) {
+    struct na_case {
+        const char* description;
+        bytes frame;
+        verdict v;
+        drop_reason reason;
+        bool learnable;
+        engine::mac_address mac; // when learnable
+    };
+    const engine::mac_address tlla{{0x02, 0x11, 0x22, 0x33, 0x44, 0x55}};
+    const bytes nonce_option = {14, 1, 1, 2, 3, 4, 5, 6}; // RFC 3971 nonce, 8 bytes
+    auto na = [&](const bytes& options, std::uint8_t hop_limit = 255, std::uint8_t code = 0, bool corrupt = false,
+                  const v6addr& target = peer6) {
+        return ether(our_mac, peer_mac, engine::ethertype_ipv6,
+                     ipv6(peer6, us6, 58, nd_message(peer6, us6, 136, 0x60, target, options, code, corrupt),
+                          {.hop_limit = hop_limit}));
+    };
+    const std::vector<na_case> cases = {
+        {"solicited NA with the target's address", na(link_layer_option(2, tlla)), verdict::exception,
+         drop_reason::none, true, tlla},
+        {"the address after another option", na(concat({nonce_option, link_layer_option(2, tlla)})),
+         verdict::exception, drop_reason::none, true, tlla},
+        {"no target link-layer option (nothing to learn)", na({}), verdict::exception, drop_reason::none, false, {}},
+        {"only a source link-layer option", na(link_layer_option(1, tlla)), verdict::exception, drop_reason::none,
+         false, {}},
+        {"an option of length 0", na(concat({{14, 0, 0, 0, 0, 0, 0, 0}, link_layer_option(2, tlla)})),
+         verdict::exception, drop_reason::none, false, {}},
+        {"a multicast link-layer address", na(link_layer_option(2, multicast_mac(ip6("ff02::1")))), verdict::exception,
+         drop_reason::none, false, {}},
+        {"a multicast target", na(link_layer_option(2, tlla), 255, 0, false, ip6("ff02::1")), verdict::exception,
+         drop_reason::none, false, {}},
+        {"hop limit below 255 (not from the link)", na(link_layer_option(2, tlla), 64), verdict::drop,
+         drop_reason::bad_neighbor_discovery, false, {}},
+        {"code 1", na(link_layer_option(2, tlla), 255, 1), verdict::drop, drop_reason::bad_neighbor_discovery, false,
+         {}},
+        {"bad checksum", na(link_layer_option(2, tlla), 255, 0, true), verdict::drop, drop_reason::bad_icmp_checksum,
+         false, {}},
+    };
+    const engine::classifier cl(appliance_config());
+    for (const na_case& c : cases) {
+        const mbuf_ptr m = make_mbuf(c.frame);
+        std::array<rte_mbuf*, 1> burst{m.get()};
+        std::array<engine::packet_meta, 1> meta{};
+        engine::classify_counters k;
+        cl.classify<false>(burst, meta, k);
+        EXPECT_EQ(meta[0].v, c.v) << c.description;
+        EXPECT_EQ(meta[0].reason, c.reason) << c.description;
+        EXPECT_EQ((meta[0].flags & engine::meta_flag::neighbor_advertisement) != 0, c.learnable) << c.description;
+        if (c.learnable) {
+            EXPECT_EQ(meta[0].src_mac, c.mac) << c.description << ": the target link-layer address";
+            EXPECT_EQ(meta[0].tuple.src, engine::ip_address::v6(peer6.data())) << c.description << ": the target";
+        }
+    }
 }
 
 TEST(classify_meta, tcp_syn_has_its_tuple_for_the_exception_path) {

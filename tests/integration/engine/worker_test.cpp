@@ -30,6 +30,7 @@
 
 #include "dataplane/engine/worker.hpp"
 #include "dataplane/kdp/crc32c.hpp"
+#include "dataplane/kdp/packet.hpp"
 #include "drivers/ring_link.hpp"
 
 namespace fs = std::filesystem;
@@ -86,6 +87,9 @@ namespace {
 class worker_pcap : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
+        if (pool != nullptr) { // a derived suite shares the pools
+            return;
+        }
         pool = rte_pktmbuf_pool_create("kwik_wt_pool", 8191, 256, 0, 4096, SOCKET_ID_ANY);
         app_pool = rte_pktmbuf_pool_create("kwik_wt_app", 1023, 32, 0, 16384 + RTE_PKTMBUF_HEADROOM, SOCKET_ID_ANY);
         ASSERT_NE(pool, nullptr);
@@ -754,6 +758,431 @@ TEST_F(worker_pcap, chained_datagrams_without_a_free_application_buffer_are_drop
     EXPECT_EQ(rte_mempool_in_use_count(pool), pool_start);
     rte_mempool_free(tiny_app);
     rte_mempool_free(segments);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transmit-side neighbour resolution: a client-role connection whose path never received a
+// packet. The worker's port is one end of a ring link; the test plays the peer (and its
+// router) on the other end, reading what the worker sends and answering its ARP requests and
+// neighbour solicitations by hand.
+
+constexpr mac_address peer_mac{{0x02, 0xAA, 0xBB, 0xCC, 0xDD, 0x02}};
+constexpr mac_address router_mac{{0x02, 0x52, 0x4F, 0x55, 0x54, 0x45}};
+const ip_address our4 = ip_address::v4(0x0A000001);    // 10.0.0.1/24
+const ip_address peer4 = ip_address::v4(0x0A000002);   // 10.0.0.2
+const ip_address router4 = ip_address::v4(0x0A0000FE); // 10.0.0.254
+const ip_address remote4 = ip_address::v4(0x0A090002); // 10.9.0.2, off-link
+
+ip_address v6_host(std::uint8_t last) { // fd00::<last>
+    std::uint8_t b[16] = {0xFD, 0x00};
+    b[15] = last;
+    return ip_address::v6(b);
+}
+
+transport::time_ns tsc_ns() {
+    return static_cast<transport::time_ns>(double(rte_get_tsc_cycles()) * 1e9 / double(rte_get_tsc_hz()));
+}
+
+// What the worker sent, as the peer sees it.
+struct sent_frame {
+    std::vector<std::uint8_t> bytes;
+    std::uint16_t ethertype() const { return load_be16(&bytes[12]); }
+    mac_address dst() const { return mac_address::from(&bytes[0]); }
+    mac_address src() const { return mac_address::from(&bytes[6]); }
+    bool is_arp() const { return ethertype() == ethertype_arp; }
+    bool is_ns() const { // ICMPv6 neighbour solicitation, no extension headers
+        return ethertype() == ethertype_ipv6 && bytes.size() >= 62 && bytes[20] == ip_proto_icmpv6 &&
+               bytes[54] == icmpv6_neighbor_solicitation;
+    }
+    bool is_udp() const {
+        return (ethertype() == ethertype_ipv4 && bytes[23] == ip_proto_udp) ||
+               (ethertype() == ethertype_ipv6 && bytes[20] == ip_proto_udp);
+    }
+    std::size_t udp_offset() const { return ethertype() == ethertype_ipv4 ? 34 : 54; }
+    ip_address ip_src() const { return ethertype() == ethertype_ipv4 ? ip_address::v4(&bytes[26]) : ip_address::v6(&bytes[22]); }
+    ip_address ip_dst() const { return ethertype() == ethertype_ipv4 ? ip_address::v4(&bytes[30]) : ip_address::v6(&bytes[38]); }
+    // The control frame types of the KDP packet in the UDP payload (empty when it does not parse).
+    std::vector<kdp::control_type> controls() const {
+        const std::size_t at = udp_offset() + udp_header_len;
+        kdp::packet_view v;
+        std::vector<kdp::control_type> out;
+        if (kdp::parse_packet(kdp::contiguous_bytes(bytes.data() + at, bytes.size() - at), v) == kdp::drop_reason::none) {
+            for (const kdp::frame_view& f : v.frame_span()) {
+                if (f.is_control()) {
+                    out.push_back(static_cast<kdp::control_type>(f.control));
+                }
+            }
+        }
+        return out;
+    }
+};
+
+class worker_neighbors : public worker_pcap {
+protected:
+    // One worker on one port (end a of a ring link), with a client-role connection whose path 1
+    // goes to `remote`; neighbour resolution per `nc` (its MAC is filled in here).
+    void start(const ip_address& remote, neighbor_config nc) {
+        static int instance = 0;
+        const std::string tag = std::to_string(++instance);
+        auto l = drivers::ring_link::create("kwik_wn_a" + tag, "kwik_wn_b" + tag, 1);
+        ASSERT_TRUE(l.ok()) << l.message();
+        link.emplace(std::move(l).value());
+        drivers::port_config pc;
+        pc.device = link->name_a();
+        pc.pool = pool;
+        auto pa = drivers::open_port(pc);
+        ASSERT_TRUE(pa.ok()) << pa.message();
+        a.emplace(std::move(pa).value());
+        pc.device = link->name_b();
+        auto pb = drivers::open_port(pc);
+        ASSERT_TRUE(pb.ok()) << pb.message();
+        b.emplace(std::move(pb).value());
+
+        classifier_config cc;
+        cc.mac = our_mac;
+        ASSERT_TRUE(cc.add_kwik_port(7707));
+        ASSERT_TRUE(cc.add_address(our4));
+        ASSERT_TRUE(cc.add_address(v6_host(1)));
+        cls.emplace(cc);
+        nc.mac = our_mac;
+        neighbors = nc;
+        ASSERT_EQ(neighbors.validate(), "");
+        std::string error;
+        paths.reset(path_table::create("kwik_wn_paths" + tag, 64, SOCKET_ID_ANY, 1, &error));
+        ASSERT_TRUE(paths) << error;
+
+        worker_config wc;
+        worker_port wp;
+        wp.queue = a->queue(0);
+        wp.mac = our_mac;
+        wp.classify = &*cls;
+        wp.neighbors = &neighbors;
+        wc.ports.push_back(wp);
+        wc.paths = paths.get();
+        wc.tx_pool = pool;
+        wc.app_pool = app_pool;
+        w = std::make_unique<worker>(wc);
+        connection_spec cs;
+        cs.index = 0;
+        cs.endpoint.kind = endpoint_kind::discard;
+        cs.transport.side = transport::role::client; // it speaks first: nothing came from the path yet
+        ASSERT_TRUE(w->add_connection(cs, &error)) << error;
+        path_spec ps;
+        ps.connection = 0;
+        ps.id = 1;
+        ps.tuple.protocol = 17;
+        ps.tuple.src = remote;
+        ps.tuple.dst = remote.is_v4() ? our4 : v6_host(1);
+        ps.tuple.src_port = 40000;
+        ps.tuple.dst_port = 7707;
+        ASSERT_TRUE(w->add_path(ps, &error)) << error;
+        now = tsc_ns(); // the transport's clock started at add_path
+    }
+
+    void TearDown() override {
+        w.reset(); // frees what its neighbour table still holds
+        for (auto* p : {&a, &b}) {
+            if (p->has_value()) {
+                EXPECT_TRUE((*p)->close().ok());
+            }
+        }
+        link.reset();
+    }
+
+    // Polls every step until the peer side received something or `limit` passed.
+    std::vector<sent_frame> poll_until_sent(transport::time_ns limit, transport::time_ns step = 10 * transport::ms) {
+        const transport::time_ns end = now + limit;
+        std::vector<sent_frame> got;
+        while (got.empty() && now < end) {
+            now += step;
+            w->poll(now);
+            got = received();
+        }
+        return got;
+    }
+
+    std::vector<sent_frame> received() {
+        std::array<rte_mbuf*, 32> burst;
+        std::vector<sent_frame> out;
+        const std::uint16_t n = b->queue(0).rx_burst(burst);
+        for (std::uint16_t i = 0; i < n; ++i) {
+            sent_frame f;
+            f.bytes.resize(rte_pktmbuf_pkt_len(burst[i]));
+            // Copies across segments, or points into the one segment holding it all.
+            const void* p = rte_pktmbuf_read(burst[i], 0, f.bytes.size(), f.bytes.data());
+            if (p != f.bytes.data()) {
+                std::memcpy(f.bytes.data(), p, f.bytes.size());
+            }
+            rte_pktmbuf_free(burst[i]);
+            out.push_back(std::move(f));
+        }
+        return out;
+    }
+
+    // The peer (or its router) sends a frame to the worker's port.
+    void inject(std::vector<std::uint8_t> frame) {
+        frame.resize(std::max<std::size_t>(frame.size(), min_ethernet_frame), 0);
+        rte_mbuf* m = rte_pktmbuf_alloc(pool);
+        ASSERT_NE(m, nullptr);
+        auto* p = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_append(m, static_cast<std::uint16_t>(frame.size())));
+        ASSERT_NE(p, nullptr);
+        std::memcpy(p, frame.data(), frame.size());
+        ASSERT_EQ(b->queue(0).tx_burst({&m, 1}), 1);
+    }
+
+    std::vector<std::uint8_t> arp(std::uint16_t op, const mac_address& eth_dst, const mac_address& sha,
+                                  const ip_address& spa, const mac_address& tha, const ip_address& tpa) const {
+        std::vector<std::uint8_t> f(ethernet_header_len + arp_ipv4_len);
+        eth_dst.store(&f[0]);
+        sha.store(&f[6]);
+        store_be16(&f[12], ethertype_arp);
+        std::uint8_t* a = &f[14];
+        store_be16(a, arp_hardware_ethernet);
+        store_be16(a + 2, ethertype_ipv4);
+        a[4] = 6;
+        a[5] = 4;
+        store_be16(a + 6, op);
+        sha.store(a + 8);
+        std::memcpy(a + 14, spa.v4_bytes(), 4);
+        tha.store(a + 18);
+        std::memcpy(a + 24, tpa.v4_bytes(), 4);
+        return f;
+    }
+
+    // A solicited neighbour advertisement from `target` (at `mac`) to our fd00::1.
+    std::vector<std::uint8_t> advertisement(const ip_address& target, const mac_address& mac) const {
+        constexpr std::size_t icmp_len = neighbor_message_len + link_layer_option_len;
+        std::vector<std::uint8_t> f(ethernet_header_len + ipv6_header_len + icmp_len);
+        our_mac.store(&f[0]);
+        mac.store(&f[6]);
+        store_be16(&f[12], ethertype_ipv6);
+        std::uint8_t* ip = &f[14];
+        store_be32(ip, 0x60000000u);
+        store_be16(ip + 4, icmp_len);
+        ip[6] = ip_proto_icmpv6;
+        ip[7] = nd_hop_limit;
+        std::memcpy(ip + 8, target.bytes.data(), 16);
+        std::memcpy(ip + 24, v6_host(1).bytes.data(), 16);
+        std::uint8_t* icmp = ip + ipv6_header_len;
+        icmp[0] = icmpv6_neighbor_advertisement;
+        icmp[4] = na_flag_solicited | na_flag_override;
+        std::memcpy(icmp + 8, target.bytes.data(), 16);
+        icmp[24] = nd_option_target_link_layer;
+        icmp[25] = 1;
+        mac.store(icmp + 26);
+        const std::uint64_t sum = pseudo_header_v6(ip + 8, ip + 24, ip_proto_icmpv6, icmp_len);
+        store_ne16(icmp + 2, checksum_finish(checksum_add(icmp, icmp_len, sum)));
+        return f;
+    }
+
+    // The broadcast ARP request for `target`, from our MAC and address, byte for byte.
+    void expect_arp_request(const sent_frame& f, const ip_address& target) const {
+        ASSERT_TRUE(f.is_arp());
+        EXPECT_EQ(f.bytes.size(), min_ethernet_frame);
+        EXPECT_EQ(f.dst(), broadcast_mac);
+        EXPECT_EQ(f.src(), our_mac);
+        std::vector<std::uint8_t> want = arp(arp_op_request, broadcast_mac, our_mac, our4, mac_address{}, target);
+        want.resize(min_ethernet_frame, 0);
+        EXPECT_EQ(f.bytes, want);
+    }
+
+    // A Kwik datagram from 10.0.0.1:7707 (or fd00::1) to the path's remote end at `mac`.
+    void expect_kwik_to(const sent_frame& f, const mac_address& mac, const ip_address& remote) const {
+        ASSERT_TRUE(f.is_udp());
+        EXPECT_EQ(f.dst(), mac);
+        EXPECT_EQ(f.src(), our_mac);
+        EXPECT_EQ(f.ip_src(), remote.is_v4() ? our4 : v6_host(1));
+        EXPECT_EQ(f.ip_dst(), remote);
+        EXPECT_EQ(load_be16(&f.bytes[f.udp_offset()]), 7707);
+        EXPECT_EQ(load_be16(&f.bytes[f.udp_offset() + 2]), 40000);
+    }
+
+    std::uint64_t dropped(kdp::drop_reason r) const { return w->counters().drops[static_cast<std::size_t>(r)]; }
+
+    std::optional<drivers::ring_link> link;
+    std::optional<drivers::port> a, b;
+    std::optional<classifier> cls;
+    neighbor_config neighbors;
+    std::unique_ptr<path_table> paths;
+    std::unique_ptr<worker> w;
+    // net_ring ports have no MAC (all zeros) and filter nothing: the worker is given one.
+    const mac_address our_mac{{0x02, 0x4B, 0x57, 0x00, 0x00, 0x01}};
+    transport::time_ns now = 0;
+};
+
+neighbor_config on_link() {
+    neighbor_config nc;
+    EXPECT_TRUE(nc.add_interface(our4, 24));
+    EXPECT_TRUE(nc.add_interface(v6_host(1), 64));
+    nc.capacity = 16; // one sweep slice covers it: expiry is seen within a millisecond
+    return nc;
+}
+
+TEST_F(worker_neighbors, client_path_arps_for_its_peer_and_sends_the_held_challenge_to_the_answer) {
+    ASSERT_NO_FATAL_FAILURE(start(peer4, on_link()));
+    const transport::time_ns started = now;
+    // The transport probes the new path (PATH_CHALLENGE after keepalive_interval); with no MAC
+    // for 10.0.0.2 the worker holds it and asks.
+    std::vector<sent_frame> got = poll_until_sent(3 * transport::sec);
+    const transport::time_ns asked = now;
+    ASSERT_EQ(got.size(), 1u) << "one ARP request, nothing else";
+    expect_arp_request(got[0], peer4);
+    const worker_counters& c = w->counters();
+    EXPECT_EQ(c.neighbor.requests, 1u);
+    EXPECT_GE(c.neighbor.held, 1u);
+    EXPECT_EQ(c.neighbor.released, 0u);
+    const std::uint64_t held = c.neighbor.held;
+
+    // The peer answers: the held packets leave at once, to the MAC the answer gave.
+    inject(arp(arp_op_reply, our_mac, peer_mac, peer4, our_mac, our4));
+    now += transport::ms;
+    w->poll(now);
+    got = received();
+    ASSERT_EQ(got.size(), held);
+    for (const sent_frame& f : got) {
+        expect_kwik_to(f, peer_mac, peer4);
+    }
+    const std::vector<kdp::control_type> first = got[0].controls();
+    EXPECT_NE(std::find(first.begin(), first.end(), kdp::control_type::path_challenge), first.end())
+        << "the held packet is the transport's PATH_CHALLENGE";
+    EXPECT_EQ(c.neighbor.resolved, 1u);
+    EXPECT_EQ(c.neighbor.released, held);
+    EXPECT_EQ(dropped(kdp::drop_reason::neighbor_unresolved), 0u);
+    EXPECT_EQ(dropped(kdp::drop_reason::no_exception_path), 1u) << "the reply itself goes on to the kernel's path";
+
+    // From now on the route knows the MAC: later probes go straight out, nothing more is asked.
+    std::size_t later = 0;
+    for (int i = 0; i < 300; ++i) {
+        now += 10 * transport::ms;
+        w->poll(now);
+        for (const sent_frame& f : received()) {
+            expect_kwik_to(f, peer_mac, peer4);
+            ++later;
+        }
+    }
+    EXPECT_GT(later, 0u) << "the unanswered challenge is repeated";
+    EXPECT_EQ(c.neighbor.requests, 1u);
+    EXPECT_EQ(c.neighbor.held, held);
+    std::printf("neighbours: first packet after %.0f ms, %llu held until the ARP reply, %zu sent after it\n",
+                double(asked - started) / 1e6, (unsigned long long)held, later);
+}
+
+TEST_F(worker_neighbors, unanswered_requests_are_repeated_and_held_packets_expire_as_unresolved) {
+    ASSERT_NO_FATAL_FAILURE(start(peer4, on_link()));
+    std::vector<sent_frame> got = poll_until_sent(3 * transport::sec);
+    ASSERT_EQ(got.size(), 1u);
+    expect_arp_request(got[0], peer4);
+    const transport::time_ns asked = now;
+    const worker_counters& c = w->counters();
+    std::size_t requests = 1;
+    transport::time_ns expired_at = 0;
+    while (now < asked + 5 * transport::sec) {
+        now += transport::ms;
+        w->poll(now);
+        for (const sent_frame& f : received()) {
+            expect_arp_request(f, peer4); // nothing but requests: nobody to send to
+            ++requests;
+        }
+        if (expired_at == 0 && dropped(kdp::drop_reason::neighbor_unresolved) != 0) {
+            expired_at = now;
+        }
+    }
+    // hold_time (3 s) after the entry was made, its held packets were freed and counted.
+    ASSERT_NE(expired_at, 0u);
+    EXPECT_GE(expired_at, asked + neighbors.hold_time);
+    EXPECT_LE(expired_at, asked + neighbors.hold_time + 2 * transport::ms);
+    EXPECT_GE(c.neighbor.expired, 1u);
+    EXPECT_EQ(c.neighbor.released, 0u);
+    // Asked again once per request_interval while packets waited; every request was sent.
+    EXPECT_GE(requests, 3u);
+    EXPECT_EQ(requests, c.neighbor.requests);
+    // Every held packet is accounted for: expired as unresolved, or still waiting (at most
+    // max_held, in the entry made after the first expired).
+    const std::uint64_t unresolved = dropped(kdp::drop_reason::neighbor_unresolved);
+    EXPECT_GE(unresolved, 1u);
+    EXPECT_LE(unresolved, c.neighbor.held);
+    EXPECT_LE(c.neighbor.held - unresolved, neighbor_table::max_held);
+    std::printf("neighbours, unanswered: %zu ARP requests in 5 s, %llu packets held, %llu expired as unresolved "
+                "(first %.0f ms after the first request), %llu dropped with the hold queue full\n",
+                requests, (unsigned long long)c.neighbor.held, (unsigned long long)unresolved,
+                double(expired_at - asked) / 1e6,
+                (unsigned long long)dropped(kdp::drop_reason::neighbor_hold_full));
+}
+
+TEST_F(worker_neighbors, off_link_peer_is_reached_through_the_gateway) {
+    neighbor_config nc = on_link();
+    nc.gateway_v4 = router4;
+    ASSERT_NO_FATAL_FAILURE(start(remote4, nc));
+    std::vector<sent_frame> got = poll_until_sent(3 * transport::sec);
+    ASSERT_EQ(got.size(), 1u);
+    expect_arp_request(got[0], router4); // the router's MAC is asked for, not 10.9.0.2's
+    inject(arp(arp_op_reply, our_mac, router_mac, router4, our_mac, our4));
+    now += transport::ms;
+    w->poll(now);
+    got = received();
+    ASSERT_GE(got.size(), 1u);
+    for (const sent_frame& f : got) {
+        expect_kwik_to(f, router_mac, remote4); // to the router, for 10.9.0.2
+    }
+    EXPECT_EQ(w->counters().neighbor.released, got.size());
+}
+
+TEST_F(worker_neighbors, off_link_peer_without_a_gateway_is_no_route) {
+    ASSERT_NO_FATAL_FAILURE(start(remote4, on_link()));
+    std::vector<sent_frame> got = poll_until_sent(3 * transport::sec);
+    EXPECT_TRUE(got.empty()) << "nothing to ask: no prefix holds 10.9.0.2 and there is no gateway";
+    EXPECT_GE(dropped(kdp::drop_reason::no_route), 1u);
+    EXPECT_EQ(w->counters().neighbor.requests, 0u);
+    EXPECT_EQ(w->counters().neighbor.held, 0u);
+}
+
+TEST_F(worker_neighbors, ipv6_peer_is_solicited_and_learned_from_its_advertisement) {
+    const ip_address peer6 = v6_host(2);
+    ASSERT_NO_FATAL_FAILURE(start(peer6, on_link()));
+    std::vector<sent_frame> got = poll_until_sent(3 * transport::sec);
+    ASSERT_EQ(got.size(), 1u);
+    const sent_frame& ns = got[0];
+    ASSERT_TRUE(ns.is_ns());
+    // To the solicited-node group ff02::1:ff00:2 and its MAC 33:33:ff:00:00:02, for fd00::2,
+    // from fd00::1 with our MAC in the source link-layer option.
+    EXPECT_EQ(ns.dst(), (mac_address{{0x33, 0x33, 0xFF, 0x00, 0x00, 0x02}}));
+    EXPECT_EQ(ns.src(), our_mac);
+    EXPECT_EQ(ns.ip_src(), v6_host(1));
+    EXPECT_EQ(ns.ip_dst(), solicited_node_group(peer6));
+    EXPECT_EQ(ip_address::v6(&ns.bytes[62]), peer6);
+    EXPECT_EQ(ns.bytes[78], nd_option_source_link_layer);
+    EXPECT_EQ(mac_address::from(&ns.bytes[80]), our_mac);
+
+    inject(advertisement(peer6, peer_mac));
+    now += transport::ms;
+    w->poll(now);
+    got = received();
+    ASSERT_GE(got.size(), 1u);
+    for (const sent_frame& f : got) {
+        expect_kwik_to(f, peer_mac, peer6);
+    }
+    const std::vector<kdp::control_type> first = got[0].controls();
+    EXPECT_NE(std::find(first.begin(), first.end(), kdp::control_type::path_challenge), first.end());
+    EXPECT_EQ(w->counters().neighbor.resolved, 1u);
+    EXPECT_EQ(w->counters().neighbor.released, got.size());
+}
+
+TEST_F(worker_neighbors, a_peer_that_asked_for_us_is_known_without_asking) {
+    ASSERT_NO_FATAL_FAILURE(start(peer4, on_link()));
+    // The peer ARPs for 10.0.0.1 first: the worker answers and remembers who asked.
+    inject(arp(arp_op_request, broadcast_mac, peer_mac, peer4, mac_address{}, our4));
+    now += transport::ms;
+    w->poll(now);
+    std::vector<sent_frame> got = received();
+    ASSERT_EQ(got.size(), 1u);
+    ASSERT_TRUE(got[0].is_arp());
+    EXPECT_EQ(load_be16(&got[0].bytes[20]), arp_op_reply);
+    EXPECT_EQ(w->counters().neighbor.learned, 1u);
+    got = poll_until_sent(3 * transport::sec);
+    ASSERT_GE(got.size(), 1u);
+    expect_kwik_to(got[0], peer_mac, peer4);
+    EXPECT_EQ(w->counters().neighbor.requests, 0u);
+    EXPECT_EQ(w->counters().neighbor.held, 0u);
 }
 
 } // namespace

@@ -217,6 +217,8 @@ checksum_offload = false
 promiscuous = true
 addresses = ["10.0.0.1/24", "fd00::1/64"]
 kwik_ports = [7707, 7708]
+gateway = "10.0.0.254"
+gateway6 = "fd00::fe"
 
 [[port]]
 name = "tap"
@@ -290,6 +292,11 @@ burst = 64
     EXPECT_EQ(to_string(c.ports[0].addresses[1]), "fd00::1/64");
     EXPECT_FALSE(c.ports[0].addresses[1].address.is_v4());
     EXPECT_EQ(c.ports[0].kwik_ports, (std::vector<std::uint16_t>{7707, 7708}));
+    ASSERT_TRUE(c.ports[0].gateway && c.ports[0].gateway6);
+    EXPECT_EQ(to_string(*c.ports[0].gateway), "10.0.0.254");
+    EXPECT_TRUE(c.ports[0].gateway->is_v4());
+    EXPECT_EQ(to_string(*c.ports[0].gateway6), "fd00::fe");
+    EXPECT_FALSE(c.ports[1].gateway || c.ports[1].gateway6); // optional: none unless set
     EXPECT_EQ(c.ports[1].kind, device_kind::vdev);
     EXPECT_EQ(c.ports[1].rx_queues, 4); // one per worker
     EXPECT_EQ(to_string(c.ports[1].addresses.at(0)), "192.168.7.1/30");
@@ -596,7 +603,7 @@ const error_case error_cases[] = {
      false,
      "[[port]]\ndevice = \"net_ring0\"\naddresses = [\"10.0.0.1/24\"]\nspeed = 10\n",
      {"t.toml:4: port[0].speed: unknown key (the keys of [[port]] are name, device, rx_queues, rx_desc, tx_desc, "
-      "mtu, rss, checksum_offload, promiscuous, addresses, kwik_ports)"}},
+      "mtu, rss, checksum_offload, promiscuous, addresses, kwik_ports, gateway, gateway6)"}},
     {"device missing",
      false,
      "[[port]]\naddresses = [\"10.0.0.1/24\"]\n",
@@ -713,6 +720,32 @@ const error_case error_cases[] = {
      "\"10.0.0.10/24\", \"10.0.0.11/24\", \"10.0.0.12/24\", \"10.0.0.13/24\", \"10.0.0.14/24\", \"10.0.0.15/24\", "
      "\"10.0.0.16/24\", \"10.0.0.17/24\"]\nkwik_ports = [1, 2, 3, 4, 5, 6, 7, 8, 9]\n",
      {"t.toml:3: port[0].addresses: 17 addresses is above 16", "t.toml:4: port[0].kwik_ports: 9 UDP ports is above 8"}},
+    {"gateways of the wrong family",
+     false,
+     "[[port]]\ndevice = \"net_ring0\"\naddresses = [\"10.0.0.1/24\", \"fd00::1/64\"]\ngateway = \"fd00::fe\"\n"
+     "gateway6 = \"10.0.0.254\"\n",
+     {"t.toml:4: port[0].gateway: 'fd00::fe' is not an IPv4 address (the IPv6 gateway is gateway6)",
+      "t.toml:5: port[0].gateway6: '10.0.0.254' is not an IPv6 address (the IPv4 gateway is gateway)"}},
+    {"gateways off the port's prefixes",
+     false,
+     "[[port]]\ndevice = \"net_ring0\"\naddresses = [\"10.0.0.1/24\", \"10.1.0.1/16\"]\ngateway = \"10.2.0.1\"\n"
+     "gateway6 = \"fd00::fe\"\n",
+     {"t.toml:4: port[0].gateway: 10.2.0.1 is not on the port's IPv4 prefixes (10.0.0.1/24, 10.1.0.1/16): a "
+      "gateway must be on-link",
+      "t.toml:5: port[0].gateway6: fd00::fe is not on the port's IPv6 prefixes (port[].addresses has none): a "
+      "gateway must be on-link"}},
+    {"gateways that are no router's address",
+     true,
+     "[[port]]\ndevice = \"net_ring1\"\naddresses = [\"10.0.1.1/24\", \"fd00::1/64\"]\ngateway = \"10.0.1.255\"\n"
+     "gateway6 = \"fd00::1\"\n"
+     "[[port]]\ndevice = \"net_ring2\"\naddresses = [\"10.0.2.1/24\"]\ngateway = \"10.0.2.0\"\n"
+     "[[port]]\ndevice = \"net_ring3\"\naddresses = [\"10.0.3.1/24\"]\ngateway = \"x\"\n"
+     "[[port]]\ndevice = \"net_ring4\"\naddresses = [\"10.0.4.1/24\"]\ngateway = [\"10.0.4.254\"]\n",
+     {"t.toml:7: port[1].gateway: 10.0.1.255 is the broadcast address of 10.0.1.1/24",
+      "t.toml:8: port[1].gateway6: fd00::1 is the port's own address",
+      "t.toml:12: port[2].gateway: 10.0.2.0 is the network address of 10.0.2.1/24",
+      "t.toml:16: port[3].gateway: 'x' is not an IPv4 address",
+      "t.toml:20: port[4].gateway: expected a string, got an array"}},
     {"IPv4-mapped IPv6",
      false,
      "[[port]]\ndevice = \"net_ring0\"\naddresses = [\"::ffff:10.0.0.1/120\"]\n",

@@ -171,6 +171,29 @@ TEST(neighbor_table, resolve_known_destination) {
     EXPECT_EQ(t.counters().held, 0u);
 }
 
+// A worker counts all its ports' tables in one place (its worker_counters).
+TEST(neighbor_table, tables_can_count_into_one_shared_block) {
+    neighbor_counters shared;
+    neighbor_table a(base_config(), &shared);
+    neighbor_table b(base_config(), &shared);
+    std::array<rte_mbuf*, neighbor_table::max_held> released{};
+    fake_mbufs m;
+    a.learn(v4(10, 0, 0, 9), peer_mac, 0, released);
+    b.learn(v4(10, 0, 0, 9), peer_mac, 0, released);
+    EXPECT_EQ(b.resolve(v4(10, 0, 0, 10), m[0], 1).status, resolve_status::held);
+    EXPECT_EQ(shared.learned, 2u);
+    EXPECT_EQ(shared.held, 1u);
+    EXPECT_EQ(shared.requests, 1u);
+    EXPECT_EQ(&a.counters(), &shared);
+    EXPECT_EQ(&b.counters(), &shared);
+    neighbor_table own(base_config());
+    own.learn(v4(10, 0, 0, 9), peer_mac, 0, released);
+    EXPECT_EQ(own.counters().learned, 1u);
+    EXPECT_EQ(shared.learned, 2u) << "a table without a shared block counts in its own";
+    std::array<rte_mbuf*, 8> expired{};
+    EXPECT_EQ(b.sweep(10 * sec, expired), 1u); // frees nothing: fake mbufs
+}
+
 TEST(neighbor_table, unresolved_destination_holds_packets_and_rate_limits_requests) {
     neighbor_table t(base_config());
     fake_mbufs m;
