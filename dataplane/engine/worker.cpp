@@ -254,7 +254,8 @@ void worker::poll(transport::time_ns now) noexcept {
         const unsigned n = rte_ring_dequeue_burst(_config.handoff[_config.id], reinterpret_cast<void**>(pkts.data()),
                                                   _config.burst, nullptr);
         for (unsigned i = 0; i < n; ++i) {
-            // Re-classify on the port it came in on: cheap, and keeps mbuf metadata free.
+            // Re-classify on the port it came in on (its index here: the sender wrote it into
+            // m->port, which holds the ethdev id until then): cheap, and keeps no other metadata.
             const std::size_t port = pkts[i]->port < _config.ports.size() ? pkts[i]->port : 0;
             ++_counters.handoffs_received;
             process_burst<false>(port, {&pkts[i], 1}, now, true);
@@ -345,6 +346,7 @@ void worker::process_burst(std::size_t port, std::span<rte_mbuf*> pkts, transpor
                 note_unknown_path(port, meta[i].tuple, now);
                 drop_rx(port, m, kdp::drop_reason::unknown_path);
             } else if (b->owner_worker != _config.id) {
+                m->port = static_cast<std::uint16_t>(port); // the owner's index of the port, not the ethdev id
                 if (b->owner_worker < _config.handoff.size() && _config.handoff[b->owner_worker] != nullptr &&
                     rte_ring_enqueue(_config.handoff[b->owner_worker], m) == 0) {
                     ++_counters.handed_off;
@@ -354,7 +356,7 @@ void worker::process_burst(std::size_t port, std::span<rte_mbuf*> pkts, transpor
             } else if (b->connection >= _conns.size() || !_conns[b->connection]) {
                 drop_rx(port, m, kdp::drop_reason::unknown_path);
             } else {
-                deliver(*_conns[b->connection], *b, m, meta[i], now, handed_off);
+                deliver(port, *_conns[b->connection], *b, m, meta[i], now, handed_off);
             }
             break;
         }
@@ -402,15 +404,19 @@ void worker::process_burst(std::size_t port, std::span<rte_mbuf*> pkts, transpor
     }
 }
 
-void worker::deliver(connection_state& c, const path_binding& b, rte_mbuf* m, const packet_meta& meta,
+void worker::deliver(std::size_t port, connection_state& c, const path_binding& b, rte_mbuf* m, const packet_meta& meta,
                      transport::time_ns now, bool handed_off) noexcept {
+    if (c.conn->closed()) [[unlikely]] { // bound until the control plane removes it
+        drop_rx(port, m, kdp::drop_reason::connection_closed);
+        return;
+    }
     if (!contiguous(m, meta)) [[unlikely]] {
         // A jumbo frame the port scattered over several segments: the transport takes one
         // contiguous datagram, so it is copied once into an application buffer (16 KiB room).
         std::uint8_t* flat = nullptr;
         auto* copy = static_cast<rte_mbuf*>(mbuf_allocate(_config.app_pool, meta.payload_length, &flat));
         if (copy == nullptr) {
-            drop_rx(m->port < _config.ports.size() ? m->port : 0, m, kdp::drop_reason::payload_chained);
+            drop_rx(port, m, kdp::drop_reason::payload_chained);
             return;
         }
         // rte_pktmbuf_read copies across segments, or points into the one segment holding it all.
@@ -423,7 +429,7 @@ void worker::deliver(connection_state& c, const path_binding& b, rte_mbuf* m, co
         m = copy;
         packet_meta flat_meta = meta;
         flat_meta.payload_offset = 0;
-        deliver(c, b, m, flat_meta, now, handed_off);
+        deliver(port, c, b, m, flat_meta, now, handed_off);
         return;
     }
     for (auto& r : c.routes) {

@@ -181,7 +181,7 @@ private:
     // The packet side (worker.cpp).
     template <bool RxOffload>
     void process_burst(std::size_t port, std::span<rte_mbuf*> pkts, transport::time_ns now, bool handed_off) noexcept;
-    void deliver(connection_state& c, const path_binding& b, rte_mbuf* m, const packet_meta& meta,
+    void deliver(std::size_t port, connection_state& c, const path_binding& b, rte_mbuf* m, const packet_meta& meta,
                  transport::time_ns now, bool handed_off) noexcept;
     void enqueue_tx(std::size_t port, rte_mbuf* m) noexcept;
     void flush_tx() noexcept;
