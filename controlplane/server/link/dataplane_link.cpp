@@ -1,0 +1,397 @@
+// kwik-cp's link to kwikd: attach, adopt, resync, commands and events (dataplane_link.hpp).
+#include "controlplane/server/link/dataplane_link.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace kwik::cp {
+
+namespace {
+
+api::event local_failure(const api::command& c, const std::string& reason) {
+    return api::make_command_result(c, api::result_status::internal_error, reason);
+}
+
+api::command add_connection_command(const desired_connection& c) {
+    api::command cmd = api::make_add_connection(c.id, c.name, c.endpoint);
+    cmd.add_connection.role = c.role;
+    cmd.add_connection.owner_hint = c.owner_hint;
+    cmd.add_connection.endpoint_length = c.endpoint_length;
+    (void)api::set_text(cmd.add_connection.endpoint_path, c.endpoint_path); // checked when recorded
+    return cmd;
+}
+
+api::command add_path_command(std::uint64_t connection_id, const desired_path& p) {
+    api::command cmd = api::make_add_path(connection_id, p.path_id, p.tuple, p.weight);
+    cmd.add_path.max_bandwidth_mbps = p.max_bandwidth_mbps;
+    cmd.add_path.standby = p.standby ? 1 : 0;
+    return cmd;
+}
+
+} // namespace
+
+dataplane_link::dataplane_link(link_config config, link_callbacks callbacks)
+    : _config(std::move(config)), _cb(std::move(callbacks)) {}
+
+// ---------------------------------------------------------------------------------------------
+// The pass
+
+void dataplane_link::poll(time_ns now) {
+    if (_region.valid() && _region.is_stale()) {
+        detach("kwikd stopped or restarted before answering");
+        _next_attempt = now; // a new kwikd may be there already
+    }
+    if (!_region.valid()) {
+        if (now >= _next_attempt) {
+            attach(now);
+        }
+        if (!_region.valid()) {
+            return;
+        }
+    }
+    if (!_adopted && _list_sequence == 0) { // the list_state did not fit the ring when attaching
+        api::command list = api::make_list_state();
+        if (_channel.try_send(list)) {
+            _list_sequence = list.header.sequence;
+        }
+    }
+    take_events(now);
+    pump(now);
+    for (auto it = _sent.begin(); it != _sent.end();) {
+        if (now >= it->second.deadline) {
+            ++_counters.commands_timed_out;
+            fail(it->second, "kwikd did not answer within the command timeout");
+            it = _sent.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+void dataplane_link::attach(time_ns now) {
+    _next_attempt = now + _config.retry_interval;
+    auto region = api::shm_region::open(_config.region_name);
+    if (!region.ok()) {
+        return; // kwikd not running (yet), or another control process holds the rings
+    }
+    auto channel = api::control_channel::attach(*region);
+    if (!channel.ok()) {
+        return;
+    }
+    const std::uint64_t started = region->header().start_time_ns;
+    if (_ever_attached && started != _kwikd_start) {
+        ++_counters.kwikd_restarts;
+    }
+    _kwikd_start = started;
+    _ever_attached = true;
+    _region = std::move(region).value();
+    _channel = std::move(channel).value();
+    ++_counters.attaches;
+    // Events queued for a control process before this one are stale news: what kwikd holds
+    // now comes from list_state.
+    api::event drained;
+    while (_channel.try_receive(drained)) {
+    }
+    _adopted = false;
+    _listed.clear();
+    api::command list = api::make_list_state();
+    if (_channel.try_send(list)) {
+        _list_sequence = list.header.sequence;
+    }
+    if (_cb.on_attach_change) {
+        _cb.on_attach_change(true);
+    }
+}
+
+void dataplane_link::detach(const char* why) {
+    for (auto& [seq, f] : _sent) {
+        fail(f, why);
+    }
+    _sent.clear();
+    _region = api::shm_region{};
+    _channel = api::control_channel{};
+    _adopted = false;
+    _list_sequence = 0;
+    if (_cb.on_attach_change) {
+        _cb.on_attach_change(false);
+    }
+}
+
+void dataplane_link::pump(time_ns now) {
+    while (!_queue.empty() && _adopted) {
+        in_flight& f = _queue.front();
+        if (!_channel.try_send(f.cmd)) {
+            return; // ring full: kwikd catches up, we try next pass
+        }
+        ++_counters.commands_sent;
+        f.deadline = now + _config.command_timeout;
+        _sent.emplace(f.cmd.header.sequence, std::move(f));
+        _queue.pop_front();
+    }
+}
+
+void dataplane_link::take_events(time_ns) {
+    std::array<api::event, 64> events;
+    for (;;) {
+        const unsigned n = _channel.receive_burst({events.data(), events.size()});
+        for (unsigned i = 0; i < n; ++i) {
+            const api::event& e = events[i];
+            ++_counters.events;
+            if (_list_sequence != 0 && e.header.ack_sequence == _list_sequence) {
+                adopt(e);
+                continue;
+            }
+            switch (e.header.type) {
+            case api::message_type::command_result:
+            case api::message_type::counters_ready: {
+                auto it = _sent.find(e.header.ack_sequence);
+                if (it == _sent.end()) {
+                    break; // a command of a control process before this one
+                }
+                in_flight f = std::move(it->second);
+                _sent.erase(it);
+                const bool ok = e.header.type == api::message_type::counters_ready ||
+                                e.command_result.status == api::result_status::ok;
+                if (!ok) {
+                    ++_counters.commands_failed;
+                }
+                // What kwikd refused is not held (already_exists: it is): the desired state follows.
+                if (!ok && e.header.type == api::message_type::command_result &&
+                    e.command_result.status != api::result_status::already_exists) {
+                    if (f.cmd.header.type == api::message_type::add_connection) {
+                        _desired.erase(f.cmd.add_connection.connection_id);
+                    } else if (f.cmd.header.type == api::message_type::add_path) {
+                        if (auto c = _desired.find(f.cmd.add_path.connection_id); c != _desired.end()) {
+                            c->second.paths.erase(f.cmd.add_path.path_id);
+                        }
+                    }
+                }
+                if (f.cb) {
+                    f.cb(e);
+                }
+                break;
+            }
+            case api::message_type::path_up:
+                if (_cb.on_path_up) {
+                    _cb.on_path_up(e.path_up);
+                }
+                break;
+            case api::message_type::path_down:
+                if (_cb.on_path_down) {
+                    _cb.on_path_down(e.path_down);
+                }
+                break;
+            case api::message_type::unknown_path:
+                if (_cb.on_unknown_path) {
+                    _cb.on_unknown_path(e.unknown_path);
+                }
+                break;
+            case api::message_type::connection_closed:
+                if (_cb.on_connection_closed) {
+                    _cb.on_connection_closed(e.connection_closed);
+                }
+                break;
+            default:
+                break;
+            }
+        }
+        if (n < events.size()) {
+            return;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Adopting kwikd's state, and pushing ours
+
+void dataplane_link::adopt(const api::event& e) {
+    switch (e.header.type) {
+    case api::message_type::connection_info: {
+        const api::connection_info_body& b = e.connection_info;
+        desired_connection c;
+        c.id = b.connection_id;
+        c.name = std::string(api::get_text(b.name));
+        c.role = b.role;
+        c.endpoint = b.endpoint;
+        c.endpoint_length = b.endpoint_length;
+        c.endpoint_path = std::string(api::get_text(b.endpoint_path));
+        c.owner_hint = b.owner_worker;
+        _listed.push_back(std::move(c));
+        return;
+    }
+    case api::message_type::path_info: {
+        const api::path_info_body& b = e.path_info;
+        for (desired_connection& c : _listed) {
+            if (c.id == b.connection_id) {
+                c.paths[b.path_id] = desired_path{b.path_id, b.tuple, b.weight, b.max_bandwidth_mbps, b.standby != 0};
+            }
+        }
+        return;
+    }
+    case api::message_type::command_result:
+        break;
+    default:
+        return;
+    }
+    // The listing is complete: union of what kwikd holds and what we want.
+    _list_sequence = 0;
+    for (desired_connection& listed : _listed) {
+        auto it = _desired.find(listed.id);
+        if (it == _desired.end()) {
+            ++_counters.adopted_connections; // kwik-cp restarted: kwikd kept it
+            _desired.emplace(listed.id, listed); // a copy: resync() still reads _listed
+            continue;
+        }
+        for (auto& [pid, p] : listed.paths) {
+            it->second.paths.try_emplace(pid, p);
+        }
+    }
+    resync();
+    _adopted = true;
+}
+
+// Whatever we want that kwikd does not hold (it restarted): sent again, ahead of new commands,
+// except what a queued command (made while detached) is about to add anyway.
+void dataplane_link::resync() {
+    auto queued = [&](api::message_type type, std::uint64_t id, std::uint64_t path) {
+        return std::any_of(_queue.begin(), _queue.end(), [&](const in_flight& f) {
+            return f.cmd.header.type == type && api::connection_of(f.cmd) == id && api::path_of(f.cmd) == path;
+        });
+    };
+    std::vector<in_flight> again;
+    for (const auto& [id, c] : _desired) {
+        const auto listed = std::find_if(_listed.begin(), _listed.end(), [&](const desired_connection& l) {
+            return l.id == id;
+        });
+        if (listed == _listed.end() && !queued(api::message_type::add_connection, id, 0)) {
+            again.push_back({add_connection_command(c), {}, 0});
+        }
+        for (const auto& [pid, p] : c.paths) {
+            const bool held = listed != _listed.end() && listed->paths.contains(pid);
+            if (!held && !queued(api::message_type::add_path, id, pid)) {
+                again.push_back({add_path_command(id, p), {}, 0});
+            }
+        }
+    }
+    _counters.resync_commands += again.size();
+    for (auto it = again.rbegin(); it != again.rend(); ++it) {
+        _queue.push_front(std::move(*it));
+    }
+    _listed.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The desired state
+
+result<void> dataplane_link::add_connection(const desired_connection& c, done cb) {
+    if (c.id == 0) {
+        return error{"connection id: must be nonzero"};
+    }
+    if (_desired.contains(c.id)) {
+        return error{"connection id " + std::to_string(c.id) + " is in use"};
+    }
+    if (find(c.name) != nullptr) {
+        return error{"connection '" + c.name + "' exists"};
+    }
+    if (c.name.empty() || c.name.size() >= api::connection_name_size) {
+        return error{"connection name: 1.." + std::to_string(api::connection_name_size - 1) + " bytes"};
+    }
+    if (c.endpoint_path.size() >= api::endpoint_path_size) {
+        return error{"endpoint path: longer than " + std::to_string(api::endpoint_path_size - 1) + " bytes"};
+    }
+    desired_connection d = c;
+    d.paths.clear();
+    _desired.emplace(c.id, d);
+    enqueue(add_connection_command(d), std::move(cb));
+    for (const auto& [pid, p] : c.paths) {
+        if (auto r = add_path(c.id, p); !r.ok()) {
+            return r;
+        }
+    }
+    return {};
+}
+
+result<void> dataplane_link::remove_connection(std::uint64_t id, std::uint32_t drain_timeout_ms, done cb) {
+    if (_desired.erase(id) == 0) {
+        return error{"connection " + std::to_string(id) + " is not known"};
+    }
+    enqueue(api::make_remove_connection(id, drain_timeout_ms), std::move(cb));
+    return {};
+}
+
+result<void> dataplane_link::add_path(std::uint64_t connection_id, const desired_path& p, done cb) {
+    auto it = _desired.find(connection_id);
+    if (it == _desired.end()) {
+        return error{"connection " + std::to_string(connection_id) + " is not known"};
+    }
+    if (it->second.paths.contains(p.path_id)) {
+        return error{"path " + std::to_string(p.path_id) + " exists in connection " + std::to_string(connection_id)};
+    }
+    it->second.paths.emplace(p.path_id, p);
+    enqueue(add_path_command(connection_id, p), std::move(cb));
+    return {};
+}
+
+result<void> dataplane_link::remove_path(std::uint64_t connection_id, std::uint64_t path_id,
+                                         std::uint32_t drain_timeout_ms, done cb) {
+    auto it = _desired.find(connection_id);
+    if (it == _desired.end() || it->second.paths.erase(path_id) == 0) {
+        return error{"path " + std::to_string(path_id) + " of connection " + std::to_string(connection_id) +
+                     " is not known"};
+    }
+    enqueue(api::make_remove_path(connection_id, path_id, drain_timeout_ms), std::move(cb));
+    return {};
+}
+
+void dataplane_link::send(api::command c, done cb) {
+    enqueue(c, std::move(cb));
+}
+
+void dataplane_link::enqueue(api::command c, done cb) {
+    if (_queue.size() >= _config.max_queued) {
+        ++_counters.commands_failed;
+        if (cb) {
+            cb(local_failure(c, "too many commands waiting for kwikd"));
+        }
+        return;
+    }
+    _queue.push_back({c, std::move(cb), 0});
+}
+
+void dataplane_link::fail(in_flight& f, const std::string& reason) {
+    ++_counters.commands_failed;
+    if (f.cb) {
+        f.cb(local_failure(f.cmd, reason));
+    }
+}
+
+const desired_connection* dataplane_link::find(std::uint64_t id) const {
+    auto it = _desired.find(id);
+    return it == _desired.end() ? nullptr : &it->second;
+}
+
+const desired_connection* dataplane_link::find(const std::string& name) const {
+    for (const auto& [id, c] : _desired) {
+        if (c.name == name) {
+            return &c;
+        }
+    }
+    return nullptr;
+}
+
+std::uint64_t dataplane_link::next_connection_id() const {
+    return _desired.empty() ? 1 : _desired.rbegin()->first + 1;
+}
+
+std::optional<api::counters_totals> dataplane_link::read_counters() const {
+    if (!_region.valid()) {
+        return std::nullopt;
+    }
+    auto reader = api::counters_reader::attach(_region);
+    if (!reader.ok()) {
+        return std::nullopt;
+    }
+    return reader->read_totals();
+}
+
+} // namespace kwik::cp

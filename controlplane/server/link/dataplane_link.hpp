@@ -1,0 +1,142 @@
+// kwik-cp's end of kwikd's shared-memory interface (dataplane/api/). It keeps the connections
+// and paths kwik-cp wants (the desired state) and makes kwikd hold them: it attaches to the
+// region (retrying while kwikd is absent), sends commands and matches their answers, turns
+// kwikd's events into callbacks, and reads the counters. When kwik-cp starts it adopts what
+// kwikd already holds (list_state), so a restarted control process disturbs nothing; when kwikd
+// restarts (its region is replaced) it pushes the desired state again. One thread: kwik-cp's
+// event loop calls poll(); nothing here blocks.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.hpp"
+#include "dataplane/api/command_ring.hpp"
+#include "dataplane/api/commands.hpp"
+#include "dataplane/api/counters.hpp"
+#include "dataplane/api/shm_region.hpp"
+
+namespace kwik::cp {
+
+using time_ns = std::uint64_t;
+
+struct desired_path {
+    std::uint64_t path_id = 0;
+    api::five_tuple tuple{};
+    float weight = 1.0f; // 1: the load balancer's; other values pinned
+    std::uint32_t max_bandwidth_mbps = 0;
+    bool standby = false;
+};
+
+struct desired_connection {
+    std::uint64_t id = 0;
+    std::string name; // the KCP connection id
+    api::connection_role role = api::connection_role::server;
+    api::endpoint_kind endpoint = api::endpoint_kind::discard;
+    std::uint64_t endpoint_length = 0;
+    std::string endpoint_path;
+    std::uint16_t owner_hint = api::any_worker;
+    std::map<std::uint64_t, desired_path> paths;
+};
+
+struct link_config {
+    std::string region_name = "kwik";
+    time_ns retry_interval = 500'000'000;   // between attach attempts while kwikd is absent
+    time_ns command_timeout = 5'000'000'000; // an unanswered command fails with this
+    std::size_t max_queued = 65536;          // commands waiting for ring room
+};
+
+struct link_counters {
+    std::uint64_t attaches = 0, kwikd_restarts = 0, adopted_connections = 0;
+    std::uint64_t commands_sent = 0, commands_failed = 0, commands_timed_out = 0;
+    std::uint64_t events = 0, resync_commands = 0;
+};
+
+// What the owner hears about (all optional). Events arrive as kwikd raised them.
+struct link_callbacks {
+    std::function<void(const api::path_up_body&)> on_path_up;
+    std::function<void(const api::path_down_body&)> on_path_down;
+    std::function<void(const api::unknown_path_body&)> on_unknown_path;
+    std::function<void(const api::connection_closed_body&)> on_connection_closed;
+    // attached: a (new) kwikd is there and the desired state is being applied; detached: gone.
+    std::function<void(bool attached)> on_attach_change;
+};
+
+class dataplane_link {
+public:
+    // The result of one command: kwikd's command_result (or counters_ready), or a failure
+    // made here (timeout, detached) with status internal_error and a reason.
+    using done = std::function<void(const api::event&)>;
+
+    dataplane_link(link_config config, link_callbacks callbacks);
+
+    // One pass of kwik-cp's loop: attach or notice a new kwikd, send queued commands, take
+    // events, time out commands. now: a monotonic clock (CLOCK_MONOTONIC ns).
+    void poll(time_ns now);
+
+    bool attached() const noexcept { return _region.valid(); }
+    bool adopted() const noexcept { return _adopted; } // list_state answered since attaching
+    // Commands not answered yet (queued for ring room, or sent).
+    std::size_t waiting() const noexcept { return _queue.size() + _sent.size(); }
+
+    // The desired state. Each call records the change and sends the command; cb (optional)
+    // gets kwikd's answer. Refused here at once, with a reason, when it contradicts the
+    // desired state (unknown connection, duplicate id...). After a kwikd restart the desired
+    // state is sent again without callbacks.
+    result<void> add_connection(const desired_connection& c, done cb = {});
+    result<void> remove_connection(std::uint64_t id, std::uint32_t drain_timeout_ms, done cb = {});
+    result<void> add_path(std::uint64_t connection_id, const desired_path& p, done cb = {});
+    result<void> remove_path(std::uint64_t connection_id, std::uint64_t path_id, std::uint32_t drain_timeout_ms,
+                             done cb = {});
+    // Commands that change settings without being part of the desired state's identity.
+    void send(api::command c, done cb = {});
+
+    const std::map<std::uint64_t, desired_connection>& connections() const noexcept { return _desired; }
+    const desired_connection* find(std::uint64_t id) const;
+    const desired_connection* find(const std::string& name) const;
+    // A free connection id (above every one in use).
+    std::uint64_t next_connection_id() const;
+
+    // The counters region, read lock-free; empty while detached.
+    std::optional<api::counters_totals> read_counters() const;
+    const link_counters& counters() const noexcept { return _counters; }
+
+private:
+    struct in_flight {
+        api::command cmd;
+        done cb;
+        time_ns deadline = 0;
+    };
+
+    void attach(time_ns now);
+    void detach(const char* why);
+    void adopt(const api::event& e);
+    void resync();
+    void pump(time_ns now);
+    void take_events(time_ns now);
+    void fail(in_flight& f, const std::string& reason);
+    void enqueue(api::command c, done cb);
+
+    link_config _config;
+    link_callbacks _cb;
+    api::shm_region _region;
+    api::control_channel _channel;
+    std::map<std::uint64_t, desired_connection> _desired;
+    std::deque<in_flight> _queue;                        // waiting for ring room
+    std::unordered_map<std::uint64_t, in_flight> _sent;  // by command sequence
+    std::uint64_t _list_sequence = 0;                    // the adopting list_state's
+    std::vector<desired_connection> _listed;             // what kwikd reported while adopting
+    bool _adopted = false;
+    bool _ever_attached = false;
+    std::uint64_t _kwikd_start = 0; // region creator's start time: a new value = a new kwikd
+    time_ns _next_attempt = 0;
+    link_counters _counters;
+};
+
+} // namespace kwik::cp

@@ -1,0 +1,238 @@
+// kwik-cp's link to a real kwikd process (net_null port, --no-huge): it waits for kwikd to
+// appear, adds a connection and a path and gets kwikd's answers; a restarted control process
+// adopts what kwikd holds without touching it; a restarted kwikd gets the desired state again;
+// a kwikd that stops answering makes commands time out with a reason; refusals are reported and
+// the desired state follows what kwikd holds.
+// Usage (meson passes it): controlplane_link_test <kwikd>
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "controlplane/server/link/dataplane_link.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace kwik;
+
+std::string g_kwikd;
+
+cp::time_ns now_ns() {
+    return static_cast<cp::time_ns>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+// One kwikd process on a net_null port with address 10.9.0.1/24 and no static connection.
+class kwikd_process {
+public:
+    kwikd_process(const std::string& name, const fs::path& dir) {
+        const fs::path config = dir / (name + ".toml");
+        std::ofstream(config) << "[kwikd]\nname = \"" << name
+                              << "\"\nworker_lcores = [1]\nhugepages = false\nmemory_mb = 256\n"
+                                 "stats_interval_ms = 0\n\n[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\n"
+                                 "addresses = [\"10.9.0.1/24\"]\nkwik_ports = [7707]\n";
+        const fs::path log = dir / (name + ".log");
+        _pid = ::fork();
+        if (_pid == 0) {
+            const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+            ::execl(g_kwikd.c_str(), g_kwikd.c_str(), "--config", config.c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+    }
+    ~kwikd_process() { stop(SIGTERM); }
+    void signal(int sig) const {
+        if (_pid > 0) {
+            ::kill(_pid, sig);
+        }
+    }
+    int stop(int sig) {
+        if (_pid <= 0) {
+            return 0;
+        }
+        ::kill(_pid, SIGCONT);
+        ::kill(_pid, sig);
+        int status = 0;
+        ::waitpid(_pid, &status, 0);
+        _pid = -1;
+        return status;
+    }
+
+private:
+    pid_t _pid = -1;
+};
+
+api::five_tuple tuple(std::uint16_t remote_port) {
+    api::ip_version v{};
+    api::ip_address l{};
+    api::ip_address r{};
+    api::parse_address("10.9.0.1", v, l);
+    api::parse_address("10.9.0.2", v, r);
+    return api::make_tuple(api::ip_version::v4, l, 7707, r, remote_port);
+}
+
+// Polls the link until cond holds or seconds pass.
+bool poll_until(cp::dataplane_link& link, const std::function<bool()>& cond, double seconds = 20) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+        link.poll(now_ns());
+        if (cond()) {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return false;
+}
+
+// The answer to one command sent through the link.
+struct answer_box {
+    bool got = false;
+    api::event e{};
+    cp::dataplane_link::done sink() {
+        return [this](const api::event& ev) {
+            got = true;
+            e = ev;
+        };
+    }
+    api::result_status status() const { return e.command_result.status; }
+    std::string reason() const { return std::string(api::get_text(e.command_result.reason)); }
+};
+
+class link_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        name = "kwiklink" + std::to_string(::getpid());
+        dir = fs::temp_directory_path() / name;
+        fs::create_directories(dir);
+    }
+    void TearDown() override {
+        if (HasFailure()) { // kwikd's own words help most when a step failed
+            for (const auto& f : fs::directory_iterator(dir)) {
+                if (f.path().extension() == ".log") {
+                    std::ifstream in(f.path());
+                    std::printf("---- %s\n%s\n", f.path().c_str(), std::string(std::istreambuf_iterator<char>(in), {}).c_str());
+                }
+            }
+        }
+        fs::remove_all(dir);
+    }
+    cp::link_config config() const {
+        cp::link_config c;
+        c.region_name = name;
+        c.retry_interval = 50'000'000;
+        c.command_timeout = 2'000'000'000;
+        return c;
+    }
+    std::string name;
+    fs::path dir;
+};
+
+cp::desired_connection connection_5() {
+    cp::desired_connection c;
+    c.id = 5;
+    c.name = "upload-5";
+    c.endpoint = api::endpoint_kind::discard;
+    c.paths[1] = cp::desired_path{1, tuple(5001), 1.0f, 0, false};
+    return c;
+}
+
+TEST_F(link_test, attaches_adopts_resyncs_and_times_out) {
+    int attach_changes = 0;
+    cp::link_callbacks cb;
+    cb.on_attach_change = [&](bool) { ++attach_changes; };
+    auto link = std::make_unique<cp::dataplane_link>(config(), cb);
+
+    // No kwikd yet: the link waits, and commands wait with it.
+    link->poll(now_ns());
+    EXPECT_FALSE(link->attached());
+    answer_box added;
+    ASSERT_TRUE(link->add_connection(connection_5(), added.sink()).ok());
+    EXPECT_FALSE(link->add_connection(connection_5()).ok()) << "a duplicate id is refused at once";
+
+    auto kwikd = std::make_unique<kwikd_process>(name, dir);
+    ASSERT_TRUE(poll_until(*link, [&] { return added.got; })) << "kwikd appeared and answered add_connection";
+    EXPECT_EQ(added.status(), api::result_status::ok) << added.reason();
+    EXPECT_TRUE(link->adopted());
+    EXPECT_EQ(attach_changes, 1);
+
+    // kwikd refuses a path whose local address it does not have: the desired state drops it.
+    answer_box bad_path;
+    cp::desired_path wrong{2, tuple(5002), 1.0f, 0, false};
+    wrong.tuple.local.bytes[3] = 99; // 10.9.0.99
+    ASSERT_TRUE(link->add_path(5, wrong, bad_path.sink()).ok());
+    ASSERT_TRUE(poll_until(*link, [&] { return bad_path.got; }));
+    EXPECT_EQ(bad_path.status(), api::result_status::invalid_command);
+    EXPECT_NE(bad_path.reason().find("add_path.tuple.local"), std::string::npos) << bad_path.reason();
+    ASSERT_NE(link->find(5), nullptr);
+    EXPECT_EQ(link->find(5)->paths.size(), 1u) << "only the path kwikd accepted is desired";
+
+    // Counters: the connection is in the region once the workers published.
+    answer_box published;
+    link->send(api::make_request_counters(), published.sink());
+    ASSERT_TRUE(poll_until(*link, [&] { return published.got; }));
+    EXPECT_EQ(published.e.header.type, api::message_type::counters_ready);
+    auto totals = link->read_counters();
+    ASSERT_TRUE(totals.has_value());
+    ASSERT_EQ(totals->connections.size(), 1u);
+    EXPECT_EQ(totals->connections[0].connection_id, 5u);
+
+    // kwik-cp restarts: the new link adopts connection 5 and its path and sends nothing.
+    link.reset();
+    auto second = std::make_unique<cp::dataplane_link>(config(), cp::link_callbacks{});
+    ASSERT_TRUE(poll_until(*second, [&] { return second->adopted(); }));
+    ASSERT_NE(second->find(5), nullptr);
+    EXPECT_EQ(second->find(5)->name, "upload-5");
+    EXPECT_EQ(second->find("upload-5")->paths.count(1), 1u);
+    EXPECT_EQ(second->counters().adopted_connections, 1u);
+    EXPECT_EQ(second->counters().resync_commands, 0u);
+    EXPECT_EQ(second->next_connection_id(), 6u);
+
+    // kwikd dies and comes back: the desired state is sent again.
+    EXPECT_NE(kwikd->stop(SIGKILL), 0);
+    kwikd = std::make_unique<kwikd_process>(name, dir);
+    ASSERT_TRUE(poll_until(*second, [&] { return second->counters().kwikd_restarts == 1 && second->adopted(); }));
+    EXPECT_EQ(second->counters().resync_commands, 2u) << "add_connection and add_path";
+    answer_box listed;
+    second->send(api::make_list_state(), listed.sink());
+    ASSERT_TRUE(poll_until(*second, [&] { return listed.got; }));
+    EXPECT_EQ(listed.status(), api::result_status::ok);
+    EXPECT_EQ(listed.reason(), "1 connections, 1 paths");
+    ASSERT_TRUE(poll_until(*second, [&] { return second->waiting() == 0; })) << "the resync commands were answered";
+    EXPECT_EQ(second->counters().commands_failed, 0u);
+
+    // A kwikd that stops answering (stopped, not gone): the command fails after the timeout.
+    kwikd->signal(SIGSTOP);
+    answer_box late;
+    ASSERT_TRUE(second->remove_path(5, 1, 0, late.sink()).ok());
+    ASSERT_TRUE(poll_until(*second, [&] { return late.got; }, 10));
+    EXPECT_EQ(late.status(), api::result_status::internal_error);
+    EXPECT_NE(late.reason().find("did not answer"), std::string::npos) << late.reason();
+    EXPECT_EQ(second->counters().commands_timed_out, 1u);
+    kwikd->signal(SIGCONT);
+    EXPECT_EQ(kwikd->stop(SIGTERM), 0) << "kwikd exits cleanly";
+    ASSERT_TRUE(poll_until(*second, [&] { return !second->attached(); }));
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: %s <kwikd>\n", argv[0]);
+        return 2;
+    }
+    g_kwikd = argv[1];
+    return RUN_ALL_TESTS();
+}
