@@ -191,7 +191,7 @@ connection::connection(const connection_config& config, const connection_callbac
     : _config(config), _cb(callbacks), _segments(config.reassembly_segments), _stream_sched(config.max_streams), _path_sched(config.scheduler), _balancer(config.balancer),
       _recv_credit(config.connection_window), _send_credit(config.connection_window),
       _pending(std::make_unique<pending_control>()), _tx_buffer(kdp::max_packet_size),
-      _scratch(4 * kdp::max_packet_size + 64),
+      _scratch(4 * kdp::max_packet_size + 64), _tx_frames(max_tracked_frames), _tx_records(max_tracked_frames),
       _next_local_stream(config.side == role::client ? 2 : 1), _last_activity(now),
       _next_balance(now + config.balance_interval) {
     _paths.reserve(config.max_paths);
@@ -1035,8 +1035,8 @@ void connection::flush(time_ns now) noexcept {
 }
 
 bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_only, stream_id first) noexcept {
-    std::array<kdp::frame_desc, max_tracked_frames> frames;
-    std::array<sent_frame, max_tracked_frames> records;
+    const std::span<kdp::frame_desc> frames(_tx_frames);
+    const std::span<sent_frame> records(_tx_records);
     std::size_t nf = 0;
     std::size_t scratch_used = 0;
     std::size_t room = _config.max_packet_size - packet_header_max;
