@@ -198,7 +198,9 @@ private:
     void process_ack(path_state& p, const kdp::ack_frame& ack, time_ns now) noexcept;
     void process_stream(const kdp::frame_view& f, std::span<const std::uint8_t> datagram, void* owner,
                         time_ns now) noexcept;
-    void deliver(stream_state& s) noexcept;
+    // handed: bytes of an unordered stream already given to the application by this frame.
+    void deliver(stream_state& s, std::uint64_t handed = 0) noexcept;
+    void hand_over(stream_state& s, std::uint64_t offset, buffer_ref piece) noexcept;
     void on_consumed(stream_state& s, std::uint64_t bytes) noexcept;
 
     void on_timers(time_ns now) noexcept;
