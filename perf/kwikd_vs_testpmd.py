@@ -300,6 +300,12 @@ endpoint = "discard"
 
 
 _run_number = [0]
+LOADAVG = []
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
 
 
 def unique(prefix):
@@ -598,22 +604,27 @@ def report(args, traffic, timed, cg, command):
                  % (traffic["packets"], args.paths, traffic["streams"], traffic["stream_bytes"] // traffic["streams"],
                     payload, frame, " ".join("--vdev " + v for v in vdevs("<pcap>", True))))
     lines.append("Rates: medians of %d alternating runs per mode, each over %g s after %g s of warm-up (start-up and "
-                 "capture loading excluded); Gbit/s of stream data (payload) and on the wire (frame + %d B FCS, "
-                 "preamble, gap)." % (args.repeat, args.seconds, args.warmup, WIRE_OVERHEAD))
+                 "capture loading excluded); ratios are medians of each kwikd run over the testpmd run just before "
+                 "it; Gbit/s of stream data (payload) and on the wire (frame + %d B FCS, preamble, gap). Load "
+                 "average (1 min) before and after: %s." % (args.repeat, args.seconds, args.warmup, WIRE_OVERHEAD,
+                                                            " and ".join(LOADAVG)))
     lines.append("")
     if timed:
-        lines.append("| hugepages | testpmd Mpps | kwikd Mpps (replay) | ratio | kwikd Gbit/s payload / wire | "
-                     "kwikd first pass Mpps (new data) | ratio | new data in window |")
+        lines.append("| hugepages | testpmd Mpps (Gbit/s wire) | kwikd Mpps, replay | ratio | kwikd Gbit/s payload / wire "
+                     "| kwikd Mpps, first pass (new data) | ratio | new data in the window |")
         lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for mode, rs in timed.items():
             tp = med([r["pps"] for r in rs["testpmd"]])
             kw = med([r["pps"] for r in rs["kwikd"]])
             fp = med([r["first_pass_pps"] for r in rs["kwikd"]])
+            pairs = list(zip(rs["testpmd"], rs["kwikd"]))
+            ratio = med([k["pps"] / t["pps"] for t, k in pairs])
+            first_ratio = med([k["first_pass_pps"] / t["pps"] if k["first_pass_pps"] else None for t, k in pairs])
             new = sum(r["new_in_window"] for r in rs["kwikd"])
-            lines.append("| %s | %s | %s | %s | %s / %s | %s | %s | %s |" % (
-                mode, fmt(tp / 1e6, ".3f"), fmt(kw / 1e6, ".3f"), fmt(kw / tp, ".2f"),
+            lines.append("| %s | %s (%s) | %s | %s | %s / %s | %s | %s | %s |" % (
+                mode, fmt(tp / 1e6, ".3f"), fmt(gbit(tp, wire), ".1f"), fmt(kw / 1e6, ".3f"), fmt(ratio, ".2f"),
                 fmt(gbit(kw, payload), ".2f"), fmt(gbit(kw, wire), ".2f"),
-                fmt(fp / 1e6 if fp else None, ".3f"), fmt(fp / tp if fp else None, ".2f"),
+                fmt(fp / 1e6 if fp else None, ".3f"), fmt(first_ratio, ".2f"),
                 "%d%%" % round(100.0 * new / max(1, sum(r["pps"] * r["window_s"] for r in rs["kwikd"])))))
         lines.append("")
         lines.append("Every run, in order (Mpps): " + "; ".join(
@@ -722,6 +733,7 @@ def main():
         pass
 
     work = tempfile.mkdtemp(prefix="kwik-vs-testpmd-")
+    LOADAVG.append(loadavg())
     interrupted = []
 
     def on_signal(sig, _):
@@ -788,6 +800,7 @@ def main():
                 log("   %-55s %8d packets %8.0f Ir/packet" % row)
             log("   testpmd top self: " + "; ".join("%s %.0f" % (n, per) for per, _, n in t_rows))
 
+        LOADAVG.append(loadavg())
         block = report(args, traffic, timed, cg, command)
         log("")
         log(block)
