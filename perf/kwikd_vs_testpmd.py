@@ -34,6 +34,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 
@@ -657,7 +658,18 @@ def report(args, traffic, timed, cg, command):
         lines.append("dpdk-testpmd forwarding lcore, top functions by self cost (Ir per packet; the Debian binaries "
                      "are stripped, so PMD functions show as addresses): " + "; ".join(
             "%s %.0f" % (name, per) for per, _, name in cg["testpmd_self"]) + ".")
-    return "\n".join(lines)
+    return "\n".join(wrap(lines))
+
+
+def wrap(lines):
+    """Paragraphs to 100 columns like the rest of RESULTS.md; tables and the command stay whole."""
+    out = []
+    for line in lines:
+        if line.startswith("|") or line.startswith("Command:") or len(line) <= 100:
+            out.append(line)
+        else:
+            out.extend(textwrap.wrap(line, 100, break_long_words=False, break_on_hyphens=False))
+    return out
 
 
 def write_results(path, block):
