@@ -612,7 +612,7 @@ std::uint64_t checksum_mbuf(const rte_mbuf* m, std::uint32_t off, std::uint32_t 
         seg = seg->next;
     }
     if (seg != nullptr && off + len <= seg->data_len) [[likely]] {
-        return checksum_add(rte_pktmbuf_mtod_offset(seg, const std::uint8_t*, off), len, sum);
+        return checksum_add_wide(rte_pktmbuf_mtod_offset(seg, const std::uint8_t*, off), len, sum);
     }
     // Pieces after an odd number of bytes start in the middle of a 16-bit word: their folded
     // sum counts byte-swapped.

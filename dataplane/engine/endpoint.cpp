@@ -69,6 +69,23 @@ endpoint::stream_job& endpoint::job(transport::stream_id id) {
     return it->second;
 }
 
+// What pump() would do for a job: write its backlog, send (or finish) an answer, or, for echo,
+// read a stream that waited for the backlog or finish one the peer finished.
+bool endpoint::has_work(const stream_job& j) const noexcept {
+    if (!j.backlog.empty() || j.answer_length > j.answered || (j.head_done && j.answer_length > 0 && !j.finished)) {
+        return true;
+    }
+    return _config.kind == endpoint_kind::echo && (j.readable || (j.peer_finished && !j.finished));
+}
+
+// Lists a job for pump() if it has work; every event that can give a job work ends here.
+void endpoint::note(transport::stream_id id, stream_job& j) {
+    if (!j.pending && has_work(j)) {
+        j.pending = true;
+        _pending.push_back(id);
+    }
+}
+
 void endpoint::close_job(stream_job& j) {
     for (auto& [owner, data] : j.backlog) {
         _alloc.ops->release(owner);
@@ -92,6 +109,7 @@ void endpoint::on_readable(transport::stream_id id) {
     if (j.backlog.empty()) {
         read_stream(id);
     }
+    note(id, j);
 }
 
 void endpoint::read_stream(transport::stream_id id) {
@@ -103,11 +121,13 @@ void endpoint::read_stream(transport::stream_id id) {
 
 void endpoint::on_read(void* ctx, std::uint64_t offset, std::span<const std::uint8_t> data) {
     auto* self = static_cast<endpoint*>(ctx);
-    self->consume(self->_reading, offset, data);
+    self->consume(self->_reading, self->job(self->_reading), offset, data); // read_stream's caller notes it
 }
 
 void endpoint::on_data(transport::stream_id id, std::uint64_t offset, std::span<const std::uint8_t> data) {
-    consume(id, offset, data);
+    stream_job& j = job(id);
+    consume(id, j, offset, data);
+    note(id, j);
 }
 
 // Copies data into a new tx buffer and queues it on the stream; false (and kept in the
@@ -130,10 +150,9 @@ bool endpoint::send_copy(transport::stream_id id, std::span<const std::uint8_t> 
     return false;
 }
 
-void endpoint::consume(transport::stream_id id, std::uint64_t offset, std::span<const std::uint8_t> data) {
-    (void)offset;
+void endpoint::consume(transport::stream_id id, stream_job& j, std::uint64_t offset,
+                       std::span<const std::uint8_t> data) {
     _counters.bytes_received += data.size();
-    stream_job& j = job(id);
     switch (_config.kind) {
     case endpoint_kind::discard:
         return;
@@ -261,6 +280,7 @@ void endpoint::on_finished(transport::stream_id id) {
             return;
         }
         answer(id, j);
+        note(id, j);
         return;
     case endpoint_kind::file_store:
         if (!j.head_done && !j.head.empty()) {
@@ -275,6 +295,7 @@ void endpoint::on_finished(transport::stream_id id) {
         }
         return;
     default:
+        note(id, j);
         pump();
         return;
     }
@@ -330,29 +351,44 @@ void endpoint::answer(transport::stream_id id, stream_job& j) {
 }
 
 void endpoint::pump() {
-    for (auto& [id, j] : _jobs) {
-        while (!j.backlog.empty()) {
-            auto& [owner, data] = j.backlog.front();
-            if (!_conn.write(id, {data.data(), static_cast<std::uint32_t>(data.size()), owner})) {
-                break;
-            }
-            _counters.bytes_sent += data.size();
-            _alloc.ops->release(owner);
-            j.backlog.pop_front();
+    // Jobs that get work while these are worked on (an echo read fills a backlog) are listed
+    // in the emptied _pending, for the next call.
+    _pumping.swap(_pending);
+    for (const transport::stream_id id : _pumping) {
+        const auto it = _jobs.find(id);
+        if (it == _jobs.end()) {
+            continue; // reset since it was listed
         }
-        if (!j.backlog.empty()) {
-            continue;
+        stream_job& j = it->second;
+        j.pending = false;
+        pump_job(id, j);
+        note(id, j);
+    }
+    _pumping.clear();
+}
+
+void endpoint::pump_job(transport::stream_id id, stream_job& j) {
+    while (!j.backlog.empty()) {
+        auto& [owner, data] = j.backlog.front();
+        if (!_conn.write(id, {data.data(), static_cast<std::uint32_t>(data.size()), owner})) {
+            break;
         }
-        if (j.answer_length > j.answered || (j.head_done && j.answer_length > 0 && !j.finished)) {
-            answer(id, j);
+        _counters.bytes_sent += data.size();
+        _alloc.ops->release(owner);
+        j.backlog.pop_front();
+    }
+    if (!j.backlog.empty()) {
+        return;
+    }
+    if (j.answer_length > j.answered || (j.head_done && j.answer_length > 0 && !j.finished)) {
+        answer(id, j);
+    }
+    if (_config.kind == endpoint_kind::echo) {
+        if (j.readable) {
+            read_stream(id);
         }
-        if (_config.kind == endpoint_kind::echo) {
-            if (j.readable) {
-                read_stream(id);
-            }
-            if (j.peer_finished && j.backlog.empty() && !j.finished) {
-                j.finished = _conn.finish(id);
-            }
+        if (j.peer_finished && j.backlog.empty() && !j.finished) {
+            j.finished = _conn.finish(id);
         }
     }
 }
