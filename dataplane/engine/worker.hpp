@@ -254,6 +254,7 @@ private:
     std::array<std::uint64_t, kdp::drop_reason_count> _retired_drops{}; // of removed connections
     transport::time_ns _next_publish = 0;
     std::size_t _publish_cursor = 0;             // next connection slot to publish
+    std::array<packet_meta, max_burst> _meta{};  // process_burst()'s, reused (not re-entrant)
     transport::time_ns _next_sweep = 0;          // of the neighbour tables
     transport::time_ns _now = 0;                 // this poll's: transmit() runs in transport callbacks
     bool _rcu_registered = false;
