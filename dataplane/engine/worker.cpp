@@ -186,7 +186,7 @@ bool worker::add_path(const path_spec& spec, std::string* error) {
     wc.cmd.add_path.initial_weight = spec.weight;
     wc.cmd.add_path.max_bandwidth_mbps = static_cast<std::uint32_t>(spec.max_rate_bps / 1000000);
     wc.cmd.add_path.standby = spec.standby ? 1 : 0;
-    if (apply_add_path(*_conns[spec.connection], wc, error) != api::result_status::ok) {
+    if (apply_add_path(*_conns[spec.connection], wc, now_ns(), error) != api::result_status::ok) {
         return false;
     }
     path_binding b{static_cast<std::uint16_t>(_config.id), spec.connection, spec.id, spec.tuple};

@@ -194,7 +194,8 @@ private:
     void apply(const worker_command& wc, transport::time_ns now) noexcept;
     void apply_install(const worker_command& wc) noexcept;
     void apply_remove_connection(connection_state& c, const worker_command& wc, transport::time_ns now) noexcept;
-    api::result_status apply_add_path(connection_state& c, const worker_command& wc, std::string* why) noexcept;
+    api::result_status apply_add_path(connection_state& c, const worker_command& wc, transport::time_ns now,
+                                      std::string* why) noexcept;
     void apply_remove_path(connection_state& c, const worker_command& wc, transport::time_ns now) noexcept;
     void apply_set_weights(connection_state& c, const worker_command& wc) noexcept;
     void apply_set_qos(connection_state& c, const worker_command& wc) noexcept;

@@ -96,7 +96,7 @@ void worker::apply(const worker_command& wc, transport::time_ns now) noexcept {
         return apply_remove_connection(*c, wc, now);
     case worker_op::add_path: {
         std::string why;
-        const result_status s = apply_add_path(*c, wc, &why);
+        const result_status s = apply_add_path(*c, wc, now, &why);
         answer(wc, s, why);
         return;
     }
@@ -146,7 +146,8 @@ void worker::apply_remove_connection(connection_state& c, const worker_command& 
 
 // The worker's half of add_path: the transport learns the path, transmit() its route. The
 // binding in the path table is the main lcore's half (it publishes it after this answered).
-api::result_status worker::apply_add_path(connection_state& c, const worker_command& wc, std::string* why) noexcept {
+api::result_status worker::apply_add_path(connection_state& c, const worker_command& wc, transport::time_ns now,
+                                          std::string* why) noexcept {
     using api::result_status;
     const api::add_path_body& a = wc.cmd.add_path;
     if (wc.port >= _config.ports.size()) {
@@ -163,7 +164,9 @@ api::result_status worker::apply_add_path(connection_state& c, const worker_comm
         *why = "add_path: the connection has its maximum of " + std::to_string(c.routes.capacity()) + " paths";
         return result_status::no_capacity;
     }
-    const transport::time_ns now = now_ns();
+    // The loop's clock, as for every other call into the transport (it was the TSC read here,
+    // which put a new path's timers on another clock than its connection's under a test's
+    // virtual time).
     if (!c.conn->add_path(a.path_id, now)) {
         // Open paths are below the maximum and the id is not open: it was removed before.
         *why = "add_path.path_id: " + std::to_string(a.path_id) +
