@@ -65,6 +65,7 @@ worker::worker(const worker_config& config)
     _touched.reserve(_config.max_connections);
     _draining.reserve(_config.max_connections);
     _unsent.reserve(1024);
+    _counters_requests.reserve(16);
     _unknown_budget = _config.unknown_path_events_per_sec;
     _publish_cursor = _conns.size();
     // kwikd's configuration refuses more ports (max_ethdev_ports); a caller that passes more
@@ -295,6 +296,9 @@ void worker::poll(transport::time_ns now) noexcept {
         }
         if (_publish_cursor < _conns.size()) {
             publish_slice(now);
+        }
+        if (!_counters_requests.empty() && _publish_cursor >= _conns.size()) {
+            answer_counters_requests();
         }
     }
     if (_rcu_registered) {

@@ -66,6 +66,13 @@ void worker::apply_commands_now(transport::time_ns now) noexcept {
     while (_config.mailbox.valid() && rte_ring_count(_config.mailbox.commands) != 0) {
         apply_commands(now);
     }
+    // No loop will publish the rest of the tables: all of it now, then the answers.
+    if (_config.counters != nullptr) {
+        while (_publish_cursor < _conns.size()) {
+            publish_slice(now);
+        }
+        answer_counters_requests();
+    }
     flush_unsent();
 }
 
@@ -76,10 +83,16 @@ void worker::apply(const worker_command& wc, transport::time_ns now) noexcept {
         return;
     }
     if (wc.op == worker_op::publish_counters) {
-        if (_config.counters != nullptr) {
-            publish_counters(now);
+        if (_config.counters == nullptr) {
+            answer(wc, result_status::ok, {});
+            return;
         }
-        answer(wc, result_status::ok, {});
+        // counters_ready promises the region as of the request, the connection and path tables
+        // included, and those follow publish_counters a slice per loop (poll()): answered
+        // after the last slice. (It was answered at once, so a worker with more connections
+        // than one slice answered while the rest of its table was still as last published.)
+        publish_counters(now);
+        _counters_requests.push_back({wc.cmd, wc.token});
         return;
     }
     // The slot must hold the connection the command names: the main lcore reuses a slot only
@@ -580,6 +593,16 @@ void worker::publish_slice(transport::time_ns now) noexcept {
             publish_connection(*c, now);
         }
     }
+    if (_publish_cursor >= limit) {
+        _publish_cursor = _conns.size(); // done, slots beyond the region's table included
+    }
+}
+
+void worker::answer_counters_requests() noexcept {
+    for (const deferred_answer& r : _counters_requests) {
+        answer(r.token, r.cmd, api::result_status::ok, {});
+    }
+    _counters_requests.clear();
 }
 
 void worker::publish_connection(const connection_state& c, transport::time_ns now) noexcept {
