@@ -511,9 +511,13 @@ void worker::note_unknown_path(std::size_t port, const five_tuple& t, transport:
         // Another tuple takes the slot; its rate limit stays with the slot.
         u.used = true;
         u.tuple = t;
-        u.first_seen = now;
         u.count = 0;
         u.port = static_cast<std::uint16_t>(port);
+    }
+    // first_seen is the first datagram the next event counts (it was the one the last event
+    // reported, which that event had counted already).
+    if (u.count == 0) {
+        u.first_seen = now;
     }
     ++u.count;
     u.last_seen = now;
@@ -533,7 +537,6 @@ void worker::note_unknown_path(std::size_t port, const five_tuple& t, transport:
                                  static_cast<std::uint64_t>(u.first_seen), static_cast<std::uint64_t>(u.last_seen)));
     u.reported = now;
     u.count = 0;
-    u.first_seen = now;
 }
 
 // ---------------------------------------------------------------------------------------------
