@@ -74,8 +74,8 @@ public:
     // commands, then whatever the event ring could not take last time.
     void poll(transport::time_ns now);
     // After the workers stopped (and applied what was in their mailboxes): take their last
-    // answers, answer every command still waiting with internal_error "kwikd stopped", and
-    // stop taking commands.
+    // answers, answer every command still waiting with internal_error "kwikd stopped" (those
+    // still on the command ring included), and stop taking commands.
     void shutdown(transport::time_ns now);
 
     const handler_counters& counters() const noexcept { return _counters; }
