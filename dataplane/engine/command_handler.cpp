@@ -121,6 +121,17 @@ void command_handler::shutdown(transport::time_ns now) {
         answer(l.cmd, result_status::internal_error, "kwikd stopped before the listing finished");
     }
     _listings.clear();
+    // Commands sent before kwikd stopped that it never took off the ring wait for an answer
+    // too (they got none: every command gets exactly one).
+    if (_config.channel != nullptr) {
+        std::array<api::command, 16> cmds;
+        for (unsigned n = 0; (n = _config.channel->receive_burst({cmds.data(), cmds.size()})) != 0;) {
+            for (unsigned i = 0; i < n; ++i) {
+                ++_counters.commands;
+                answer(cmds[i], result_status::internal_error, "kwikd stopped before it took the command");
+            }
+        }
+    }
     flush_outbox();
 }
 

@@ -74,11 +74,14 @@ public:
     // commands, then whatever the event ring could not take last time.
     void poll(transport::time_ns now);
     // After the workers stopped (and applied what was in their mailboxes): take their last
-    // answers, answer every command still waiting with internal_error "kwikd stopped", and
-    // stop taking commands.
+    // answers, answer every command still waiting with internal_error "kwikd stopped" (those
+    // still on the command ring included), and stop taking commands. poll() afterwards only
+    // sends what the event ring could not take yet (unsent_events()).
     void shutdown(transport::time_ns now);
 
     const handler_counters& counters() const noexcept { return _counters; }
+    // Events and answers waiting for room on the event ring.
+    std::size_t unsent_events() const noexcept { return _outbox.size(); }
     std::size_t connections() const noexcept { return _connections.size(); }
     std::size_t path_count() const noexcept { return _tuples.size(); }
     // The KCP name of a connection ("#<id>" if there is none).

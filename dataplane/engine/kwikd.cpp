@@ -560,6 +560,13 @@ int main(int argc, char** argv) {
         w->apply_commands_now(static_cast<transport::time_ns>(monotonic_ns()));
     }
     handler.shutdown(static_cast<transport::time_ns>(monotonic_ns()));
+    // Answers the event ring had no room for (a listing under way, a control process behind)
+    // go out as the control process reads, for up to a second; they were dropped here before.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (handler.unsent_events() != 0 && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+        handler.poll(static_cast<transport::time_ns>(monotonic_ns()));
+    }
     for (auto& w : ws) {
         w->publish_counters(static_cast<transport::time_ns>(monotonic_ns()));
     }

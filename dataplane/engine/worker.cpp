@@ -65,6 +65,7 @@ worker::worker(const worker_config& config)
     _touched.reserve(_config.max_connections);
     _draining.reserve(_config.max_connections);
     _unsent.reserve(1024);
+    _counters_requests.reserve(16);
     _unknown_budget = _config.unknown_path_events_per_sec;
     _publish_cursor = _conns.size();
     // kwikd's configuration refuses more ports (max_ethdev_ports); a caller that passes more
@@ -186,7 +187,7 @@ bool worker::add_path(const path_spec& spec, std::string* error) {
     wc.cmd.add_path.initial_weight = spec.weight;
     wc.cmd.add_path.max_bandwidth_mbps = static_cast<std::uint32_t>(spec.max_rate_bps / 1000000);
     wc.cmd.add_path.standby = spec.standby ? 1 : 0;
-    if (apply_add_path(*_conns[spec.connection], wc, error) != api::result_status::ok) {
+    if (apply_add_path(*_conns[spec.connection], wc, now_ns(), error) != api::result_status::ok) {
         return false;
     }
     path_binding b{static_cast<std::uint16_t>(_config.id), spec.connection, spec.id, spec.tuple};
@@ -295,6 +296,9 @@ void worker::poll(transport::time_ns now) noexcept {
         }
         if (_publish_cursor < _conns.size()) {
             publish_slice(now);
+        }
+        if (!_counters_requests.empty() && _publish_cursor >= _conns.size()) {
+            answer_counters_requests();
         }
     }
     if (_rcu_registered) {

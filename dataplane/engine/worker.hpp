@@ -194,7 +194,8 @@ private:
     void apply(const worker_command& wc, transport::time_ns now) noexcept;
     void apply_install(const worker_command& wc) noexcept;
     void apply_remove_connection(connection_state& c, const worker_command& wc, transport::time_ns now) noexcept;
-    api::result_status apply_add_path(connection_state& c, const worker_command& wc, std::string* why) noexcept;
+    api::result_status apply_add_path(connection_state& c, const worker_command& wc, transport::time_ns now,
+                                      std::string* why) noexcept;
     void apply_remove_path(connection_state& c, const worker_command& wc, transport::time_ns now) noexcept;
     void apply_set_weights(connection_state& c, const worker_command& wc) noexcept;
     void apply_set_qos(connection_state& c, const worker_command& wc) noexcept;
@@ -214,6 +215,7 @@ private:
     void raise(const api::event& e) noexcept;
     void note_unknown_path(std::size_t port, const five_tuple& t, transport::time_ns now) noexcept;
     void publish_slice(transport::time_ns now) noexcept;
+    void answer_counters_requests() noexcept;
     void publish_connection(const connection_state& c, transport::time_ns now) noexcept;
     // Transmit-side neighbour resolution with the port's neighbor_table: dst's next hop's MAC
     // when known (the caller writes it into m and sends m); otherwise m was held or dropped
@@ -254,6 +256,7 @@ private:
     std::array<std::uint64_t, kdp::drop_reason_count> _retired_drops{}; // of removed connections
     transport::time_ns _next_publish = 0;
     std::size_t _publish_cursor = 0;             // next connection slot to publish
+    std::vector<deferred_answer> _counters_requests; // publish_counters: answered after the last slice
     std::array<packet_meta, max_burst> _meta{};  // process_burst()'s, reused (not re-entrant)
     transport::time_ns _next_sweep = 0;          // of the neighbour tables
     transport::time_ns _now = 0;                 // this poll's: transmit() runs in transport callbacks

@@ -66,6 +66,13 @@ void worker::apply_commands_now(transport::time_ns now) noexcept {
     while (_config.mailbox.valid() && rte_ring_count(_config.mailbox.commands) != 0) {
         apply_commands(now);
     }
+    // No loop will publish the rest of the tables: all of it now, then the answers.
+    if (_config.counters != nullptr) {
+        while (_publish_cursor < _conns.size()) {
+            publish_slice(now);
+        }
+        answer_counters_requests();
+    }
     flush_unsent();
 }
 
@@ -76,10 +83,16 @@ void worker::apply(const worker_command& wc, transport::time_ns now) noexcept {
         return;
     }
     if (wc.op == worker_op::publish_counters) {
-        if (_config.counters != nullptr) {
-            publish_counters(now);
+        if (_config.counters == nullptr) {
+            answer(wc, result_status::ok, {});
+            return;
         }
-        answer(wc, result_status::ok, {});
+        // counters_ready promises the region as of the request, the connection and path tables
+        // included, and those follow publish_counters a slice per loop (poll()): answered
+        // after the last slice. (It was answered at once, so a worker with more connections
+        // than one slice answered while the rest of its table was still as last published.)
+        publish_counters(now);
+        _counters_requests.push_back({wc.cmd, wc.token});
         return;
     }
     // The slot must hold the connection the command names: the main lcore reuses a slot only
@@ -96,7 +109,7 @@ void worker::apply(const worker_command& wc, transport::time_ns now) noexcept {
         return apply_remove_connection(*c, wc, now);
     case worker_op::add_path: {
         std::string why;
-        const result_status s = apply_add_path(*c, wc, &why);
+        const result_status s = apply_add_path(*c, wc, now, &why);
         answer(wc, s, why);
         return;
     }
@@ -146,7 +159,8 @@ void worker::apply_remove_connection(connection_state& c, const worker_command& 
 
 // The worker's half of add_path: the transport learns the path, transmit() its route. The
 // binding in the path table is the main lcore's half (it publishes it after this answered).
-api::result_status worker::apply_add_path(connection_state& c, const worker_command& wc, std::string* why) noexcept {
+api::result_status worker::apply_add_path(connection_state& c, const worker_command& wc, transport::time_ns now,
+                                          std::string* why) noexcept {
     using api::result_status;
     const api::add_path_body& a = wc.cmd.add_path;
     if (wc.port >= _config.ports.size()) {
@@ -163,7 +177,9 @@ api::result_status worker::apply_add_path(connection_state& c, const worker_comm
         *why = "add_path: the connection has its maximum of " + std::to_string(c.routes.capacity()) + " paths";
         return result_status::no_capacity;
     }
-    const transport::time_ns now = now_ns();
+    // The loop's clock, as for every other call into the transport (it was the TSC read here,
+    // which put a new path's timers on another clock than its connection's under a test's
+    // virtual time).
     if (!c.conn->add_path(a.path_id, now)) {
         // Open paths are below the maximum and the id is not open: it was removed before.
         *why = "add_path.path_id: " + std::to_string(a.path_id) +
@@ -495,9 +511,13 @@ void worker::note_unknown_path(std::size_t port, const five_tuple& t, transport:
         // Another tuple takes the slot; its rate limit stays with the slot.
         u.used = true;
         u.tuple = t;
-        u.first_seen = now;
         u.count = 0;
         u.port = static_cast<std::uint16_t>(port);
+    }
+    // first_seen is the first datagram the next event counts (it was the one the last event
+    // reported, which that event had counted already).
+    if (u.count == 0) {
+        u.first_seen = now;
     }
     ++u.count;
     u.last_seen = now;
@@ -517,7 +537,6 @@ void worker::note_unknown_path(std::size_t port, const five_tuple& t, transport:
                                  static_cast<std::uint64_t>(u.first_seen), static_cast<std::uint64_t>(u.last_seen)));
     u.reported = now;
     u.count = 0;
-    u.first_seen = now;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -577,6 +596,16 @@ void worker::publish_slice(transport::time_ns now) noexcept {
             publish_connection(*c, now);
         }
     }
+    if (_publish_cursor >= limit) {
+        _publish_cursor = _conns.size(); // done, slots beyond the region's table included
+    }
+}
+
+void worker::answer_counters_requests() noexcept {
+    for (const deferred_answer& r : _counters_requests) {
+        answer(r.token, r.cmd, api::result_status::ok, {});
+    }
+    _counters_requests.clear();
 }
 
 void worker::publish_connection(const connection_state& c, transport::time_ns now) noexcept {
