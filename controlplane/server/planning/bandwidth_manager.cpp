@@ -11,8 +11,8 @@ namespace kwik::cp {
 
 namespace {
 
-using request = kcp::BandwidthScalingRequest;
-using response = kcp::BandwidthScalingResponse;
+using request = kcp::v3::BandwidthScalingRequest;
+using response = kcp::v3::BandwidthScalingResponse;
 
 std::string format(const char* fmt, double v) {
     char buf[64];

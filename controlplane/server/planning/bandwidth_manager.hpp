@@ -58,7 +58,7 @@ struct scaling_policy {
     std::uint32_t cooldown_seconds = 60;
     bool aggressive_scaling = false;
 };
-scaling_policy from_kcp(const kcp::BandwidthScalingRequest::ScalingPolicy& in) noexcept;
+scaling_policy from_kcp(const kcp::v3::BandwidthScalingRequest::ScalingPolicy& in) noexcept;
 // Empty if usable, else a sentence naming the field: 0 < down < up <= 100, 1 <= min <= max.
 std::string check_policy(const scaling_policy& p);
 
@@ -94,7 +94,7 @@ struct scaling_analysis {
 };
 
 struct scaling_decision {
-    kcp::BandwidthScalingResponse response; // paths_added / paths_removed list the ids below
+    kcp::v3::BandwidthScalingResponse response; // paths_added / paths_removed list the ids below
     std::vector<planned_path> added;        // one AddPathCommand each
     scaling_analysis analysis;
 };
@@ -116,7 +116,7 @@ public:
     // SCALE_UP / SCALE_DOWN are committed at once: the added paths count (with their planned
     // capacity) until a report shows them, the removed ones are retired, and the cooldown starts.
     // NO_CHANGE and REJECTED change nothing. The response's reason is always set.
-    scaling_decision decide(const kcp::BandwidthScalingRequest& request, const server_availability& servers,
+    scaling_decision decide(const kcp::v3::BandwidthScalingRequest& request, const server_availability& servers,
                             time_us now, std::uint64_t in_reply_to = 0);
 
     // A new path id for the connection: one more than any id it ever had (path ids are retired

@@ -11,7 +11,7 @@ namespace kwik::cp {
 
 namespace {
 
-using update = kcp::PathStatusUpdate;
+using update = kcp::v3::PathStatusUpdate;
 
 std::string format(const char* fmt, double v) {
     char buf[64];
@@ -153,7 +153,7 @@ const server_health* health_monitor::server(std::string_view server_id) const {
 
 void health_monitor::send_check(check_record& c, const target& t, time_us now, health_output& out) {
     const std::uint64_t sequence = ++_sequence;
-    kcp::HealthCheckRequest& req = out.requests.emplace_back();
+    kcp::v3::HealthCheckRequest& req = out.requests.emplace_back();
     req.set_sequence(sequence);
     if (t.is_server) {
         req.set_server_id(t.name);
@@ -204,7 +204,7 @@ health_output health_monitor::tick(time_us now) {
     return out;
 }
 
-health_output health_monitor::on_response(const kcp::HealthCheckResponse& response, time_us now) {
+health_output health_monitor::on_response(const kcp::v3::HealthCheckResponse& response, time_us now) {
     health_output out;
     auto it = _in_flight.find(response.sequence());
     if (it == _in_flight.end()) {
@@ -212,9 +212,10 @@ health_output health_monitor::on_response(const kcp::HealthCheckResponse& respon
         return out;
     }
     const target t = it->second;
+    using answer = kcp::v3::HealthCheckResponse;
     const bool same_target =
-        t.is_server ? response.target_case() == kcp::HealthCheckResponse::kServerId && response.server_id() == t.name
-                    : response.target_case() == kcp::HealthCheckResponse::kPathId && response.path_id() == t.path_id &&
+        t.is_server ? response.target_case() == answer::kServerId && response.server_id() == t.name
+                    : response.target_case() == answer::kPathId && response.path_id() == t.path_id &&
                           response.connection_id() == t.name;
     check_record* c = record_of(t);
     if (!same_target || c == nullptr || c->outstanding != response.sequence()) {
@@ -229,12 +230,12 @@ health_output health_monitor::on_response(const kcp::HealthCheckResponse& respon
                                                                      : static_cast<std::uint32_t>(rtt);
     c->srtt_us = c->srtt_us == 0 ? c->last_rtt_us
                                  : static_cast<std::uint32_t>((std::uint64_t{c->srtt_us} * 7 + c->last_rtt_us) / 8);
-    const std::string status = kcp::HealthCheckResponse::Status_Name(response.status());
+    const std::string status = answer::Status_Name(response.status());
     switch (response.status()) {
-    case kcp::HealthCheckResponse::HEALTHY:
+    case answer::HEALTHY:
         healthy_check(t, false, {}, out);
         break;
-    case kcp::HealthCheckResponse::DEGRADED:
+    case answer::DEGRADED:
         healthy_check(t, true, response.reason().empty() ? status : response.reason(), out);
         break;
     default:
@@ -385,7 +386,7 @@ health_output health_monitor::on_metrics(const path_metrics& m, time_us) {
 
 // ---- state changes --------------------------------------------------------------------------
 
-kcp::PathStatusUpdate& health_monitor::status_update(const std::string& connection_id, const path_health& p,
+kcp::v3::PathStatusUpdate& health_monitor::status_update(const std::string& connection_id, const path_health& p,
                                                      update::Status status, std::string reason, health_output& out) {
     update& u = out.updates.emplace_back();
     u.set_connection_id(connection_id);

@@ -49,8 +49,8 @@ struct health_action {
 };
 
 struct health_output {
-    std::vector<kcp::HealthCheckRequest> requests;
-    std::vector<kcp::PathStatusUpdate> updates;
+    std::vector<kcp::v3::HealthCheckRequest> requests;
+    std::vector<kcp::v3::PathStatusUpdate> updates;
     std::vector<health_action> actions;
 };
 
@@ -123,7 +123,7 @@ public:
     health_output tick(time_us now);
     // An answer: HEALTHY or DEGRADED is a healthy check (DEGRADED also marks the path
     // degraded), anything else a failed one. RTT = now - the request's sent time.
-    health_output on_response(const kcp::HealthCheckResponse& response, time_us now);
+    health_output on_response(const kcp::v3::HealthCheckResponse& response, time_us now);
     // kwikd's path_down (down or failed; removed is unwatch_path): DOWN at once.
     health_output on_path_down(std::string_view connection_id, std::uint64_t path_id, std::string_view reason,
                                time_us now);
@@ -156,8 +156,8 @@ private:
     void set_degraded(const std::string& connection_id, path_health& p, const std::string& reason,
                       health_output& out);
     void apply_roles(const std::string& connection_id, path_health& p, path_roles roles, health_output& out);
-    kcp::PathStatusUpdate& status_update(const std::string& connection_id, const path_health& p,
-                                         kcp::PathStatusUpdate::Status status, std::string reason,
+    kcp::v3::PathStatusUpdate& status_update(const std::string& connection_id, const path_health& p,
+                                         kcp::v3::PathStatusUpdate::Status status, std::string reason,
                                          health_output& out);
     void send_check(check_record& c, const target& t, time_us now, health_output& out);
 

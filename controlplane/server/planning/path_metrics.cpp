@@ -49,11 +49,11 @@ double capacity_estimate_bps(const path_metrics& m) noexcept {
     return std::max(window_rate, static_cast<double>(m.delivery_rate_bps));
 }
 
-path_metrics from_kcp(const kcp::PerformanceMetrics::PathMetrics& in, std::string_view connection_id) {
+path_metrics from_kcp(const kcp::v3::PerformanceMetrics::PathMetrics& in, std::string_view connection_id) {
     path_metrics m;
     m.connection_id = std::string(connection_id);
     m.path_id = in.path_id();
-    const kcp::PerformanceMetrics::Counters& c = in.counters();
+    const kcp::v3::PerformanceMetrics::Counters& c = in.counters();
     m.bytes_sent = c.bytes_sent();
     m.bytes_received = c.bytes_received();
     m.packets_sent = c.packets_sent();
@@ -71,18 +71,18 @@ path_metrics from_kcp(const kcp::PerformanceMetrics::PathMetrics& in, std::strin
     return m;
 }
 
-std::vector<path_metrics> from_kcp(const kcp::PerformanceMetrics& in) {
+std::vector<path_metrics> from_kcp(const kcp::v3::PerformanceMetrics& in) {
     std::vector<path_metrics> out;
     out.reserve(static_cast<std::size_t>(in.paths_size()));
-    for (const kcp::PerformanceMetrics::PathMetrics& p : in.paths()) {
+    for (const kcp::v3::PerformanceMetrics::PathMetrics& p : in.paths()) {
         out.push_back(from_kcp(p, in.connection_id()));
     }
     return out;
 }
 
-void to_kcp(const path_metrics& in, kcp::PerformanceMetrics::PathMetrics& out) {
+void to_kcp(const path_metrics& in, kcp::v3::PerformanceMetrics::PathMetrics& out) {
     out.set_path_id(in.path_id);
-    kcp::PerformanceMetrics::Counters* c = out.mutable_counters();
+    kcp::v3::PerformanceMetrics::Counters* c = out.mutable_counters();
     c->set_bytes_sent(in.bytes_sent);
     c->set_bytes_received(in.bytes_received);
     c->set_packets_sent(in.packets_sent);
@@ -99,12 +99,12 @@ void to_kcp(const path_metrics& in, kcp::PerformanceMetrics::PathMetrics& out) {
     out.set_delivery_rate_bps(in.delivery_rate_bps);
 }
 
-kcp::PerformanceMetrics to_kcp(std::string_view connection_id, std::span<const path_metrics> paths,
+kcp::v3::PerformanceMetrics to_kcp(std::string_view connection_id, std::span<const path_metrics> paths,
                                std::uint32_t report_interval_ms) {
-    kcp::PerformanceMetrics out;
+    kcp::v3::PerformanceMetrics out;
     out.set_connection_id(std::string(connection_id));
     out.set_report_interval_ms(report_interval_ms);
-    kcp::PerformanceMetrics::Counters* total = out.mutable_connection();
+    kcp::v3::PerformanceMetrics::Counters* total = out.mutable_connection();
     std::uint64_t delivery = 0;
     for (const path_metrics& p : paths) {
         to_kcp(p, *out.add_paths());
@@ -192,9 +192,9 @@ const server_candidate* server_availability::find(std::string_view server_id) co
     return nullptr;
 }
 
-server_availability from_kcp(const kcp::ServerDiscoveryResponse& in) {
+server_availability from_kcp(const kcp::v3::ServerDiscoveryResponse& in) {
     server_availability out;
-    for (const kcp::ServerDiscoveryResponse::AvailableServer& s : in.servers()) {
+    for (const kcp::v3::ServerDiscoveryResponse::AvailableServer& s : in.servers()) {
         server_candidate c;
         c.server_id = s.address();
         c.address = s.address();

@@ -18,8 +18,6 @@ struct path_counters;
 
 namespace kwik::cp {
 
-namespace kcp = ::kwik::kcp::v3;
-
 // Wall clock in microseconds since the Unix epoch: the clock of HealthCheckRequest.sent_at_us;
 // TrafficDistributionPlan's *_ms fields are this divided by 1000.
 using time_us = std::uint64_t;
@@ -71,13 +69,13 @@ double capacity_estimate_bps(const path_metrics& m) noexcept;
 // ---- conversions ----------------------------------------------------------------------------
 
 // A PerformanceMetrics path entry: counters, gauges and loss_rate; roles keep their defaults.
-path_metrics from_kcp(const kcp::PerformanceMetrics::PathMetrics& in, std::string_view connection_id);
+path_metrics from_kcp(const kcp::v3::PerformanceMetrics::PathMetrics& in, std::string_view connection_id);
 // Every path of a report (the connection's own counters are not per path: not used here).
-std::vector<path_metrics> from_kcp(const kcp::PerformanceMetrics& in);
-void to_kcp(const path_metrics& in, kcp::PerformanceMetrics::PathMetrics& out);
+std::vector<path_metrics> from_kcp(const kcp::v3::PerformanceMetrics& in);
+void to_kcp(const path_metrics& in, kcp::v3::PerformanceMetrics::PathMetrics& out);
 // A report for `paths` (all of one connection). `connection` totals are the sum over `paths`;
 // a caller with the data plane's connection counters (which include removed paths) overwrites it.
-kcp::PerformanceMetrics to_kcp(std::string_view connection_id, std::span<const path_metrics> paths,
+kcp::v3::PerformanceMetrics to_kcp(std::string_view connection_id, std::span<const path_metrics> paths,
                                std::uint32_t report_interval_ms);
 // The data plane's per-path counters (dataplane/api/counters.hpp): tx -> sent, rx -> received,
 // RTTs from ns to us (saturating), status by value (an unknown value reads as failed). kwikd
@@ -159,6 +157,6 @@ struct server_availability {
 
 // A discovery answer as availability: the address doubles as the server id (AvailableServer has
 // no other), Mbit/s and ms become bit/s and us, every listed server counts as healthy.
-server_availability from_kcp(const kcp::ServerDiscoveryResponse& in);
+server_availability from_kcp(const kcp::v3::ServerDiscoveryResponse& in);
 
 } // namespace kwik::cp

@@ -167,7 +167,7 @@ result<traffic_plan> traffic_planner::plan(std::span<const path_metrics> paths, 
 
     // Scores (WEIGHTED); the other strategies list the usable paths with equal shares.
     std::vector<double> score(n, 1.0);
-    if (_config.strategy == kcp::TrafficDistributionPlan::WEIGHTED) {
+    if (_config.strategy == kcp::v3::TrafficDistributionPlan::WEIGHTED) {
         double min_srtt = std::numeric_limits<double>::infinity();
         for (std::size_t i : usable) {
             if (paths[i].smoothed_rtt_us > 0) {
@@ -205,14 +205,14 @@ result<traffic_plan> traffic_planner::plan(std::span<const path_metrics> paths, 
 
     const std::uint64_t generation = next_generation(connection);
     traffic_plan out;
-    kcp::TrafficDistributionPlan& plan = out.plan;
+    kcp::v3::TrafficDistributionPlan& plan = out.plan;
     plan.set_plan_id(connection + "/" + std::to_string(generation));
     plan.set_connection_id(connection);
     plan.set_strategy(_config.strategy);
     const std::uint64_t from_ms = now / us_per_ms;
     plan.set_valid_from_ms(from_ms);
     plan.set_valid_until_ms(_config.validity_ms > 0 ? from_ms + _config.validity_ms : 0);
-    kcp::LoadBalancingUpdate& update = out.update;
+    kcp::v3::LoadBalancingUpdate& update = out.update;
     update.set_connection_id(connection);
     update.set_min_weight(_config.min_weight);
     update.set_max_weight(_config.max_weight);
@@ -237,7 +237,7 @@ result<traffic_plan> traffic_planner::plan(std::span<const path_metrics> paths, 
     return out;
 }
 
-std::vector<weight_step> step_weights(const kcp::LoadBalancingUpdate& update,
+std::vector<weight_step> step_weights(const kcp::v3::LoadBalancingUpdate& update,
                                       const std::map<std::uint64_t, float>& current) {
     std::vector<weight_step> out;
     out.reserve(static_cast<std::size_t>(update.path_weights_size()));

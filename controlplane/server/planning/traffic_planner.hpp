@@ -28,7 +28,7 @@ inline constexpr std::uint32_t total_bp = 10000;
 std::vector<std::uint32_t> largest_remainder(std::span<const double> values, std::uint32_t total);
 
 struct planner_config {
-    kcp::TrafficDistributionPlan::Strategy strategy = kcp::TrafficDistributionPlan::WEIGHTED;
+    kcp::v3::TrafficDistributionPlan::Strategy strategy = kcp::v3::TrafficDistributionPlan::WEIGHTED;
     // score = delivery rate / (1 + loss_penalty * loss) / (1 + rtt_penalty * (srtt - min srtt) / min srtt)
     double loss_penalty = 20.0; // 5% loss halves a path's share
     double rtt_penalty = 1.0;   // twice the best path's RTT halves it
@@ -39,8 +39,8 @@ struct planner_config {
 };
 
 struct traffic_plan {
-    kcp::TrafficDistributionPlan plan;
-    kcp::LoadBalancingUpdate update;
+    kcp::v3::TrafficDistributionPlan plan;
+    kcp::v3::LoadBalancingUpdate update;
 };
 
 // A path's weight as kwikd's set_weights takes it (api::weight_entry): >= 0, finite.
@@ -75,7 +75,7 @@ private:
 // the update (current: `current`'s entry, or the target when there is none; a target of 0 is
 // applied at once, since 0 means stop). Sorted by path id; send in batches of
 // api::max_weights (8) entries.
-std::vector<weight_step> step_weights(const kcp::LoadBalancingUpdate& update,
+std::vector<weight_step> step_weights(const kcp::v3::LoadBalancingUpdate& update,
                                       const std::map<std::uint64_t, float>& current);
 
 } // namespace kwik::cp

@@ -13,8 +13,8 @@
 namespace kwik::cp {
 namespace {
 
-using request = kcp::BandwidthScalingRequest;
-using response = kcp::BandwidthScalingResponse;
+using request = kcp::v3::BandwidthScalingRequest;
+using response = kcp::v3::BandwidthScalingResponse;
 
 constexpr std::uint64_t path_bps = 100'000'000; // every test path and new path: 100 Mbit/s
 

@@ -17,8 +17,8 @@
 namespace kwik::cp {
 namespace {
 
-using status_msg = kcp::PathStatusUpdate;
-using check_status = kcp::HealthCheckResponse;
+using status_msg = kcp::v3::PathStatusUpdate;
+using check_status = kcp::v3::HealthCheckResponse;
 using action_kind = health_action::kind;
 
 constexpr time_us ms = us_per_ms;
@@ -44,12 +44,12 @@ path_metrics path(std::uint64_t id, std::string server, float weight, bool stand
     return m;
 }
 
-kcp::HealthCheckResponse answer(const kcp::HealthCheckRequest& req, check_status::Status status,
+kcp::v3::HealthCheckResponse answer(const kcp::v3::HealthCheckRequest& req, check_status::Status status,
                                 std::string reason = {}) {
-    kcp::HealthCheckResponse r;
+    kcp::v3::HealthCheckResponse r;
     r.set_sequence(req.sequence());
     r.set_connection_id(req.connection_id());
-    if (req.target_case() == kcp::HealthCheckRequest::kPathId) {
+    if (req.target_case() == kcp::v3::HealthCheckRequest::kPathId) {
         r.set_path_id(req.path_id());
     } else {
         r.set_server_id(req.server_id());
@@ -95,17 +95,17 @@ std::vector<std::string> describe(const std::vector<status_msg>& updates) {
 }
 
 // Which checks a run answers (HEALTHY); the others go unanswered and time out.
-using responder = std::function<bool(const kcp::HealthCheckRequest&)>;
+using responder = std::function<bool(const kcp::v3::HealthCheckRequest&)>;
 
 responder all_but(std::vector<std::uint64_t> silent_paths) {
-    return [silent_paths](const kcp::HealthCheckRequest& req) {
-        return req.target_case() != kcp::HealthCheckRequest::kPathId ||
+    return [silent_paths](const kcp::v3::HealthCheckRequest& req) {
+        return req.target_case() != kcp::v3::HealthCheckRequest::kPathId ||
                std::find(silent_paths.begin(), silent_paths.end(), req.path_id()) == silent_paths.end();
     };
 }
 
-responder only(kcp::HealthCheckRequest::TargetCase kind) {
-    return [kind](const kcp::HealthCheckRequest& req) { return req.target_case() == kind; };
+responder only(kcp::v3::HealthCheckRequest::TargetCase kind) {
+    return [kind](const kcp::v3::HealthCheckRequest& req) { return req.target_case() == kind; };
 }
 
 // Runs the monitor for `seconds` intervals from `start`: tick at each second (sending checks),
@@ -121,7 +121,7 @@ health_output run(health_monitor& m, time_us start, int seconds, const responder
         const time_us t = start + static_cast<time_us>(s) * us_per_s;
         const health_output sent = m.tick(t);
         take(sent);
-        for (const kcp::HealthCheckRequest& req : sent.requests) {
+        for (const kcp::v3::HealthCheckRequest& req : sent.requests) {
             if (answers(req)) {
                 take(m.on_response(answer(req, check_status::HEALTHY), t + 20 * ms));
             }
@@ -308,7 +308,7 @@ TEST(health_monitor, server_failure_takes_its_paths_down_and_avoids_it_for_failo
     m.watch_path(path(2, "S2", 0.3f), 0);
     m.watch_path(path(3, "S1", 1.0f, true), 0); // a standby on the failing server: no use
     // Paths answer; the server does not.
-    const health_output all = run(m, 0, 3, only(kcp::HealthCheckRequest::kPathId));
+    const health_output all = run(m, 0, 3, only(kcp::v3::HealthCheckRequest::kPathId));
     EXPECT_EQ(m.server("S1")->state, health_state::down);
     EXPECT_EQ(describe(all.updates), (std::vector<std::string>{"DOWN 1 -> 2", "DOWN 3"}));
     EXPECT_EQ(describe(all.actions), (std::vector<std::string>{"weight 1 0.00", "weight 3 0.00"}));
@@ -318,7 +318,7 @@ TEST(health_monitor, server_failure_takes_its_paths_down_and_avoids_it_for_failo
     EXPECT_EQ(all.updates[1].reason().find("a standby path: no traffic to move") != std::string::npos, true);
 
     // The server answers again: up after M checks, its paths still recover on their own.
-    (void)run(m, 3 * us_per_s, 2, only(kcp::HealthCheckRequest::kServerId));
+    (void)run(m, 3 * us_per_s, 2, only(kcp::v3::HealthCheckRequest::kServerId));
     EXPECT_EQ(m.server("S1")->state, health_state::up);
     EXPECT_EQ(m.path("c", 1)->state, health_state::down);
 }
@@ -375,10 +375,10 @@ TEST(health_monitor, answers_that_match_nothing_are_counted_and_ignored) {
     const health_output sent = m.tick(0);
     ASSERT_EQ(sent.requests.size(), 2u);
 
-    kcp::HealthCheckResponse wrong_target = answer(sent.requests[0], check_status::UNHEALTHY);
+    kcp::v3::HealthCheckResponse wrong_target = answer(sent.requests[0], check_status::UNHEALTHY);
     wrong_target.set_path_id(2);
     EXPECT_TRUE(m.on_response(wrong_target, 10 * ms).updates.empty());
-    kcp::HealthCheckResponse unknown = answer(sent.requests[0], check_status::HEALTHY);
+    kcp::v3::HealthCheckResponse unknown = answer(sent.requests[0], check_status::HEALTHY);
     unknown.set_sequence(999);
     EXPECT_TRUE(m.on_response(unknown, 10 * ms).updates.empty());
     EXPECT_EQ(m.stats().unmatched, 2u);

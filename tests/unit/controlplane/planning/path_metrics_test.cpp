@@ -111,7 +111,7 @@ TEST(path_metrics, performance_metrics_round_trip) {
     b.delivery_rate_bps = 7;
     const std::vector<path_metrics> in{a, b};
 
-    const kcp::PerformanceMetrics report = to_kcp("conn-7", in, 250);
+    const kcp::v3::PerformanceMetrics report = to_kcp("conn-7", in, 250);
     EXPECT_EQ(report.connection_id(), "conn-7");
     EXPECT_EQ(report.report_interval_ms(), 250u);
     EXPECT_EQ(report.connection().bytes_sent(), 101u);
@@ -119,7 +119,7 @@ TEST(path_metrics, performance_metrics_round_trip) {
     EXPECT_EQ(report.delivery_rate_bps(), 20u);
     ASSERT_EQ(report.paths_size(), 2);
 
-    kcp::PerformanceMetrics parsed;
+    kcp::v3::PerformanceMetrics parsed;
     ASSERT_TRUE(parsed.ParseFromString(report.SerializeAsString()));
     const std::vector<path_metrics> out = from_kcp(parsed);
     ASSERT_EQ(out.size(), 2u);
@@ -177,7 +177,7 @@ TEST(path_metrics, from_data_plane_counters) {
 }
 
 TEST(path_metrics, discovery_answer_as_availability) {
-    kcp::ServerDiscoveryResponse r;
+    kcp::v3::ServerDiscoveryResponse r;
     auto* s = r.add_servers();
     s->set_address("198.51.100.7");
     s->set_available_bandwidth_mbps(250);

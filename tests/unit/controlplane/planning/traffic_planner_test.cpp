@@ -14,7 +14,7 @@
 namespace kwik::cp {
 namespace {
 
-using plan_msg = kcp::TrafficDistributionPlan;
+using plan_msg = kcp::v3::TrafficDistributionPlan;
 
 struct path_spec {
     std::string server;
@@ -126,7 +126,7 @@ TEST(traffic_planner, shares_sum_to_10000_exactly) {
         EXPECT_EQ(sum(p.server_share_bp()), total_bp);
         EXPECT_EQ(p.strategy(), c.config.strategy);
         // The weights are the shares over 10000, inside the bounds unless 0.
-        const kcp::LoadBalancingUpdate& u = r->update;
+        const kcp::v3::LoadBalancingUpdate& u = r->update;
         ASSERT_EQ(u.path_weights_size(), static_cast<int>(c.paths.size()));
         for (std::uint64_t id = 1; id <= c.paths.size(); ++id) {
             const float w = u.path_weights().at(id);
@@ -211,7 +211,7 @@ TEST(largest_remainder, splits_proportionally_and_exactly) {
 }
 
 TEST(step_weights, moves_by_the_adaptation_rate_and_stops_at_once) {
-    kcp::LoadBalancingUpdate u;
+    kcp::v3::LoadBalancingUpdate u;
     u.set_adaptation_rate(0.25f);
     (*u.mutable_path_weights())[2] = 0.1f;
     (*u.mutable_path_weights())[1] = 0.9f;
