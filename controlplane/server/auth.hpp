@@ -60,9 +60,9 @@ std::optional<protocol_version> negotiate_version(const kcp::v3::ClientHello& he
 // ---------------------------------------------------------------- key store
 
 struct key_entry {
-    std::string key_id;
+    std::string key_id{};
     bytes32 secret{};
-    std::vector<std::string> client_ids; // the client ids this key may authenticate; empty: any
+    std::vector<std::string> client_ids{}; // the client ids this key may authenticate; empty: any
     bool revoked = false;
 
     bool allows(std::string_view client_id) const;
@@ -142,10 +142,10 @@ private:
 // ---------------------------------------------------------------- server side
 
 struct hello_config {
-    std::string server_id;                                   // ServerHello.server_id
+    std::string server_id{};                                 // ServerHello.server_id
     std::vector<protocol_version> versions{{3, 0}};          // ours, most preferred first
-    std::vector<std::string> capabilities;                   // ServerHello.capabilities
-    challenge_table::config challenges;
+    std::vector<std::string> capabilities{};                 // ServerHello.capabilities
+    challenge_table::config challenges{};
     std::uint32_t data_key_lifetime_ms = 3'600'000;          // valid_until_ms = now + this; 0: none
     std::uint64_t data_key_max_frames = std::uint64_t{1} << 23; // RFC 9001 6.6 AES-GCM limit
 };
@@ -170,9 +170,9 @@ private:
 // needs to know about it.
 struct accepted_hello {
     std::string connection_id; // 32 lowercase hex digits (128 random bits)
-    std::string client_id;
-    std::string key_id;
-    protocol_version version;
+    std::string client_id{};
+    std::string key_id{};
+    protocol_version version{};
     kcp::v3::AeadAlgorithm aead = kcp::v3::AEAD_AES_256_GCM;
     std::uint8_t key_phase = 0;
     bytes32 data_key{};           // the key itself, sent or derived alike
@@ -222,11 +222,11 @@ private:
 // ---------------------------------------------------------------- client side
 
 struct client_credentials {
-    std::string client_id;
-    std::string key_id;
+    std::string client_id{};
+    std::string key_id{};
     bytes32 key{};
     std::vector<protocol_version> versions{{3, 0}}; // most preferred first
-    std::vector<std::string> capabilities;
+    std::vector<std::string> capabilities{};
 };
 
 // Round 1 with the given 32-byte nonce (tests), or with a fresh random one.
