@@ -23,8 +23,9 @@
 // max_latency_ms; packet loss <= max_packet_loss_rate when the server's loss is known and the
 // limit is non-zero; the client's country when require_same_country (the caller says which
 // country that is); not expired. The top max_results (default 8) are answered, found with a
-// bounded heap in one pass (O(n log N), nothing sorted but the N). With require_redundancy the
-// answer holds, if any two matching servers are in different datacenters, the best such pair.
+// bounded heap (O(n log N), nothing sorted but the N). With require_redundancy, when
+// two matching servers are in different (named) datacenters and the top N are not, the best
+// server with a datacenter and the best in another one replace the lowest-ranked of the N.
 #pragma once
 
 #include <array>
@@ -176,6 +177,7 @@ private:
         std::uint32_t region;
         std::uint32_t datacenter;
     };
+    static_assert(sizeof(server_summary) == 56, "10,000 summaries stay within 560 KiB, in L2");
     static constexpr std::uint32_t unknown_loss = UINT32_MAX;
 
     // A request made into ids and numbers once, before the scan.
@@ -205,6 +207,7 @@ private:
     name_table _capability_names{max_capability_names};
     name_table _places{SIZE_MAX}; // countries, regions and datacenters: one table, ids are distinct per string
     // Scratch reused by discover(), so a query allocates only its answer.
+    std::vector<std::uint32_t> _passing; // slots that pass the filters
     std::vector<candidate> _heap;
     std::vector<std::uint32_t> _region_position;
 };
