@@ -37,6 +37,7 @@ enum class frame_error : std::uint8_t {
     truncated,          // the stream ended inside a frame (reported by the session, not here)
 };
 inline constexpr std::size_t frame_error_count = 10;
+static_assert(static_cast<std::size_t>(frame_error::truncated) + 1 == frame_error_count);
 
 // "length_non_minimal", ...: the identifier, for counters and logs.
 std::string_view to_string(frame_error e) noexcept;
