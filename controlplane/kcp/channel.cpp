@@ -228,19 +228,15 @@ bool channel::expired_in_queue(const KCPMessage& m, clock_sample now) {
 
 void channel::drop_expired(clock_sample now) {
     for (auto& q : _queue) {
-        std::deque<KCPMessage> kept;
-        for (KCPMessage& m : q) {
-            if (!expired_in_queue(m, now)) {
-                kept.push_back(std::move(m));
-            }
-        }
-        q.swap(kept);
+        std::erase_if(q, [&](const KCPMessage& m) { return expired_in_queue(m, now); });
     }
 }
 
 void channel::fill_output(clock_sample now) {
-    if (_out_pos == _out.size()) {
-        _out.clear();
+    // What the socket took is dropped here, so a peer that never lets the buffer drain
+    // completely does not make it grow.
+    if (_out_pos == _out.size() || _out_pos >= output_batch) {
+        _out.erase(0, _out_pos);
         _out_pos = 0;
     }
     while (_out.size() - _out_pos < output_batch) {
