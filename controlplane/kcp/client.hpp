@@ -48,8 +48,9 @@ public:
     blocking_client& operator=(const blocking_client&) = delete;
 
     // Sends request and waits for its reply: the first received message whose correlation
-    // answers the request's (a TransportResponse IN_PROGRESS counts; call receive_reply() for
-    // the next). Fails when the message expects no reply, the session closes or timeout passes.
+    // answers the request's. A TransportResponse IN_PROGRESS counts as that reply; the ones
+    // after it answer no pending request and come out of receive(). Fails when the message
+    // expects no reply, the session closes or timeout passes.
     result<KCPMessage> request(KCPMessage request, std::chrono::milliseconds timeout);
     // Sends a message that expects no reply; returns its message_id once it is written to the
     // socket.
