@@ -105,7 +105,8 @@ run_tests() {
         # makes their seed corpus), not the whole tree a second time.
         CC=clang CXX=clang++ configure "$fuzz_dir" -Dfuzz=enabled -Dbenchmarks=disabled
         ninja -C "$fuzz_dir" tests/fuzz/kdp_packet_fuzz tests/fuzz/kdp_fuzz_seed_writer \
-            tools/pcapgen/kwik-pcapgen tests/fuzz/engine_config_fuzz
+            tools/pcapgen/kwik-pcapgen tests/fuzz/engine_config_fuzz \
+            tests/fuzz/kcp_framing_fuzz tests/fuzz/kcp_fuzz_seed_writer
         KWIK_FUZZ_SECONDS=${KWIK_FUZZ_SECONDS:-60} \
             meson test -C "$fuzz_dir" --no-rebuild --suite fuzz --print-errorlogs || rc=1
         logs+=("$fuzz_dir/meson-logs/testlog.json")
