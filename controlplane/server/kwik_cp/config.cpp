@@ -124,8 +124,10 @@ result<void> parse_listen(std::string_view text, std::string_view field, std::st
 
 result<control_server_config> parse_control_server_config(std::string_view toml_text, std::string_view source_name,
                                                           bool load_tls) {
-    auto keys = parse_key_store(toml_text, source_name, "auth.key"); // also refuses non-ASCII text
-    if (!keys) {
+    // Also refuses non-ASCII text (toml++ 3.3.0), so it runs before toml::parse; its problems are
+    // reported with the others.
+    auto keys = parse_key_store(toml_text, source_name, "auth.key");
+    if (!keys && keys.message().find("non-ASCII") != std::string::npos) {
         return keys.failure();
     }
     toml::table root;
@@ -138,7 +140,9 @@ result<control_server_config> parse_control_server_config(std::string_view toml_
     }
     problems p(source_name);
     control_server_config c;
-    c.keys = std::move(keys.value());
+    if (keys) {
+        c.keys = std::move(keys.value());
+    }
 
     const toml::table* cp_t = root["kwik_cp"].as_table();
     const toml::table* tls_t = root["tls"].as_table();
@@ -216,8 +220,12 @@ result<control_server_config> parse_control_server_config(std::string_view toml_
     c.link.retry_interval = time_ns{to_r.number("kwikd_retry_ms", 10, 600'000).value_or(500)} * 1'000'000;
     to_r.finish();
 
-    if (p.any()) {
-        return error{p.text(), EINVAL};
+    if (p.any() || !keys) {
+        std::string text = p.any() ? p.text() : std::string();
+        if (!keys) {
+            text += (text.empty() ? "" : "\n") + keys.message();
+        }
+        return error{text, EINVAL};
     }
     c.self.server.set_address(c.listen_address + ":" + std::to_string(c.listen_port));
     if (tls_on && load_tls) {

@@ -78,12 +78,7 @@ protected:
         pause();
         server.reset();
         if (HasFailure()) {
-            for (const auto& f : fs::directory_iterator(dir)) {
-                if (f.path().extension() == ".log") {
-                    std::ifstream in(f.path());
-                    std::printf("---- %s\n%s\n", f.path().c_str(), std::string(std::istreambuf_iterator<char>(in), {}).c_str());
-                }
-            }
+            test::print_logs(dir);
         }
         fs::remove_all(dir);
     }

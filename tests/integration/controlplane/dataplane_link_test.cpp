@@ -79,13 +79,8 @@ protected:
         fs::create_directories(dir);
     }
     void TearDown() override {
-        if (HasFailure()) { // kwikd's own words help most when a step failed
-            for (const auto& f : fs::directory_iterator(dir)) {
-                if (f.path().extension() == ".log") {
-                    std::ifstream in(f.path());
-                    std::printf("---- %s\n%s\n", f.path().c_str(), std::string(std::istreambuf_iterator<char>(in), {}).c_str());
-                }
-            }
+        if (HasFailure()) {
+            test::print_logs(dir);
         }
         fs::remove_all(dir);
     }

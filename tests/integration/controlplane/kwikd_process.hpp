@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <iterator>
 #include <fstream>
 #include <string>
 
@@ -53,5 +55,15 @@ public:
 private:
     pid_t _pid = -1;
 };
+
+// Prints every *.log in dir (kwikd's own words help most when a step failed).
+inline void print_logs(const std::filesystem::path& dir) {
+    for (const auto& f : std::filesystem::directory_iterator(dir)) {
+        if (f.path().extension() == ".log") {
+            std::ifstream in(f.path());
+            std::printf("---- %s\n%s\n", f.path().c_str(), std::string(std::istreambuf_iterator<char>(in), {}).c_str());
+        }
+    }
+}
 
 } // namespace kwik::test

@@ -54,6 +54,8 @@ TEST(kwik_cp_config, errors_name_the_field) {
         {"unknown section", "[kwik_cp]\nserver_id = \"a\"\n[tls]\nenabled = false\n[extra]\n" + key_section,
          "extra: unknown section"},
         {"no keys", "[kwik_cp]\nserver_id = \"a\"\n[tls]\nenabled = false\n", "auth.key: missing"},
+        {"key and field problems together", "[kwik_cp]\nlisen = 1\n[tls]\nenabled = false\n",
+         "cp.toml:1: kwik_cp.server_id: missing\ncp.toml:2: kwik_cp.lisen: unknown field\ncp.toml: auth.key: missing"},
     };
     for (const auto& c : cases) {
         auto r = cp::parse_control_server_config(c.text, "cp.toml", false);
