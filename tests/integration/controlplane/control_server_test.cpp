@@ -167,6 +167,14 @@ TEST_F(control_server_test, messages_before_the_hello_are_refused) {
         << a->capability_response().error_reason();
     EXPECT_EQ(a->capability_response().capabilities_size(), 0);
     EXPECT_FALSE(c->receive(2s).ok()) << "the server closes the session after refusing";
+
+    // A one-way message has no answer: the session just closes.
+    auto quiet = connect();
+    ASSERT_TRUE(quiet);
+    KCPMessage lb;
+    lb.mutable_load_balancing()->set_connection_id("x");
+    ASSERT_TRUE(quiet->send(lb, 5s).ok());
+    EXPECT_FALSE(quiet->receive(2s).ok());
 }
 
 TEST_F(control_server_test, discovery_capabilities_and_not_handled_answers) {
@@ -202,6 +210,16 @@ TEST_F(control_server_test, discovery_capabilities_and_not_handled_answers) {
     ASSERT_TRUE(ta.ok()) << ta.message();
     EXPECT_EQ(ta->transport_response().status(), v3::TransportResponse::FAILURE);
     EXPECT_NE(ta->transport_response().error_message().find("not handled yet"), std::string::npos);
+
+    // A path for another session's connection is refused with the field named.
+    KCPMessage add;
+    add.mutable_add_path()->set_connection_id("not-mine");
+    add.mutable_add_path()->set_path_id(1);
+    auto aa = c->request(add, 5s);
+    ASSERT_TRUE(aa.ok()) << aa.message();
+    EXPECT_EQ(aa->path_status().status(), v3::PathStatusUpdate::REMOVED);
+    EXPECT_NE(aa->path_status().reason().find("add_path.connection_id"), std::string::npos)
+        << aa->path_status().reason();
 
     KCPMessage h;
     h.mutable_health_check_req()->set_sequence(9);
