@@ -22,6 +22,7 @@
 
 #include "controlplane/kcp/client.hpp"
 #include "controlplane/server/kwik_cp/control_server.hpp"
+#include "tests/integration/controlplane/kcp_hello.hpp"
 #include "tests/integration/controlplane/kwikd_process.hpp"
 
 namespace {
@@ -111,24 +112,8 @@ protected:
         cr.key = k;
         return cr;
     }
-    // The two rounds; returns the last ServerHello.
     v3::ServerHello hello(kcp::blocking_client& c, const cp::client_credentials& cr) {
-        auto r1 = cp::client_hello_round1(cr);
-        EXPECT_TRUE(r1.ok());
-        KCPMessage m;
-        *m.mutable_client_hello() = r1.value();
-        auto a1 = c.request(m, 5s);
-        EXPECT_TRUE(a1.ok()) << a1.message();
-        if (!a1.ok() || a1->server_hello().auth_result() != v3::ServerHello::CHALLENGE) {
-            return a1.ok() ? a1->server_hello() : v3::ServerHello{};
-        }
-        auto r2 = cp::client_hello_round2(r1.value(), a1->server_hello(), cr.key);
-        EXPECT_TRUE(r2.ok()) << r2.message();
-        KCPMessage m2;
-        *m2.mutable_client_hello() = r2.value();
-        auto a2 = c.request(m2, 5s);
-        EXPECT_TRUE(a2.ok()) << a2.message();
-        return a2.ok() ? a2->server_hello() : v3::ServerHello{};
+        return test::two_round_hello(c, cr);
     }
 
     std::string name;
