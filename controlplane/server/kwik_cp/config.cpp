@@ -227,7 +227,9 @@ result<control_server_config> parse_control_server_config(std::string_view toml_
         }
         return error{text, EINVAL};
     }
-    c.self.server.set_address(c.listen_address + ":" + std::to_string(c.listen_port));
+    const bool v6 = c.listen_address.find(':') != std::string::npos;
+    c.self.server.set_address((v6 ? "[" + c.listen_address + "]" : c.listen_address) + ":" +
+                              std::to_string(c.listen_port)); // port 0: control_server puts the bound one
     if (tls_on && load_tls) {
         auto identity = kcp::load_or_create_identity(*cert, *key);
         if (!identity) {

@@ -178,13 +178,20 @@ result<std::unique_ptr<control_server>> control_server::create(control_server_co
         }
         s->_tls = std::move(ctx.value());
     }
+    if (auto r = s->listen(); !r) {
+        return r.failure();
+    }
     if (!s->_config.self.server_id.empty()) {
+        // After listen(), so that a configured port 0 is advertised as the one bound.
+        auto& address = *s->_config.self.server.mutable_address();
+        if (address.empty() || address.ends_with(":0")) {
+            const bool v6 = s->_config.listen_address.find(':') != std::string::npos;
+            address = (v6 ? "[" + s->_config.listen_address + "]" : s->_config.listen_address) + ":" +
+                      std::to_string(s->_port);
+        }
         if (auto r = s->_registry.register_server(s->_config.self, clock_sample::now().wall_ms); !r) {
             return error{"self registration: " + r.message()};
         }
-    }
-    if (auto r = s->listen(); !r) {
-        return r.failure();
     }
     return s;
 }

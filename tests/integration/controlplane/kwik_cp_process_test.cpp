@@ -103,6 +103,7 @@ TEST(kwik_cp_process, serves_a_pinned_client_and_stops_on_sigterm) {
     auto da = (*c)->request(d, 5s);
     ASSERT_TRUE(da.ok()) << da.message();
     ASSERT_EQ(da->server_discovery_resp().servers_size(), 1);
+    EXPECT_EQ(da->server_discovery_resp().servers(0).address(), "127.0.0.1:" + port) << "the bound port";
     EXPECT_EQ(da->server_discovery_resp().servers(0).tls_pubkey_hash_sha256(),
               std::string(pin->begin(), pin->end()));
     (*c)->close();

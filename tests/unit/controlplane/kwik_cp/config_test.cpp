@@ -30,7 +30,7 @@ TEST(kwik_cp_config, reads_every_section) {
     EXPECT_EQ(c->channel.idle_timeout.count(), 0);
     EXPECT_EQ(c->link.command_timeout, 250'000'000u);
     EXPECT_EQ(c->keys.size(), 1u);
-    EXPECT_EQ(c->self.server.address(), "::1:7800");
+    EXPECT_EQ(c->self.server.address(), "[::1]:7800");
 }
 
 struct bad_case {
