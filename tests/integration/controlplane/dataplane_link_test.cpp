@@ -20,11 +20,13 @@
 #include <thread>
 
 #include "controlplane/server/link/dataplane_link.hpp"
+#include "tests/integration/controlplane/kwikd_process.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace kwik;
+using test::kwikd_process;
 
 std::string g_kwikd;
 
@@ -32,47 +34,6 @@ cp::time_ns now_ns() {
     return static_cast<cp::time_ns>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
 }
-
-// One kwikd process on a net_null port with address 10.9.0.1/24 and no static connection.
-class kwikd_process {
-public:
-    kwikd_process(const std::string& name, const fs::path& dir) {
-        const fs::path config = dir / (name + ".toml");
-        std::ofstream(config) << "[kwikd]\nname = \"" << name
-                              << "\"\nworker_lcores = [1]\nhugepages = false\nmemory_mb = 256\n"
-                                 "stats_interval_ms = 0\n\n[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\n"
-                                 "addresses = [\"10.9.0.1/24\"]\nkwik_ports = [7707]\n";
-        const fs::path log = dir / (name + ".log");
-        _pid = ::fork();
-        if (_pid == 0) {
-            const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            ::dup2(fd, 1);
-            ::dup2(fd, 2);
-            ::execl(g_kwikd.c_str(), g_kwikd.c_str(), "--config", config.c_str(), static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
-    }
-    ~kwikd_process() { stop(SIGTERM); }
-    void signal(int sig) const {
-        if (_pid > 0) {
-            ::kill(_pid, sig);
-        }
-    }
-    int stop(int sig) {
-        if (_pid <= 0) {
-            return 0;
-        }
-        ::kill(_pid, SIGCONT);
-        ::kill(_pid, sig);
-        int status = 0;
-        ::waitpid(_pid, &status, 0);
-        _pid = -1;
-        return status;
-    }
-
-private:
-    pid_t _pid = -1;
-};
 
 api::five_tuple tuple(std::uint16_t remote_port) {
     api::ip_version v{};
@@ -118,13 +79,8 @@ protected:
         fs::create_directories(dir);
     }
     void TearDown() override {
-        if (HasFailure()) { // kwikd's own words help most when a step failed
-            for (const auto& f : fs::directory_iterator(dir)) {
-                if (f.path().extension() == ".log") {
-                    std::ifstream in(f.path());
-                    std::printf("---- %s\n%s\n", f.path().c_str(), std::string(std::istreambuf_iterator<char>(in), {}).c_str());
-                }
-            }
+        if (HasFailure()) {
+            test::print_logs(dir);
         }
         fs::remove_all(dir);
     }
@@ -161,7 +117,7 @@ TEST_F(link_test, attaches_adopts_resyncs_and_times_out) {
     ASSERT_TRUE(link->add_connection(connection_5(), added.sink()).ok());
     EXPECT_FALSE(link->add_connection(connection_5()).ok()) << "a duplicate id is refused at once";
 
-    auto kwikd = std::make_unique<kwikd_process>(name, dir);
+    auto kwikd = std::make_unique<kwikd_process>(g_kwikd, name, dir);
     ASSERT_TRUE(poll_until(*link, [&] { return added.got; })) << "kwikd appeared and answered add_connection";
     EXPECT_EQ(added.status(), api::result_status::ok) << added.reason();
     EXPECT_TRUE(link->adopted());
@@ -201,7 +157,7 @@ TEST_F(link_test, attaches_adopts_resyncs_and_times_out) {
 
     // kwikd dies and comes back: the desired state is sent again.
     EXPECT_NE(kwikd->stop(SIGKILL), 0);
-    kwikd = std::make_unique<kwikd_process>(name, dir);
+    kwikd = std::make_unique<kwikd_process>(g_kwikd, name, dir);
     ASSERT_TRUE(poll_until(*second, [&] { return second->counters().kwikd_restarts == 1 && second->adopted(); }));
     EXPECT_EQ(second->counters().resync_commands, 2u) << "add_connection and add_path";
     answer_box listed;

@@ -1,0 +1,39 @@
+// kwik-cp's configuration file (TOML) made into a control_server_config: the listening address,
+// TLS, the key store ([[auth.key]]), kwikd's shared-memory name, the registry and the timeouts.
+// Every problem names the file, line and field. Reads files (TLS identity); any thread.
+//
+//   [kwik_cp]
+//   server_id = "cp-1"                 # required
+//   listen = "0.0.0.0:7708"            # numeric address:port; IPv6 as [addr]:port
+//   kwikd_region = "kwik"              # kwikd's shared-memory name
+//   endpoint = "discard"               # discard | echo: what kwikd connects sessions to
+//   [tls]
+//   enabled = true
+//   certificate = "/var/lib/kwik/cp.crt"   # both created on first start (load_or_create_identity)
+//   private_key = "/var/lib/kwik/cp.key"
+//   [registry]
+//   expiry_ms = 30000
+//   max_results = 8
+//   sweep_interval_ms = 1000
+//   [timeouts]
+//   read_ms = 10000, idle_ms = 120000, challenge_ms = 10000, kwikd_command_ms = 5000,
+//   kwikd_retry_ms = 500
+//   [[auth.key]]                       # parse_key_store (controlplane/server/auth.hpp)
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/result.hpp"
+#include "controlplane/server/kwik_cp/control_server.hpp"
+
+namespace kwik::cp {
+
+// The TLS files are read (or created) only when load_tls is true (--check-config does not write).
+result<control_server_config> parse_control_server_config(std::string_view toml_text, std::string_view source_name,
+                                                          bool load_tls);
+
+// "host:port" with a numeric host, IPv6 in brackets; an error names `field`.
+result<void> parse_listen(std::string_view text, std::string_view field, std::string& address, std::uint16_t& port);
+
+} // namespace kwik::cp

@@ -1,0 +1,118 @@
+// kwik-cp's event loop: a listening TCP socket, one kcp::channel (plain or TLS) per accepted
+// connection with its hello_session, the dataplane_link to kwikd and the server_registry, all on
+// one epoll loop. After ACCEPTED each message type has one action function (VPP-style); before
+// it, everything but ClientHello is refused and the session closed. One thread: the one that
+// calls run_once(); nothing here is locked.
+//
+// Refusals before the hello (and "not handled yet" answers after it) use the request's own
+// response type where it has a place for a reason:
+//   ServerDiscoveryRequest  -> ServerDiscoveryResponse.recommendation_reason (no servers)
+//   ServerCapabilityQuery   -> ServerCapabilityResponse.error_reason
+//   AddPath/RemovePathCommand -> PathStatusUpdate REMOVED with reason
+//   HealthCheckRequest      -> HealthCheckResponse UNHEALTHY with reason
+//   TransportCommand        -> TransportResponse FAILURE with error_message
+//   BandwidthScalingRequest -> BandwidthScalingResponse REJECTED with reason
+// One-way messages and responses (PerformanceMetrics, LoadBalancingUpdate, TrafficDistributionPlan,
+// ServerHello, PathStatusUpdate, ...) have nothing to answer: before the hello the session is
+// closed without a reply; after it they are counted in ignored_messages.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "common/result.hpp"
+#include "controlplane/kcp/channel.hpp"
+#include "controlplane/kcp/tls.hpp"
+#include "controlplane/server/auth.hpp"
+#include "controlplane/server/link/dataplane_link.hpp"
+#include "controlplane/server/registry.hpp"
+
+namespace kwik::cp {
+
+struct control_server_config {
+    std::string listen_address = "127.0.0.1"; // numeric IPv4 or IPv6
+    std::uint16_t listen_port = 7708;          // 0: any free port (tests; port() says which)
+    std::optional<kcp::tls_identity> tls;      // none: plain TCP
+    hello_config hello;                        // hello.server_id is this server's id
+    key_store keys;
+    registry_config registry;
+    link_config link;
+    kcp::channel_options channel;
+    // This server's own registration, for capability queries naming it (or naming nobody).
+    server_registration self;
+    // What kwikd connects a session's connection to (desired_connection.endpoint).
+    api::endpoint_kind endpoint = api::endpoint_kind::discard;
+    std::chrono::milliseconds registry_sweep_interval{1000};
+};
+
+struct control_server_counters {
+    std::uint64_t accepted_sockets = 0;
+    std::uint64_t refused_before_hello = 0;
+    std::uint64_t not_handled = 0;
+    std::uint64_t ignored_messages = 0;
+    std::uint64_t path_updates_pushed = 0;
+};
+
+class control_server {
+public:
+    static result<std::unique_ptr<control_server>> create(control_server_config config);
+    ~control_server();
+    control_server(const control_server&) = delete;
+    control_server& operator=(const control_server&) = delete;
+
+    std::uint16_t port() const noexcept { return _port; }
+    // One pass: waits for sockets up to timeout_ms (less when a timer is due), then serves them,
+    // polls the link, runs channel timeouts and sweeps the registry when due.
+    void run_once(int timeout_ms);
+
+    server_registry& registry() noexcept { return _registry; }
+    dataplane_link& link() noexcept { return _link; }
+    const control_server_counters& counters() const noexcept { return _counters; }
+    std::size_t sessions() const noexcept { return _sessions.size(); }
+
+private:
+    struct session;
+    explicit control_server(control_server_config config);
+    result<void> listen();
+    void accept_all(kcp::clock_sample now);
+    void serve(session& s, kcp::clock_sample now);
+    void handle(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void handle_hello(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void update_interest(session& s);
+    void reply(session& s, kcp::KCPMessage m, kcp::clock_sample now);
+    session* session_of_connection(std::uint64_t kwikd_connection);
+    // The session on fd if it is still open and still the one of connection_id (kwikd's
+    // answers arrive after the request; the socket may have closed and its number been reused).
+    session* live_session(int fd, const std::string& connection_id);
+    void push_path_status(std::uint64_t kwikd_connection, std::uint64_t path_id,
+                          kcp::v3::PathStatusUpdate::Status status, std::string reason);
+
+    // The action functions, one per message type, after ACCEPTED.
+    void on_discovery(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void on_capability_query(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void on_add_path(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void on_remove_path(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void on_health_check(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+
+    control_server_config _config;
+    hello_server _hello;
+    server_registry _registry;
+    dataplane_link _link;
+    std::optional<kcp::tls_context> _tls;
+    int _epoll = -1;
+    int _listener = -1;
+    std::uint16_t _port = 0;
+    std::unordered_map<int, std::unique_ptr<session>> _sessions; // by socket
+    std::chrono::steady_clock::time_point _next_sweep{};
+    control_server_counters _counters;
+};
+
+// The answer to m carrying `reason` in its response type's reason field, as listed above;
+// nullopt for a message that has no answer. Pure; any thread.
+std::optional<kcp::KCPMessage> error_answer(const kcp::KCPMessage& m, const std::string& reason);
+
+} // namespace kwik::cp

@@ -1,0 +1,303 @@
+// kwik-cp's event loop in-process on a real loopback socket, with kcp::blocking_client over TLS
+// with the server's pin as the client: the two-round hello (a wrong key is rejected, a message
+// before the hello is refused and the session closed), discovery and capability queries, and,
+// with a kwikd on net_null, AddPathCommand -> PathStatusUpdate UP with the path in kwikd's
+// counters, RemovePathCommand -> REMOVED.
+// Usage (meson passes it): control_server_test <kwikd>
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "controlplane/kcp/client.hpp"
+#include "controlplane/server/kwik_cp/control_server.hpp"
+#include "tests/integration/controlplane/kcp_hello.hpp"
+#include "tests/integration/controlplane/kwikd_process.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace kwik;
+using namespace std::chrono_literals;
+using kcp::KCPMessage;
+namespace v3 = kcp::v3;
+
+std::string g_kwikd;
+
+using test::kwikd_process;
+
+cp::bytes32 random_key() {
+    cp::bytes32 k{};
+    EXPECT_TRUE(cp::random_bytes(k).ok());
+    return k;
+}
+
+class control_server_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        name = "kwikcp" + std::to_string(::getpid());
+        dir = fs::temp_directory_path() / name;
+        fs::create_directories(dir);
+        key = random_key();
+
+        cp::control_server_config c;
+        c.listen_address = "127.0.0.1";
+        c.listen_port = 0;
+        auto identity = kcp::generate_self_signed();
+        ASSERT_TRUE(identity.ok()) << identity.message();
+        auto pinned = kcp::pin_of_pem(identity->certificate_pem);
+        ASSERT_TRUE(pinned.ok()) << pinned.message();
+        pin = pinned.value();
+        c.tls = identity.value();
+        c.hello.server_id = "cp-test";
+        c.keys = cp::key_store({cp::key_entry{"edge-01", key, {}, false}});
+        c.link.region_name = name;
+        c.link.retry_interval = 50'000'000;
+        c.link.command_timeout = 5'000'000'000;
+        c.self.server_id = "cp-test";
+        c.self.server.set_address("127.0.0.1:7708");
+        c.self.server.set_available_bandwidth_mbps(1000);
+        c.self.server.add_capabilities("multipath");
+        c.self.max_paths_per_connection = 8;
+        auto s = cp::control_server::create(std::move(c));
+        ASSERT_TRUE(s.ok()) << s.message();
+        server = std::move(s.value());
+        resume();
+    }
+    void TearDown() override {
+        pause();
+        server.reset();
+        if (HasFailure()) {
+            test::print_logs(dir);
+        }
+        fs::remove_all(dir);
+    }
+    // The loop runs on its own thread; the test touches the server itself only while paused.
+    void resume() {
+        stop = false;
+        loop = std::thread([this] {
+            while (!stop) {
+                server->run_once(5);
+            }
+        });
+    }
+    void pause() {
+        stop = true;
+        if (loop.joinable()) {
+            loop.join();
+        }
+    }
+    std::unique_ptr<kcp::blocking_client> connect() {
+        kcp::client_options o;
+        o.pin = pin;
+        auto c = kcp::blocking_client::connect("127.0.0.1:" + std::to_string(server->port()), o);
+        EXPECT_TRUE(c.ok()) << c.message();
+        return c.ok() ? std::move(c.value()) : nullptr;
+    }
+    cp::client_credentials credentials(const cp::bytes32& k) const {
+        cp::client_credentials cr;
+        cr.client_id = "client-a";
+        cr.key_id = "edge-01";
+        cr.key = k;
+        return cr;
+    }
+    v3::ServerHello hello(kcp::blocking_client& c, const cp::client_credentials& cr) {
+        return test::two_round_hello(c, cr);
+    }
+
+    std::string name;
+    fs::path dir;
+    cp::bytes32 key{};
+    kcp::key_pin pin{};
+    std::unique_ptr<cp::control_server> server;
+    std::atomic<bool> stop{false};
+    std::thread loop;
+};
+
+TEST_F(control_server_test, wrong_key_is_rejected_and_the_session_closed) {
+    auto c = connect();
+    ASSERT_TRUE(c);
+    const auto answer = hello(*c, credentials(random_key()));
+    EXPECT_EQ(answer.auth_result(), v3::ServerHello::REJECTED_BAD_PROOF) << answer.error_reason();
+    EXPECT_FALSE(answer.error_reason().empty());
+    EXPECT_FALSE(c->receive(2s).ok()) << "the server closes a rejected session";
+
+    auto unknown = connect();
+    ASSERT_TRUE(unknown);
+    auto cr = credentials(key);
+    cr.key_id = "nobody";
+    EXPECT_EQ(hello(*unknown, cr).auth_result(), v3::ServerHello::REJECTED_UNKNOWN_KEY);
+}
+
+TEST_F(control_server_test, messages_before_the_hello_are_refused) {
+    auto c = connect();
+    ASSERT_TRUE(c);
+    KCPMessage q;
+    q.mutable_capability_query()->set_server_id("cp-test");
+    auto a = c->request(q, 5s);
+    ASSERT_TRUE(a.ok()) << a.message();
+    ASSERT_TRUE(a->has_capability_response());
+    EXPECT_NE(a->capability_response().error_reason().find("before the session's hello"), std::string::npos)
+        << a->capability_response().error_reason();
+    EXPECT_EQ(a->capability_response().capabilities_size(), 0);
+    EXPECT_FALSE(c->receive(2s).ok()) << "the server closes the session after refusing";
+
+    // A one-way message has no answer: the session just closes.
+    auto quiet = connect();
+    ASSERT_TRUE(quiet);
+    KCPMessage lb;
+    lb.mutable_load_balancing()->set_connection_id("x");
+    ASSERT_TRUE(quiet->send(lb, 5s).ok());
+    EXPECT_FALSE(quiet->receive(2s).ok());
+}
+
+TEST_F(control_server_test, discovery_capabilities_and_not_handled_answers) {
+    auto c = connect();
+    ASSERT_TRUE(c);
+    const auto accepted = hello(*c, credentials(key));
+    ASSERT_EQ(accepted.auth_result(), v3::ServerHello::ACCEPTED) << accepted.error_reason();
+    EXPECT_EQ(accepted.server_id(), "cp-test");
+    EXPECT_EQ(accepted.connection_id().size(), 32u);
+
+    KCPMessage d;
+    d.mutable_server_discovery_req()->set_client_id("client-a");
+    d.mutable_server_discovery_req()->add_required_capabilities("multipath");
+    auto da = c->request(d, 5s);
+    ASSERT_TRUE(da.ok()) << da.message();
+    ASSERT_EQ(da->server_discovery_resp().servers_size(), 1);
+    EXPECT_EQ(da->server_discovery_resp().servers(0).address(), "127.0.0.1:7708");
+    EXPECT_EQ(da->server_discovery_resp().total_available_bandwidth_mbps(), 1000u);
+
+    KCPMessage q;
+    q.mutable_capability_query(); // no server_id: this server
+    auto qa = c->request(q, 5s);
+    ASSERT_TRUE(qa.ok()) << qa.message();
+    EXPECT_EQ(qa->capability_response().server_id(), "cp-test");
+    EXPECT_TRUE(qa->capability_response().error_reason().empty()) << qa->capability_response().error_reason();
+    EXPECT_EQ(qa->capability_response().max_paths_per_connection(), 8u);
+    ASSERT_EQ(qa->capability_response().capabilities_size(), 1);
+    EXPECT_EQ(qa->capability_response().capabilities(0), "multipath");
+
+    KCPMessage t;
+    t.mutable_transport_command()->set_command_id("cmd-1");
+    auto ta = c->request(t, 5s);
+    ASSERT_TRUE(ta.ok()) << ta.message();
+    EXPECT_EQ(ta->transport_response().status(), v3::TransportResponse::FAILURE);
+    EXPECT_NE(ta->transport_response().error_message().find("not handled yet"), std::string::npos);
+
+    // A path for another session's connection is refused with the field named.
+    KCPMessage add;
+    add.mutable_add_path()->set_connection_id("not-mine");
+    add.mutable_add_path()->set_path_id(1);
+    auto aa = c->request(add, 5s);
+    ASSERT_TRUE(aa.ok()) << aa.message();
+    EXPECT_EQ(aa->path_status().status(), v3::PathStatusUpdate::REMOVED);
+    EXPECT_NE(aa->path_status().reason().find("add_path.connection_id"), std::string::npos)
+        << aa->path_status().reason();
+
+    KCPMessage h;
+    h.mutable_health_check_req()->set_sequence(9);
+    h.mutable_health_check_req()->set_server_id("cp-test");
+    auto ha = c->request(h, 5s);
+    ASSERT_TRUE(ha.ok()) << ha.message();
+    EXPECT_EQ(ha->health_check_resp().sequence(), 9u);
+    EXPECT_EQ(ha->health_check_resp().status(), v3::HealthCheckResponse::UNHEALTHY) << "no kwikd here";
+    ASSERT_EQ(ha->health_check_resp().components_size(), 1);
+    EXPECT_EQ(ha->health_check_resp().components(0).component(), "kwikd");
+}
+
+TEST_F(control_server_test, add_and_remove_a_path_in_kwikd) {
+    kwikd_process kwikd(g_kwikd, name, dir);
+    auto c = connect();
+    ASSERT_TRUE(c);
+    const auto accepted = hello(*c, credentials(key));
+    ASSERT_EQ(accepted.auth_result(), v3::ServerHello::ACCEPTED) << accepted.error_reason();
+    const std::string conn = accepted.connection_id();
+
+    KCPMessage add;
+    auto* a = add.mutable_add_path();
+    a->set_connection_id(conn);
+    a->set_path_id(3);
+    a->mutable_path()->set_ip_version(v3::UdpPath::IPV4);
+    a->mutable_path()->set_local_address("10.9.0.1");
+    a->mutable_path()->set_local_port(7707);
+    a->mutable_path()->set_remote_address("10.9.0.2");
+    a->mutable_path()->set_remote_port(5003);
+    auto up = c->request(add, 30s); // kwikd starts (EAL) while the request waits
+    ASSERT_TRUE(up.ok()) << up.message();
+    EXPECT_EQ(up->path_status().status(), v3::PathStatusUpdate::UP) << up->path_status().reason();
+    EXPECT_EQ(up->path_status().connection_id(), conn);
+    EXPECT_EQ(up->path_status().path_id(), 3u);
+
+    // A path whose local address kwikd lacks: REMOVED with kwikd's reason.
+    KCPMessage bad = add;
+    bad.mutable_add_path()->set_path_id(4);
+    bad.mutable_add_path()->mutable_path()->set_local_address("10.9.0.99");
+    auto refused = c->request(bad, 10s);
+    ASSERT_TRUE(refused.ok()) << refused.message();
+    EXPECT_EQ(refused->path_status().status(), v3::PathStatusUpdate::REMOVED);
+    EXPECT_NE(refused->path_status().reason().find("kwikd refused"), std::string::npos)
+        << refused->path_status().reason();
+
+    // The path is in kwikd: its counters region lists it once the workers published.
+    pause();
+    const cp::desired_connection* dc = server->link().find(conn);
+    ASSERT_NE(dc, nullptr);
+    bool published = false;
+    server->link().send(api::make_request_counters(), [&](const api::event&) { published = true; });
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!published && std::chrono::steady_clock::now() < deadline) {
+        server->run_once(2);
+    }
+    ASSERT_TRUE(published);
+    auto totals = server->link().read_counters();
+    ASSERT_TRUE(totals.has_value());
+    bool found = false;
+    for (const auto& p : totals->paths) {
+        found = found || (p.connection_id == dc->id && p.path_id == 3);
+    }
+    EXPECT_TRUE(found) << "path 3 of connection " << dc->id << " in kwikd's counters";
+    resume();
+
+    KCPMessage h;
+    h.mutable_health_check_req()->set_sequence(1);
+    h.mutable_health_check_req()->set_connection_id(conn);
+    h.mutable_health_check_req()->set_path_id(3);
+    auto ha = c->request(h, 5s);
+    ASSERT_TRUE(ha.ok()) << ha.message();
+    EXPECT_NE(ha->health_check_resp().status(), v3::HealthCheckResponse::UNKNOWN_TARGET)
+        << ha->health_check_resp().reason();
+    EXPECT_EQ(ha->health_check_resp().components_size(), 2);
+
+    KCPMessage rm;
+    rm.mutable_remove_path()->set_connection_id(conn);
+    rm.mutable_remove_path()->set_path_id(3);
+    rm.mutable_remove_path()->set_reason("test done");
+    auto removed = c->request(rm, 10s);
+    ASSERT_TRUE(removed.ok()) << removed.message();
+    EXPECT_EQ(removed->path_status().status(), v3::PathStatusUpdate::REMOVED);
+    EXPECT_EQ(removed->path_status().reason(), "test done");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: %s <kwikd>\n", argv[0]);
+        return 2;
+    }
+    g_kwikd = argv[1];
+    return RUN_ALL_TESTS();
+}
