@@ -157,7 +157,7 @@ struct static_connection {
     std::string id; // as KCP names connections (api add_connection_body.name)
     transport::role role = transport::role::server;
     stream_endpoint endpoint = stream_endpoint::discard;
-    std::uint64_t pattern_length = 0; // endpoint = pattern: bytes per stream
+    std::uint64_t pattern_length = 0; // endpoint = pattern: the largest request answered, bytes
     std::string directory;            // endpoint = file_store: an absolute path
     std::vector<static_path> paths;
 
