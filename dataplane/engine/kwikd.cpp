@@ -568,7 +568,7 @@ int main(int argc, char** argv) {
         handler.poll(static_cast<transport::time_ns>(monotonic_ns()));
     }
     for (auto& w : ws) {
-        w->publish_counters(static_cast<transport::time_ns>(monotonic_ns()));
+        w->publish_final_counters(static_cast<transport::time_ns>(monotonic_ns()));
     }
     summary();
     // Final per-reason drops, so a run's losses are accounted for by name.

@@ -156,6 +156,9 @@ public:
     // Copies this worker's counters into its block of the shared region (if it has one): the
     // worker every publish_interval; the main lcore once more after the loop ended.
     void publish_counters(transport::time_ns now) noexcept;
+    // After the loop ended (the main lcore): the fixed part and every connection and path
+    // entry at once, since no loop publishes the table slices any more.
+    void publish_final_counters(transport::time_ns now) noexcept;
 
     // ---- observation: the worker's own thread, or the main lcore before launch / after stop ----
     const worker_counters& counters() const noexcept { return _counters; }

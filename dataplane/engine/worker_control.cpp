@@ -587,6 +587,16 @@ void worker::publish_counters(transport::time_ns now) noexcept {
     _publish_cursor = 0; // the connection tables follow, a slice per loop (poll())
 }
 
+void worker::publish_final_counters(transport::time_ns now) noexcept {
+    if (_config.counters == nullptr) {
+        return;
+    }
+    publish_counters(now);
+    while (_publish_cursor < _conns.size()) {
+        publish_slice(now);
+    }
+}
+
 // The next slice of the connection table (each entry has its own seqlock).
 void worker::publish_slice(transport::time_ns now) noexcept {
     const std::size_t limit = std::min<std::size_t>(_conns.size(), _config.counters->max_connections());
