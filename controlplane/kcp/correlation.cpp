@@ -30,7 +30,15 @@ correlation correlation_id(const KCPMessage& m) {
     case KCPMessage::kClientHello:
     case KCPMessage::kCapabilityQuery:
     case KCPMessage::kScalingRequest:
+    case KCPMessage::kServerRegistration:
+    case KCPMessage::kServerHeartbeat:
+    case KCPMessage::kServerDeregistration:
+    case KCPMessage::kOperatorRequest:
         return make(role::request, kind::message_id, id);
+    case KCPMessage::kRegistrationResponse:
+        return reply_to(m.registration_response().in_reply_to());
+    case KCPMessage::kOperatorResponse:
+        return reply_to(m.operator_response().in_reply_to());
     case KCPMessage::kServerHello:
         return reply_to(m.server_hello().in_reply_to());
     case KCPMessage::kCapabilityResponse:

@@ -159,6 +159,31 @@ std::optional<protocol_version> negotiate_version(const ClientHello& hello, std:
 
 // ---------------------------------------------------------------- key store
 
+std::optional<role> parse_role(std::string_view name) noexcept {
+    if (name == "client") {
+        return role::client;
+    }
+    if (name == "operator") {
+        return role::operator_;
+    }
+    if (name == "server") {
+        return role::server;
+    }
+    return std::nullopt;
+}
+
+std::string role_names(role_set roles) {
+    std::string out;
+    for (const auto& [r, name] : {std::pair{role::client, "client"}, std::pair{role::operator_, "operator"},
+                                  std::pair{role::server, "server"}}) {
+        if ((roles & role_bit(r)) != 0) {
+            out += out.empty() ? "" : ",";
+            out += name;
+        }
+    }
+    return out.empty() ? "none" : out;
+}
+
 bool key_entry::allows(std::string_view client_id) const {
     return client_ids.empty() || std::find(client_ids.begin(), client_ids.end(), client_id) != client_ids.end();
 }
@@ -245,8 +270,8 @@ std::optional<key_entry> read_key(const toml::table& t, const std::string& name,
     };
     for (const auto& [k, v] : t) {
         const std::string_view key = k.str();
-        if (key != "key_id" && key != "secret" && key != "client_ids" && key != "revoked") {
-            fail(&v, key, "unknown field (expected key_id, secret, client_ids, revoked)");
+        if (key != "key_id" && key != "secret" && key != "client_ids" && key != "revoked" && key != "roles") {
+            fail(&v, key, "unknown field (expected key_id, secret, client_ids, revoked, roles)");
         }
     }
     if (const toml::node* n = t.get("key_id"); n == nullptr) {
@@ -286,6 +311,25 @@ std::optional<key_entry> read_key(const toml::table& t, const std::string& name,
             fail(n, "revoked", "expected true or false");
         } else {
             e.revoked = *b;
+        }
+    }
+    if (const toml::node* n = t.get("roles"); n != nullptr) {
+        const toml::array* a = n->as_array();
+        if (a == nullptr || a->empty()) {
+            fail(n, "roles", "expected a non-empty array of \"client\", \"operator\", \"server\"");
+        } else {
+            e.roles = 0;
+            for (std::size_t i = 0; i < a->size(); ++i) {
+                const auto s = (*a)[i].value<std::string>();
+                const auto r = s ? parse_role(*s) : std::nullopt;
+                if (!r) {
+                    fail(&(*a)[i], "roles[" + std::to_string(i) + "]",
+                         "expected \"client\", \"operator\" or \"server\"" +
+                             (s ? ", got \"" + *s + "\"" : std::string()));
+                } else {
+                    e.roles |= role_bit(*r);
+                }
+            }
         }
     }
     if (!ok) {
@@ -532,6 +576,7 @@ ServerHello hello_session::accept(ServerHello reply, const ClientHello& hello, c
     accepted_hello a;
     a.client_id = hello.client_id();
     a.key_id = hello.key_id();
+    a.roles = key.roles;
     a.version = version;
     a.valid_until_ms = cfg.data_key_lifetime_ms == 0 ? 0 : now_ms + cfg.data_key_lifetime_ms;
     a.max_frames = cfg.data_key_max_frames;

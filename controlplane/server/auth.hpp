@@ -59,11 +59,25 @@ std::optional<protocol_version> negotiate_version(const kcp::v3::ClientHello& he
 
 // ---------------------------------------------------------------- key store
 
+// What a session authenticated with a key may do after its hello (docs/KCP_SERVER.md):
+//   client:   its own connection (paths, transport commands, scaling, health, discovery);
+//   operator: kwikctl's OperatorRequests on every connection and the registry;
+//   server:   registry membership (ServerRegistration, ServerHeartbeat, ServerDeregistration).
+// A bit set; a key has client only unless its entry says otherwise.
+enum class role : std::uint8_t { client = 1, operator_ = 2, server = 4 };
+using role_set = std::uint8_t;
+inline constexpr role_set role_bit(role r) noexcept { return static_cast<role_set>(r); }
+// "client", "operator", "server"; nullopt for any other name.
+std::optional<role> parse_role(std::string_view name) noexcept;
+// "client,operator" (in that order); "none" for the empty set.
+std::string role_names(role_set roles);
+
 struct key_entry {
     std::string key_id{};
     bytes32 secret{};
     std::vector<std::string> client_ids{}; // the client ids this key may authenticate; empty: any
     bool revoked = false;
+    role_set roles = role_bit(role::client);
 
     bool allows(std::string_view client_id) const;
 };
@@ -92,6 +106,7 @@ private:
 //   secret = "<64 hex digits>"              # required: the 32-byte pre-shared key
 //   client_ids = ["client-a", "client-b"]   # optional; absent or empty: any client id
 //   revoked = false                         # optional
+//   roles = ["client", "operator", "server"] # optional; absent: ["client"]; not empty
 // Every problem is reported, one a line, as "source:line: key[2].secret: what is wrong"; unknown
 // fields are errors (a misspelt `revoked` must not leave a key live). The text must be ASCII
 // (toml++ 3.3.0 misbehaves on some non-ASCII input; see dataplane/engine/config.cpp).
@@ -172,6 +187,7 @@ struct accepted_hello {
     std::string connection_id; // 32 lowercase hex digits (128 random bits)
     std::string client_id{};
     std::string key_id{};
+    role_set roles = role_bit(role::client); // the key's roles at the hello
     protocol_version version{};
     kcp::v3::AeadAlgorithm aead = kcp::v3::AEAD_AES_256_GCM;
     std::uint8_t key_phase = 0;

@@ -123,6 +123,23 @@ std::optional<KCPMessage> error_answer(const KCPMessage& m, const std::string& r
         out.mutable_scaling_response()->set_decision(v3::BandwidthScalingResponse::REJECTED);
         out.mutable_scaling_response()->set_reason(reason);
         return out;
+    case KCPMessage::kServerRegistration:
+    case KCPMessage::kServerHeartbeat:
+    case KCPMessage::kServerDeregistration: {
+        auto* r = out.mutable_registration_response();
+        r->set_in_reply_to(id);
+        r->set_server_id(m.has_server_registration() ? m.server_registration().server_id()
+                         : m.has_server_heartbeat()  ? m.server_heartbeat().server_id()
+                                                     : m.server_deregistration().server_id());
+        r->set_accepted(false);
+        r->set_error_reason(reason);
+        return out;
+    }
+    case KCPMessage::kOperatorRequest:
+        out.mutable_operator_response()->set_in_reply_to(id);
+        out.mutable_operator_response()->set_ok(false);
+        out.mutable_operator_response()->set_error(reason);
+        return out;
     default:
         return std::nullopt;
     }

@@ -12,6 +12,9 @@
 //   HealthCheckRequest      -> HealthCheckResponse UNHEALTHY with reason
 //   TransportCommand        -> TransportResponse FAILURE with error_message
 //   BandwidthScalingRequest -> BandwidthScalingResponse REJECTED with reason
+//   ServerRegistration, ServerHeartbeat, ServerDeregistration
+//                           -> ServerRegistrationResponse accepted = false with error_reason
+//   OperatorRequest         -> OperatorResponse ok = false with error
 // One-way messages and responses (PerformanceMetrics, LoadBalancingUpdate, TrafficDistributionPlan,
 // ServerHello, PathStatusUpdate, ...) have nothing to answer: before the hello the session is
 // closed without a reply; after it they are counted in ignored_messages.

@@ -105,6 +105,16 @@ std::vector<KCPMessage> answer(const KCPMessage& q) {
         r.mutable_server_discovery_resp()->set_recommendation_reason(
             "for " + q.server_discovery_req().client_id());
         break;
+    case KCPMessage::kServerRegistration:
+    case KCPMessage::kServerHeartbeat:
+    case KCPMessage::kServerDeregistration:
+        r.mutable_registration_response()->set_in_reply_to(id);
+        r.mutable_registration_response()->set_accepted(true);
+        break;
+    case KCPMessage::kOperatorRequest:
+        r.mutable_operator_response()->set_in_reply_to(id);
+        r.mutable_operator_response()->set_ok(true);
+        break;
     default:
         return {};
     }
@@ -416,6 +426,10 @@ TEST_P(kcp_conformance, every_request_type_gets_its_reply) {
         {"add_path", KCPMessage::kPathStatus},
         {"remove_path", KCPMessage::kPathStatus},
         {"server_discovery_req", KCPMessage::kServerDiscoveryResp},
+        {"server_registration", KCPMessage::kRegistrationResponse},
+        {"server_heartbeat", KCPMessage::kRegistrationResponse},
+        {"server_deregistration", KCPMessage::kRegistrationResponse},
+        {"operator_request", KCPMessage::kOperatorResponse},
     };
     int requests = 0;
     for (const auto& c : payload_cases()) {
@@ -437,8 +451,8 @@ TEST_P(kcp_conformance, every_request_type_gets_its_reply) {
         q.mutable_header()->set_message_id(server.sessions().at(0).received.back().header().message_id());
         EXPECT_TRUE(answers(correlation_id(*r), correlation_id(q)));
     }
-    EXPECT_EQ(requests, 8);
-    EXPECT_EQ(server.sessions().at(0).received.size(), 8u);
+    EXPECT_EQ(requests, 12);
+    EXPECT_EQ(server.sessions().at(0).received.size(), 12u);
 }
 
 // ---- 1000 requests from 8 threads, answered out of order -------------------------------------

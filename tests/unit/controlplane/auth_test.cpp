@@ -214,6 +214,7 @@ TEST_F(HelloTest, AcceptedWithoutTlsCarriesASaltBothSidesDeriveFrom) {
     const result<bytes32> expected = derive_data_key(sequence_from(0x00), salt, 0);
     ASSERT_TRUE(expected);
     EXPECT_EQ(s.accepted()->data_key, *expected);
+    EXPECT_EQ(s.accepted()->roles, role_bit(role::client)); // the key's roles travel with the session
     const result<bytes32> client_key = client_data_key(m, sequence_from(0x00));
     ASSERT_TRUE(client_key) << client_key.message();
     EXPECT_EQ(*client_key, *expected);
@@ -486,6 +487,19 @@ TEST(KeyStore, ParsesKeysFromTomlText) {
     EXPECT_EQ(store->find("k-nope"), nullptr);
 }
 
+TEST(KeyStore, RolesDefaultToClientAndParseEveryName) {
+    const std::string text = "[[key]]\nkey_id = \"k-plain\"\nsecret = \"" + std::string(hex_a) +
+                             "\"\n[[key]]\nkey_id = \"k-ops\"\nsecret = \"" + std::string(hex_a) +
+                             "\"\nroles = [\"operator\", \"server\"]\n";
+    const result<key_store> store = parse_key_store(text, "keys.toml");
+    ASSERT_TRUE(store) << store.message();
+    EXPECT_EQ(store->find("k-plain")->roles, role_bit(role::client));
+    EXPECT_EQ(store->find("k-ops")->roles, role_bit(role::operator_) | role_bit(role::server));
+    EXPECT_EQ(role_names(store->find("k-ops")->roles), "operator,server");
+    EXPECT_EQ(role_names(0), "none");
+    EXPECT_EQ(parse_role("Operator"), std::nullopt);
+}
+
 TEST(KeyStore, ReadsANestedSection) {
     const std::string text = "[auth]\nchallenge_lifetime_ms = 5000\n\n[[auth.key]]\nkey_id = \"k\"\nsecret = \"" +
                              std::string(hex_a) + "\"\n";
@@ -514,13 +528,19 @@ TEST(KeyStore, ErrorsNameTheFieldAndLine) {
         {"secret not a string", "[[key]]\nkey_id = \"k\"\nsecret = 12\n",
          "keys.toml:3: key[0].secret: expected a string of 64 hex digits (32 bytes)"},
         {"misspelt field", "[[key]]\nkey_id = \"k\"\n" + secret + "revokd = true\n",
-         "keys.toml:4: key[0].revokd: unknown field (expected key_id, secret, client_ids, revoked)"},
+         "keys.toml:4: key[0].revokd: unknown field (expected key_id, secret, client_ids, revoked, roles)"},
         {"revoked not a boolean", "[[key]]\nkey_id = \"k\"\n" + secret + "revoked = \"yes\"\n",
          "keys.toml:4: key[0].revoked: expected true or false"},
         {"client ids not an array", "[[key]]\nkey_id = \"k\"\n" + secret + "client_ids = \"a\"\n",
          "keys.toml:4: key[0].client_ids: expected an array of strings"},
         {"empty client id", "[[key]]\nkey_id = \"k\"\n" + secret + "client_ids = [\"a\", \"\"]\n",
          "keys.toml:4: key[0].client_ids[1]: expected a non-empty string"},
+        {"roles not an array", "[[key]]\nkey_id = \"k\"\n" + secret + "roles = \"operator\"\n",
+         "keys.toml:4: key[0].roles: expected a non-empty array of \"client\", \"operator\", \"server\""},
+        {"roles empty", "[[key]]\nkey_id = \"k\"\n" + secret + "roles = []\n",
+         "keys.toml:4: key[0].roles: expected a non-empty array of \"client\", \"operator\", \"server\""},
+        {"unknown role", "[[key]]\nkey_id = \"k\"\n" + secret + "roles = [\"client\", \"admin\"]\n",
+         "keys.toml:4: key[0].roles[1]: expected \"client\", \"operator\" or \"server\", got \"admin\""},
         {"duplicate key id", "[[key]]\nkey_id = \"k\"\n" + secret + "[[key]]\nkey_id = \"k\"\n" + secret,
          "keys.toml:5: key[1].key_id: \"k\" is already the key_id of key[0]"},
         {"two problems, both reported", "[[key]]\nkey_id = \"\"\n" + secret + "[[key]]\nkey_id = \"j\"\n",

@@ -198,6 +198,45 @@ std::vector<message_case> round_trip_cases() {
                                        [](HealthCheckResponse& m) { fill_with_server_target(m); }),
         make_case<LoadBalancingUpdate>("LoadBalancingUpdate"),
         make_case<TrafficDistributionPlan>("TrafficDistributionPlan"),
+        make_case<ServerRegistration>("ServerRegistration"),
+        make_case<ServerHeartbeat>("ServerHeartbeat"),
+        make_case<ServerDeregistration>("ServerDeregistration"),
+        make_case<ServerRegistrationResponse>("ServerRegistrationResponse"),
+        make_case<OperatorRequest::Show>("OperatorRequest_Show"),
+        make_case<OperatorRequest::PathChange>("OperatorRequest_PathChange"),
+        make_case<OperatorRequest::Scale>("OperatorRequest_Scale"),
+        make_case<OperatorRequest::Qos>("OperatorRequest_Qos"),
+        make_case<OperatorRequest::Scheduler>("OperatorRequest_Scheduler"),
+        make_case<OperatorRequest::Weights>("OperatorRequest_Weights"),
+        make_case<OperatorRequest::Health>("OperatorRequest_Health"),
+        make_case<OperatorRequest>("OperatorRequest_show",
+                                   [](OperatorRequest& m) { fill(*m.mutable_show()); }),
+        make_case<OperatorRequest>("OperatorRequest_add_path",
+                                   [](OperatorRequest& m) { fill(*m.mutable_add_path()); }),
+        make_case<OperatorRequest>("OperatorRequest_remove_path",
+                                   [](OperatorRequest& m) { fill(*m.mutable_remove_path()); }),
+        make_case<OperatorRequest>("OperatorRequest_scale",
+                                   [](OperatorRequest& m) { fill(*m.mutable_scale()); }),
+        make_case<OperatorRequest>("OperatorRequest_set_qos",
+                                   [](OperatorRequest& m) { fill(*m.mutable_set_qos()); }),
+        make_case<OperatorRequest>("OperatorRequest_set_scheduler",
+                                   [](OperatorRequest& m) { fill(*m.mutable_set_scheduler()); }),
+        make_case<OperatorRequest>("OperatorRequest_set_weights",
+                                   [](OperatorRequest& m) { fill(*m.mutable_set_weights()); }),
+        make_case<OperatorRequest>("OperatorRequest_health",
+                                   [](OperatorRequest& m) { fill(*m.mutable_health()); }),
+        make_case<OperatorRequest>("OperatorRequest_register_server",
+                                   [](OperatorRequest& m) { fill(*m.mutable_register_server()); }),
+        make_case<OperatorRequest>("OperatorRequest_remove_server",
+                                   [](OperatorRequest& m) { fill(*m.mutable_remove_server()); }),
+        make_case<TableValue>("TableValue_text"),
+        make_case<TableValue>("TableValue_unsigned", [](TableValue& m) { m.set_unsigned_value(7); }),
+        make_case<TableValue>("TableValue_signed", [](TableValue& m) { m.set_signed_value(-7); }),
+        make_case<TableValue>("TableValue_real", [](TableValue& m) { m.set_real(0.5); }),
+        make_case<TableValue>("TableValue_flag", [](TableValue& m) { m.set_flag(true); }),
+        make_case<Table::Row>("Table_Row"),
+        make_case<Table>("Table"),
+        make_case<OperatorResponse>("OperatorResponse"),
     };
     for (const payload_case& p : payload_cases()) {
         cases.push_back({"KCPMessage_" + p.name, [p]() -> std::unique_ptr<Message> {
@@ -271,8 +310,8 @@ TEST(kcp_round_trip_coverage, every_message_type_and_oneof_member) {
         EXPECT_TRUE(covered_members.count(name) == 1) << "no round-trip case sets " << name;
     }
     EXPECT_EQ(covered_types, declared_types);
-    // 23 top-level and 13 nested messages (map entries excluded).
-    EXPECT_EQ(declared_types.size(), 36u);
+    // 31 top-level and 21 nested messages (map entries excluded).
+    EXPECT_EQ(declared_types.size(), 52u);
 }
 
 // ---- KCPMessage oneof dispatch ---------------------------------------------------------------
@@ -579,11 +618,23 @@ TEST(kcp_schema, seed_messages_have_no_fields_beyond_the_seed) {
         ++counts[s.message];
     }
     EXPECT_EQ(counts.size(), 17u); // messages the design spells out, nested ones included
+    // KCPMessage's payload also holds the members designed beyond the seed (PROTOCOL.md 11.7),
+    // all numbered from 80 so that the seed's ranges stay free for it.
+    const std::map<std::string, int> designed_members{
+        {"server_registration", 80}, {"server_heartbeat", 81}, {"server_deregistration", 82},
+        {"registration_response", 83}, {"operator_request", 90}, {"operator_response", 91},
+    };
+    for (const auto& [name, number] : designed_members) {
+        const FieldDescriptor* f = KCPMessage::descriptor()->FindFieldByName(name);
+        ASSERT_NE(f, nullptr) << name;
+        EXPECT_EQ(f->number(), number) << name;
+    }
     for (const auto& [name, count] : counts) {
         SCOPED_TRACE(name);
         const Descriptor* d = find_message(name);
         ASSERT_NE(d, nullptr);
-        EXPECT_EQ(d->field_count(), count);
+        const int designed = name == "KCPMessage" ? static_cast<int>(designed_members.size()) : 0;
+        EXPECT_EQ(d->field_count(), count + designed);
     }
 }
 
@@ -592,7 +643,7 @@ TEST(kcp_schema, kcp_message_payload_oneof_holds_every_member_but_header) {
     ASSERT_EQ(d->real_oneof_decl_count(), 1);
     const auto* payload = d->oneof_decl(0);
     EXPECT_EQ(payload->name(), "payload");
-    EXPECT_EQ(payload->field_count(), 18);
+    EXPECT_EQ(payload->field_count(), 24); // 18 of the seed, 6 designed (PROTOCOL.md 11.7)
     EXPECT_EQ(d->FindFieldByName("header")->containing_oneof(), nullptr);
     for (int i = 0; i < d->field_count(); ++i) {
         const FieldDescriptor* f = d->field(i);

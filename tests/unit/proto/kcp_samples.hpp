@@ -359,6 +359,109 @@ inline void fill(TrafficDistributionPlan& m) {
     m.set_valid_until_ms(1'700'000'060'000ull);
 }
 
+inline void fill(ServerRegistration& m) {
+    m.set_server_id("srv-fra-1");
+    fill(*m.mutable_server());
+    m.set_packet_loss_rate(0.002f);
+    fill(*m.add_supported_versions());
+    m.add_aead_algorithms(AEAD_AES_256_GCM);
+    m.set_max_paths_per_connection(16);
+}
+
+inline void fill(ServerHeartbeat& m) {
+    m.set_server_id("srv-fra-1");
+    m.set_available_bandwidth_mbps(8500);
+    m.set_current_load_percent(47);
+    m.set_latency_ms(12);
+    m.set_packet_loss_rate(0.001f);
+    fill(*m.mutable_metrics());
+}
+
+inline void fill(ServerDeregistration& m) {
+    m.set_server_id("srv-fra-1");
+    m.set_reason("maintenance");
+}
+
+inline void fill(ServerRegistrationResponse& m) {
+    m.set_in_reply_to(77);
+    m.set_server_id("srv-fra-1");
+    m.set_accepted(true);
+    m.set_error_reason("not an error, but every field is set");
+    m.set_heartbeat_interval_ms(10'000);
+    m.set_expires_at_ms(1'700'000'030'000ull);
+}
+
+inline void fill(OperatorRequest::Show& m) {
+    m.set_view(OperatorRequest::PATHS);
+    m.set_connection("0123456789abcdef0123456789abcdef");
+}
+
+inline void fill(OperatorRequest::PathChange& m) {
+    m.set_connection("0123456789abcdef0123456789abcdef");
+    m.set_path_id(3);
+    fill(*m.mutable_path());
+    m.set_weight(2.5f);
+    m.set_standby(true);
+    m.set_max_bandwidth_mbps(400);
+    m.set_drain_timeout_ms(250);
+}
+
+inline void fill(OperatorRequest::Scale& m) {
+    m.set_connection("7");
+    m.set_target_bandwidth_mbps(2000);
+    fill(*m.mutable_policy());
+}
+
+inline void fill(OperatorRequest::Qos& m) {
+    m.set_connection("7");
+    m.set_stream_id(12);
+    m.set_priority(2);
+    m.set_min_bandwidth_mbps(50);
+    m.set_max_bandwidth_mbps(500);
+}
+
+inline void fill(OperatorRequest::Scheduler& m) {
+    m.set_connection("7");
+    m.set_strategy(TrafficDistributionPlan::MIN_RTT);
+}
+
+inline void fill(OperatorRequest::Weights& m) {
+    m.set_connection("7");
+    (*m.mutable_path_weights())[1] = 3.0f;
+    (*m.mutable_path_weights())[2] = 1.0f;
+}
+
+inline void fill(OperatorRequest::Health& m) {
+    m.set_connection("7");
+    m.set_path_id(2);
+}
+
+inline void fill(TableValue& m) { m.set_text("up"); }
+
+inline void fill(Table::Row& m) {
+    m.add_values()->set_text("up");
+    m.add_values()->set_unsigned_value(18'446'744'073'709'551'615ull);
+    m.add_values()->set_signed_value(-5);
+    m.add_values()->set_real(0.25);
+    m.add_values()->set_flag(true);
+}
+
+inline void fill(Table& m) {
+    m.set_name("paths");
+    for (const char* c : {"status", "rx_packets", "delta", "loss_rate", "standby"}) {
+        m.add_columns(c);
+    }
+    fill(*m.add_rows());
+}
+
+inline void fill(OperatorResponse& m) {
+    m.set_in_reply_to(9);
+    m.set_ok(true);
+    m.set_error("not an error, but every field is set");
+    fill(*m.add_tables());
+    m.set_detail("path 3 added to connection 7");
+}
+
 // One KCPMessage per payload case: header plus that payload, every field set.
 struct payload_case {
     std::string name;
@@ -403,6 +506,18 @@ inline std::vector<payload_case> payload_cases() {
          [](KCPMessage& m) { fill(*m.mutable_load_balancing()); }},
         {"traffic_plan", KCPMessage::kTrafficPlan,
          [](KCPMessage& m) { fill(*m.mutable_traffic_plan()); }},
+        {"server_registration", KCPMessage::kServerRegistration,
+         [](KCPMessage& m) { fill(*m.mutable_server_registration()); }},
+        {"server_heartbeat", KCPMessage::kServerHeartbeat,
+         [](KCPMessage& m) { fill(*m.mutable_server_heartbeat()); }},
+        {"server_deregistration", KCPMessage::kServerDeregistration,
+         [](KCPMessage& m) { fill(*m.mutable_server_deregistration()); }},
+        {"registration_response", KCPMessage::kRegistrationResponse,
+         [](KCPMessage& m) { fill(*m.mutable_registration_response()); }},
+        {"operator_request", KCPMessage::kOperatorRequest,
+         [](KCPMessage& m) { fill(*m.mutable_operator_request()->mutable_show()); }},
+        {"operator_response", KCPMessage::kOperatorResponse,
+         [](KCPMessage& m) { fill(*m.mutable_operator_response()); }},
     };
 }
 

@@ -41,6 +41,12 @@ const std::map<std::string, correlation>& expected() {
         {"performance_metrics", {}},
         {"load_balancing", {}},
         {"traffic_plan", {}},
+        {"server_registration", {role::request, kind::message_id, sample_id, ""}},
+        {"server_heartbeat", {role::request, kind::message_id, sample_id, ""}},
+        {"server_deregistration", {role::request, kind::message_id, sample_id, ""}},
+        {"registration_response", {role::reply, kind::message_id, 77, ""}},
+        {"operator_request", {role::request, kind::message_id, sample_id, ""}},
+        {"operator_response", {role::reply, kind::message_id, 9, ""}},
     };
     return table;
 }

@@ -112,7 +112,7 @@ TEST(kcp_framing, append_frame_appends) {
 TEST(kcp_framing, every_payload_type_round_trips) {
     std::string stream;
     const auto cases = payload_cases();
-    ASSERT_EQ(cases.size(), 18u);
+    ASSERT_EQ(cases.size(), 24u);
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);
         const KCPMessage m = make_kcp_message(c);
@@ -192,8 +192,8 @@ std::string frame_of(const std::string& payload) {
 }
 
 std::vector<rejection_case> rejection_cases() {
-    // A header-only message followed by field 80 (unknown here: a future payload type).
-    const std::string future = header_only().SerializeAsString() + bytes({0x82, 0x05, 0x00});
+    // A header-only message followed by field 200 (unknown here: a future payload type).
+    const std::string future = header_only().SerializeAsString() + bytes({0xC2, 0x0C, 0x00});
     // ClientHello.client_id = "\xff": not UTF-8.
     std::string bad_utf8 = header_only().SerializeAsString() + bytes({0x52, 0x03, 0x0A, 0x01, 0xFF});
     return {
@@ -221,7 +221,7 @@ std::vector<rejection_case> rejection_cases() {
         {"header but no payload", encode(header_only()), frame_error::payload_missing,
          "no payload set"},
         {"only a payload type this build lacks", frame_of(future), frame_error::payload_missing,
-         "no payload set (unknown fields 80)"},
+         "no payload set (unknown fields 200)"},
         {"payload without header", encode(headerless()), frame_error::header_missing,
          "a health_check_req message without its header"},
         {"the second frame is bad", encode(sample()) + bytes({0x00}), frame_error::length_zero,

@@ -67,6 +67,32 @@ TEST(kwik_cp_error_answer, each_request_gets_its_response_type) {
     EXPECT_EQ(a->scaling_response().in_reply_to(), 7u);
     EXPECT_EQ(a->scaling_response().decision(), v3::BandwidthScalingResponse::REJECTED);
     EXPECT_EQ(a->scaling_response().reason(), why);
+
+    m.mutable_server_registration()->set_server_id("srv-a");
+    a = cp::error_answer(m, why);
+    ASSERT_TRUE(a && a->has_registration_response());
+    EXPECT_EQ(a->registration_response().in_reply_to(), 7u);
+    EXPECT_EQ(a->registration_response().server_id(), "srv-a");
+    EXPECT_FALSE(a->registration_response().accepted());
+    EXPECT_EQ(a->registration_response().error_reason(), why);
+
+    m.mutable_server_heartbeat()->set_server_id("srv-b");
+    a = cp::error_answer(m, why);
+    ASSERT_TRUE(a && a->has_registration_response());
+    EXPECT_EQ(a->registration_response().server_id(), "srv-b");
+
+    m.mutable_server_deregistration()->set_server_id("srv-c");
+    a = cp::error_answer(m, why);
+    ASSERT_TRUE(a && a->has_registration_response());
+    EXPECT_EQ(a->registration_response().server_id(), "srv-c");
+    EXPECT_FALSE(a->registration_response().accepted());
+
+    m.mutable_operator_request()->mutable_show()->set_view(v3::OperatorRequest::PATHS);
+    a = cp::error_answer(m, why);
+    ASSERT_TRUE(a && a->has_operator_response());
+    EXPECT_EQ(a->operator_response().in_reply_to(), 7u);
+    EXPECT_FALSE(a->operator_response().ok());
+    EXPECT_EQ(a->operator_response().error(), why);
 }
 
 TEST(kwik_cp_error_answer, one_way_messages_and_responses_get_none) {
@@ -77,6 +103,10 @@ TEST(kwik_cp_error_answer, one_way_messages_and_responses_get_none) {
     m.mutable_load_balancing();
     EXPECT_FALSE(cp::error_answer(m, "x"));
     m.mutable_traffic_plan();
+    EXPECT_FALSE(cp::error_answer(m, "x"));
+    m.mutable_registration_response();
+    EXPECT_FALSE(cp::error_answer(m, "x"));
+    m.mutable_operator_response();
     EXPECT_FALSE(cp::error_answer(m, "x"));
     m.mutable_path_status();
     EXPECT_FALSE(cp::error_answer(m, "x"));
