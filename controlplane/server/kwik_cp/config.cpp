@@ -1,6 +1,9 @@
 // kwik-cp's configuration file; see config.hpp.
 #include "controlplane/server/kwik_cp/config.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -119,6 +122,8 @@ upstream_config parse_upstream(const toml::table& t, problems& p) {
             p.add(t.get("address"), "upstream.address", ok.message().substr(std::string_view("upstream.address: ").size()));
         } else if (port == 0) {
             p.add(t.get("address"), "upstream.address", "\"" + *address + "\" has port 0");
+        } else if (in6_addr a{}; ::inet_pton(AF_INET, host.c_str(), &a) != 1 && ::inet_pton(AF_INET6, host.c_str(), &a) != 1) {
+            p.add(t.get("address"), "upstream.address", "\"" + host + "\" is not a numeric IPv4 or IPv6 address");
         }
         u.address = *address;
     } else {
