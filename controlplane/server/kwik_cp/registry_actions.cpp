@@ -5,7 +5,8 @@
 // Who may name which server_id: a session whose key has the operator role, any server but this
 // kwik-cp's own registration. A session with the server role (and not operator): the server_id
 // equal to its hello's client_id, or the one it registered first on this session (which no other
-// live session holds); heartbeats and deregistrations name one of those two.
+// open session holds, as its registration or as its client_id); heartbeats and deregistrations
+// name one of those two.
 #include <algorithm>
 #include <string>
 
@@ -96,7 +97,7 @@ std::string server_may_name(const std::string& server_id, const accepted_hello& 
         why += " or \"" + registered + "\", registered on this session";
     }
     if (registering && held_elsewhere) {
-        why += "; another session registered it";
+        why += "; another open session holds it";
     }
     return why + ")";
 }
@@ -116,8 +117,12 @@ void control_server::on_server_registration(session& s, const KCPMessage& m, clo
     } else {
         std::string why;
         if (!as_operator) {
+            // Another open session's: registered there, or its own server id (its client_id).
             const bool held_elsewhere = std::any_of(_sessions.begin(), _sessions.end(), [&](const auto& other) {
-                return other.second.get() != &s && other.second->registered_server_id == q.server_id();
+                const auto& o = *other.second;
+                return &o != &s && (o.registered_server_id == q.server_id() ||
+                                    (o.hello.accepted() && has_role(*o.hello.accepted(), role::server) &&
+                                     o.hello.accepted()->client_id == q.server_id()));
             });
             why = server_may_name(q.server_id(), a, s.registered_server_id, true, held_elsewhere,
                                   "server_registration");

@@ -269,13 +269,14 @@ void upstream_registration::step(clock_sample now) {
                 fail(_config.address + " did not answer within " + std::to_string(_config.answer_timeout.count()) +
                          " ms (" + std::string(to_string(_state)) + ")",
                      now);
-            } else {
-                watch(_channel->fd(), EPOLLIN | (_channel->wants_write() ? EPOLLOUT : 0u));
             }
         }
     }
     if (_state == state::waiting && now.steady >= _next_attempt) {
         start_connect(now);
+    }
+    if (_channel && !_channel->closed()) { // also a channel made just now by finish_connect()
+        watch(_channel->fd(), EPOLLIN | (_channel->wants_write() ? EPOLLOUT : 0u));
     }
 }
 

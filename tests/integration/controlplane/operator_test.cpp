@@ -542,6 +542,13 @@ TEST_F(operator_test, registration_heartbeat_expiry_and_deregistration) {
     EXPECT_FALSE(third.accepted());
     EXPECT_EQ(third.error_reason().rfind("server_registration.server_id: \"edge-9c\" is not this session's server", 0), 0u)
         << third.error_reason();
+    auto other = session("edge-8", "server-key", server_key);
+    ASSERT_TRUE(other);
+    const auto taken = registry_request(*other, registration("edge-9", "192.0.2.12:7708"));
+    EXPECT_FALSE(taken.accepted());
+    EXPECT_NE(taken.error_reason().find("another open session holds it"), std::string::npos) << taken.error_reason();
+    const auto taken_b = registry_request(*other, registration("edge-9b", "192.0.2.12:7708"));
+    EXPECT_FALSE(taken_b.accepted()) << "edge-9b is the first session's registration";
     const auto bad = registry_request(*srv, registration("edge-9", ""));
     EXPECT_FALSE(bad.accepted());
     EXPECT_EQ(bad.error_reason(), "server_registration.server.address: missing");
