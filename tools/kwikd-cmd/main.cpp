@@ -16,8 +16,10 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +28,7 @@
 #include "dataplane/api/commands.hpp"
 #include "dataplane/api/counters.hpp"
 #include "dataplane/api/shm_region.hpp"
+#include "tools/common/hex_key.hpp"
 
 namespace {
 
@@ -320,34 +323,6 @@ json counters_json(const api::shm_region& region, std::uint64_t only_connection)
     return j;
 }
 
-// 64 hex digits (either case) into a 32-byte key.
-bool parse_hex_key(std::string_view text, std::uint8_t (&out)[api::aead_key_size]) {
-    if (text.size() != 2 * api::aead_key_size) {
-        return false;
-    }
-    auto nibble = [](char ch) -> int {
-        if (ch >= '0' && ch <= '9') {
-            return ch - '0';
-        }
-        if (ch >= 'a' && ch <= 'f') {
-            return ch - 'a' + 10;
-        }
-        if (ch >= 'A' && ch <= 'F') {
-            return ch - 'A' + 10;
-        }
-        return -1;
-    };
-    for (std::size_t i = 0; i < api::aead_key_size; ++i) {
-        const int hi = nibble(text[2 * i]);
-        const int lo = nibble(text[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            return false;
-        }
-        out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
-    }
-    return true;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -580,11 +555,14 @@ int main(int argc, char** argv) {
     } else if (set_win->parsed()) {
         c = api::make_set_windows(conn_id, scopes.at(scope), stream_id, window);
     } else if (set_keys->parsed()) {
-        std::uint8_t key[api::aead_key_size]{};
-        if (!parse_hex_key(key_hex, key)) {
+        std::optional<std::array<std::uint8_t, api::aead_key_size>> parsed = tools::parse_key_hex(key_hex);
+        if (!parsed) {
             std::fprintf(stderr, "kwikd-cmd: --key: not %zu hex digits\n", 2 * api::aead_key_size);
             return 1;
         }
+        std::uint8_t key[api::aead_key_size];
+        std::memcpy(key, parsed->data(), sizeof key);
+        OPENSSL_cleanse(parsed->data(), parsed->size());
         c = api::make_set_connection_keys(conn_id, static_cast<std::uint8_t>(key_phase), key, valid_until_ms, max_frames,
                                           require_encryption);
         OPENSSL_cleanse(key, sizeof key);
