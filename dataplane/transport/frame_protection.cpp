@@ -1,6 +1,8 @@
 // AES-256-GCM for ENCRYPTED frames through OpenSSL's EVP interface. Each phase keys two cipher
 // contexts (seal, open) once at install(); per frame only the IV is set (EVP_*Init_ex with a
-// null cipher and key keeps the key schedule), so the packet path allocates nothing.
+// null cipher and key keeps the key schedule), so the packet path allocates nothing. Cost:
+// about 540 ns to seal or open the frame of a 1400-byte datagram on a 2.3 GHz Xeon with AES-NI
+// (perf/RESULTS.md 8).
 #include "dataplane/transport/frame_protection.hpp"
 
 #include <openssl/crypto.h>
