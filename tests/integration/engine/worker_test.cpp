@@ -230,6 +230,26 @@ TEST_F(worker_pcap, file_store_receives_every_stream_exactly) {
 }
 
 
+// Every stream of a manifest on disk in dir/c<connection>-s<stream>.bin with its size and CRC32C.
+std::size_t check_store(const fs::path& manifest_file, const fs::path& dir, std::uint32_t connection) {
+    std::ifstream mf(manifest_file);
+    const nlohmann::json manifest = nlohmann::json::parse(mf);
+    std::size_t good = 0;
+    for (const auto& s : manifest["streams"]) {
+        const fs::path file = dir / ("c" + std::to_string(connection) + "-s" +
+                                     std::to_string(s["stream_id"].get<std::uint64_t>()) + ".bin");
+        std::ifstream in(file, std::ios::binary);
+        const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        char crc[16];
+        std::snprintf(crc, sizeof crc, "0x%08x", kdp::crc32c(bytes.data(), bytes.size()));
+        const bool ok = fs::exists(file) && bytes.size() == s["final_size"].get<std::uint64_t>() &&
+                        crc == s["crc32c"].get<std::string>();
+        EXPECT_TRUE(ok) << file;
+        good += ok ? 1 : 0;
+    }
+    return good;
+}
+
 // ENCRYPTED frames on net_pcap: kwik-pcapgen --encrypt-key traffic (loss, reordering,
 // duplication, corruption) into a file-store connection whose key arrives as a
 // set_connection_keys worker_command on the worker's mailbox, as kwikd's main lcore posts it.
@@ -254,10 +274,13 @@ TEST_F(worker_pcap, encrypted_streams_with_a_key_from_the_mailbox_are_stored_exa
     ASSERT_TRUE(mailbox.post(keys));
     transport::time_ns now = 1'000'000'000;
     w->apply_commands_now(now);
-    worker_reply reply{};
-    ASSERT_EQ(mailbox.take_replies(&reply, 1), 1u);
-    EXPECT_EQ(reply.token, 77u);
-    EXPECT_EQ(reply.ev.command_result.status, api::result_status::ok) << api::get_text(reply.ev.command_result.reason);
+    // The answer among the replies (the worker also raises path_up events of its own).
+    std::array<worker_reply, 16> replies{};
+    const unsigned n = mailbox.take_replies(replies.data(), static_cast<unsigned>(replies.size()));
+    const auto answer = std::find_if(replies.begin(), replies.begin() + n, [](const worker_reply& r) { return r.token == 77; });
+    ASSERT_NE(answer, replies.begin() + n) << "set_connection_keys answered";
+    EXPECT_EQ(answer->ev.header.type, api::message_type::command_result);
+    EXPECT_EQ(answer->ev.command_result.status, api::result_status::ok) << api::get_text(answer->ev.command_result.reason);
     EXPECT_EQ(w->connection_of(0)->key_phase(), 9);
 
     paths->register_worker(0);
@@ -281,26 +304,6 @@ TEST_F(worker_pcap, encrypted_streams_with_a_key_from_the_mailbox_are_stored_exa
     w.reset();
     ASSERT_TRUE(rig.port->close().ok());
     free_mailbox(mailbox);
-}
-
-// Every stream of a manifest on disk in dir/c<connection>-s<stream>.bin with its size and CRC32C.
-std::size_t check_store(const fs::path& manifest_file, const fs::path& dir, std::uint32_t connection) {
-    std::ifstream mf(manifest_file);
-    const nlohmann::json manifest = nlohmann::json::parse(mf);
-    std::size_t good = 0;
-    for (const auto& s : manifest["streams"]) {
-        const fs::path file = dir / ("c" + std::to_string(connection) + "-s" +
-                                     std::to_string(s["stream_id"].get<std::uint64_t>()) + ".bin");
-        std::ifstream in(file, std::ios::binary);
-        const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        char crc[16];
-        std::snprintf(crc, sizeof crc, "0x%08x", kdp::crc32c(bytes.data(), bytes.size()));
-        const bool ok = fs::exists(file) && bytes.size() == s["final_size"].get<std::uint64_t>() &&
-                        crc == s["crc32c"].get<std::string>();
-        EXPECT_TRUE(ok) << file;
-        good += ok ? 1 : 0;
-    }
-    return good;
 }
 
 // Two workers, one port with two queues (a ring link standing in for a NIC without rte_flow):

@@ -380,8 +380,13 @@ protected:
         ASSERT_TRUE(client().finish(id));
     }
 
+    // Until the server holds all of data, or the limit.
     bool run(time_ns limit) {
-        while (now < limit && ends[1].received.size() < data.size()) {
+        return run_until([&] { return ends[1].received.size() >= data.size(); }, limit);
+    }
+
+    template <class Done> bool run_until(Done done, time_ns limit) {
+        while (now < limit && !done()) {
             now += 100 * us;
             for (int from = 0; from < 2; ++from) {
                 auto& q = queues[from];
@@ -397,7 +402,7 @@ protected:
             client().flush(now);
             server().flush(now);
         }
-        return ends[1].received.size() == data.size();
+        return done();
     }
 
     void transmit(int from, std::span<const std::uint8_t> b) {
@@ -503,6 +508,39 @@ TEST_F(pair_fixture, rekeying_moves_to_the_next_phase) {
     EXPECT_GT(by_phase[1], 0u);
     EXPECT_EQ(client().key_phase(), 1);
     EXPECT_EQ(server().key_phase(), 1);
+}
+
+// The server was not told to encrypt: it does once the client's ENCRYPTED frames verify, so what
+// an echo or pattern endpoint sends back is sealed too, under the server's nonce prefix.
+TEST_F(pair_fixture, the_server_encrypts_once_the_client_does) {
+    start();
+    data.resize(5000);
+    ASSERT_EQ(client().install_key(make_key(0, 0x77)), key_install::installed);
+    ASSERT_EQ(server().install_key(make_key(0, 0x77)), key_install::installed);
+    client().set_require_encryption(true);
+    EXPECT_FALSE(server().encrypting());
+    send_all(false);
+    ASSERT_TRUE(run(5 * sec));
+    EXPECT_TRUE(server().encrypting());
+    const stream_id back = server().open_stream({});
+    ASSERT_NE(back, 0u);
+    const std::string answer(20000, 'a');
+    heap_buffer* b = heap_buffer::make(answer.size());
+    std::memcpy(b->data(), answer.data(), answer.size());
+    ASSERT_TRUE(server().write(back, {b->data(), static_cast<std::uint32_t>(answer.size()), b}));
+    heap_buffer_release(b);
+    ASSERT_TRUE(server().finish(back));
+    ASSERT_TRUE(run_until([&] { return ends[0].received.size() >= answer.size(); }, 10 * sec));
+    EXPECT_EQ(ends[0].received, answer);
+    std::uint64_t from_server = 0;
+    for (const wire_frame& w : frames) {
+        if (w.from == 1) {
+            ++from_server;
+            EXPECT_NE(w.flags & kdp::frame_flag::encrypted, 0);
+            EXPECT_EQ(w.nonce[1], 'S') << "the server's prefix KSRV";
+        }
+    }
+    EXPECT_GT(from_server, 10u);
 }
 
 // Without keys, encryption required holds data back (counted) until a key arrives.
