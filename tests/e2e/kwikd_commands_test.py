@@ -300,7 +300,8 @@ try:
     check(rc == 2 and "already_exists" in err and "set_connection_keys.key_phase" in err,
           "another key for the current phase is refused, the field named: " + err)
     rc, lines, err = cmd("set-keys", "--connection", "7", "--phase", "3", "--key", "00" * 32)
-    check(rc == 2 and "set_connection_keys.key: all zero" in err, "an all-zero key is refused: " + err)
+    check(rc == 1 and "set_connection_keys.key: all zero" in err,
+          "an all-zero key is refused before it is sent (a bad argument): " + err)
 
     rc, lines, err = cmd("list")
     infos = [l for l in lines if l["type"] in ("connection_info", "path_info")]
