@@ -31,6 +31,8 @@ std::string_view to_string(message_type t) noexcept {
         return "set_qos";
     case message_type::set_windows:
         return "set_windows";
+    case message_type::set_connection_keys:
+        return "set_connection_keys";
     case message_type::request_counters:
         return "request_counters";
     case message_type::command_result:
@@ -197,6 +199,21 @@ command make_list_state() noexcept {
     return make_command(message_type::list_state);
 }
 
+command make_set_connection_keys(std::uint64_t connection_id, std::uint8_t key_phase,
+                                 const std::uint8_t (&key)[aead_key_size], std::uint64_t valid_until_unix_ms,
+                                 std::uint64_t max_frames, bool require_encryption) noexcept {
+    command c = make_command(message_type::set_connection_keys);
+    set_connection_keys_body& b = c.set_connection_keys;
+    b.connection_id = connection_id;
+    std::memcpy(b.key, key, aead_key_size);
+    b.valid_until_unix_ms = valid_until_unix_ms;
+    b.max_frames = max_frames;
+    b.key_phase = key_phase;
+    b.aead = aead_algorithm::aes_256_gcm;
+    b.require_encryption = require_encryption ? 1 : 0;
+    return c;
+}
+
 std::uint64_t connection_of(const command& c) noexcept {
     switch (c.header.type) {
     case message_type::add_connection:
@@ -215,6 +232,8 @@ std::uint64_t connection_of(const command& c) noexcept {
         return c.set_qos.connection_id;
     case message_type::set_windows:
         return c.set_windows.connection_id;
+    case message_type::set_connection_keys:
+        return c.set_connection_keys.connection_id;
     default:
         return 0;
     }
@@ -592,6 +611,25 @@ validation check_command_body(const command& c) noexcept {
         }
         return check_tail(c, b, "set_windows");
     }
+    case message_type::set_connection_keys: {
+        const set_connection_keys_body& b = c.set_connection_keys;
+        KWIK_CHECK(check_connection_id(b.connection_id, "set_connection_keys"));
+        if (all_zero(b.key, sizeof(b.key))) {
+            return validation::failure(invalid, "set_connection_keys.key: all zero (no key given)");
+        }
+        if (b.aead != aead_algorithm::aes_256_gcm) {
+            return validation::failure(invalid, "set_connection_keys.aead: %u is not AES-256-GCM (1)",
+                                       static_cast<unsigned>(b.aead));
+        }
+        if (b.require_encryption > 1) {
+            return validation::failure(invalid, "set_connection_keys.require_encryption: %u is not 0 or 1",
+                                       static_cast<unsigned>(b.require_encryption));
+        }
+        if (!all_zero(b.reserved, sizeof(b.reserved))) {
+            return validation::failure(invalid, "set_connection_keys.reserved: must be zero");
+        }
+        return check_tail(c, b, "set_connection_keys");
+    }
     case message_type::request_counters: {
         const request_counters_body& b = c.request_counters;
         if (!all_zero(b.reserved, sizeof(b.reserved))) {
@@ -681,6 +719,17 @@ validation validate(const event& e) noexcept {
         if (static_cast<std::uint8_t>(b.endpoint) > endpoint_kind_max) {
             return validation::failure(invalid, "connection_info.endpoint: %u is not defined",
                                        static_cast<unsigned>(b.endpoint));
+        }
+        if (b.live_keys > 2) {
+            return validation::failure(invalid, "connection_info.live_keys: %u is not 0..2",
+                                       static_cast<unsigned>(b.live_keys));
+        }
+        if (b.require_encryption > 1) {
+            return validation::failure(invalid, "connection_info.require_encryption: %u is not 0 or 1",
+                                       static_cast<unsigned>(b.require_encryption));
+        }
+        if (!all_zero(b.reserved, sizeof(b.reserved))) {
+            return validation::failure(invalid, "connection_info.reserved: must be zero");
         }
         return check_tail(e, b, "connection_info");
     }

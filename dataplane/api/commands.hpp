@@ -15,7 +15,8 @@ namespace kwik::api {
 // Checked twice: the region header carries it (the control process refuses to attach to a
 // kwikd speaking another version) and every message header carries it (kwikd answers a message
 // of another version with result_status::unsupported_version).
-inline constexpr std::uint16_t protocol_version = 2; // 2: list_state, connection_closed, *_info
+inline constexpr std::uint16_t protocol_version = 3; // 2: list_state, connection_closed, *_info;
+                                                     // 3: set_connection_keys, connection_info's key state
 
 inline constexpr std::size_t message_size = 256;
 inline constexpr std::size_t message_header_size = 24;
@@ -42,6 +43,7 @@ enum class message_type : std::uint16_t {
     set_windows = 8,
     request_counters = 9,
     list_state = 10, // kwikd answers with connection_info and path_info events, then the result
+    set_connection_keys = 11, // key material for ENCRYPTED frames (docs/PROTOCOL.md 5.4, 13.8)
     // events: kwikd -> control process
     command_result = 0x101,
     path_up = 0x102,
@@ -54,7 +56,7 @@ enum class message_type : std::uint16_t {
 };
 std::string_view to_string(message_type t) noexcept;
 constexpr bool is_command(message_type t) noexcept {
-    return t >= message_type::add_connection && t <= message_type::list_state;
+    return t >= message_type::add_connection && t <= message_type::set_connection_keys;
 }
 constexpr bool is_event(message_type t) noexcept {
     return t >= message_type::command_result && t <= message_type::path_info;
@@ -98,6 +100,10 @@ enum class window_scope : std::uint8_t {
 inline constexpr std::uint8_t window_scope_max = 2;
 
 enum class ip_version : std::uint8_t { v4 = 4, v6 = 6 };
+
+// KCP's AeadAlgorithm, by value (proto/kcp.proto).
+enum class aead_algorithm : std::uint8_t { aes_256_gcm = 1 };
+inline constexpr std::size_t aead_key_size = 32;
 
 // An IPv4 or IPv6 address in network byte order: IPv4 in bytes 0-3, bytes 4-15 zero.
 struct ip_address {
@@ -195,6 +201,22 @@ struct set_windows_body {
     std::uint8_t reserved[7];
 };
 
+// A key for the connection's ENCRYPTED frames, as kwik-cp's hello agreed it (DataKeyMaterial).
+// The owning worker installs it beside at most one other phase (the current key, or the next one
+// while rekeying). The key never appears in an answer, a log line or the counters region.
+struct set_connection_keys_body {
+    std::uint64_t connection_id;
+    std::uint8_t key[aead_key_size];  // the AES-256 key; not all zero
+    std::uint64_t valid_until_unix_ms; // wall clock (ms since the Unix epoch, KCP's valid_until_ms);
+                                       // 0: no limit; otherwise still in the future when applied
+    std::uint64_t max_frames;          // frames each side may seal under it; 0: no limit
+    std::uint8_t key_phase;            // the AEAD extension's Key Phase byte naming this key
+    aead_algorithm aead;               // aes_256_gcm
+    std::uint8_t require_encryption;   // 1: send only ENCRYPTED stream frames and drop plaintext
+                                       // ones; 0: encrypt once the peer does. Applies from now.
+    std::uint8_t reserved[5];
+};
+
 struct request_counters_body {
     std::uint64_t reserved[2]; // zero; kwikd answers with counters_ready
 };
@@ -277,6 +299,12 @@ struct connection_info_body {
     std::uint32_t paths;
     std::uint64_t endpoint_length;
     char endpoint_path[endpoint_path_size];
+    // set_connection_keys accepted for it (never the keys): how many phases the worker holds
+    // (0..2), the newest phase installed, and the last require_encryption (0 or 1).
+    std::uint8_t live_keys;
+    std::uint8_t key_phase;
+    std::uint8_t require_encryption;
+    std::uint8_t reserved[5];
 };
 
 struct path_info_body {
@@ -314,6 +342,7 @@ struct alignas(64) command {
         set_windows_body set_windows;
         request_counters_body request_counters;
         list_state_body list_state;
+        set_connection_keys_body set_connection_keys;
         std::uint8_t body[message_body_size];
     };
 };
@@ -346,7 +375,8 @@ static_assert(sizeof(command_result_body) == 152);
 static_assert(sizeof(path_down_body) == 152);
 static_assert(sizeof(unknown_path_body) == 64);
 static_assert(sizeof(connection_closed_body) == 144);
-static_assert(sizeof(connection_info_body) == 216);
+static_assert(sizeof(connection_info_body) == 224);
+static_assert(sizeof(set_connection_keys_body) == 64);
 static_assert(sizeof(path_info_body) == 72);
 static_assert(sizeof(add_connection_body) <= message_body_size && sizeof(set_weights_body) <= message_body_size);
 
@@ -402,6 +432,9 @@ command make_set_windows(std::uint64_t connection_id, window_scope scope, std::u
                          std::uint64_t window_bytes) noexcept;
 command make_request_counters() noexcept;
 command make_list_state() noexcept;
+command make_set_connection_keys(std::uint64_t connection_id, std::uint8_t key_phase,
+                                 const std::uint8_t (&key)[aead_key_size], std::uint64_t valid_until_unix_ms,
+                                 std::uint64_t max_frames, bool require_encryption) noexcept;
 
 // Events. make_command_result echoes the command's sequence, connection id and path id.
 event make_command_result(const command& answered, result_status status, std::string_view reason = {}) noexcept;

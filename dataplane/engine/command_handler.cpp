@@ -101,6 +101,7 @@ void command_handler::poll(transport::time_ns now) {
         const unsigned n = _config.channel->receive_burst({cmds.data(), cmds.size()});
         for (unsigned i = 0; i < n; ++i) {
             dispatch(cmds[i], now);
+            cleanse_key(cmds[i]);
         }
         taken += n;
         if (n < cmds.size()) {
@@ -184,6 +185,8 @@ void command_handler::dispatch(const api::command& c, transport::time_ns) {
         return on_connection_setting(c, worker_op::set_qos);
     case api::message_type::set_windows:
         return on_connection_setting(c, worker_op::set_windows);
+    case api::message_type::set_connection_keys:
+        return on_connection_setting(c, worker_op::set_connection_keys);
     case api::message_type::request_counters:
         return on_request_counters(c);
     case api::message_type::list_state:
@@ -401,6 +404,7 @@ void command_handler::on_connection_setting(const api::command& c, worker_op op)
     wc.op = op;
     wc.connection = r->slot;
     post(r->worker, wc);
+    cleanse_key(wc.cmd);
 }
 
 void command_handler::on_request_counters(const api::command& c) {
@@ -465,6 +469,9 @@ void command_handler::continue_listing() {
             ci.paths = static_cast<std::uint32_t>(r->paths.size());
             ci.endpoint_length = r->endpoint_length;
             api::set_text(ci.endpoint_path, r->endpoint_path);
+            ci.live_keys = r->live_keys;
+            ci.key_phase = r->key_phase;
+            ci.require_encryption = r->require_encryption ? 1 : 0;
             send(e, true);
             ++l.connections_sent;
             for (const path_record& p : r->paths) {
@@ -607,6 +614,20 @@ void command_handler::complete(const pending& p, const worker_reply& r, transpor
             }
         }
         break;
+    case api::message_type::set_connection_keys:
+        if (connection_record* rec = find(c.set_connection_keys.connection_id); ok && rec != nullptr) {
+            // The worker keeps the newest two phases (a resync's repeat of a held one changes nothing).
+            const std::uint8_t phase = c.set_connection_keys.key_phase;
+            const bool held = (rec->live_keys > 0 && rec->key_phase == phase) ||
+                              (rec->live_keys > 1 && rec->older_key_phase == phase);
+            if (!held) {
+                rec->older_key_phase = rec->key_phase;
+                rec->key_phase = phase;
+                rec->live_keys = static_cast<std::uint8_t>(rec->live_keys < 2 ? rec->live_keys + 1 : 2);
+            }
+            rec->require_encryption = c.set_connection_keys.require_encryption != 0;
+        }
+        break;
     case api::message_type::request_counters: {
         const std::uint64_t epoch =
             _config.region != nullptr ? api::advance_epoch(*_config.region, static_cast<std::uint64_t>(now)) : 0;
@@ -727,7 +748,10 @@ bool command_handler::post(unsigned worker, worker_command wc) {
                format("worker %u's command queue is full (it is not keeping up); retry", worker));
         return false;
     }
-    _pending[wc.token] = pending{wc.cmd, 1};
+    pending& p = _pending[wc.token];
+    p = pending{wc.cmd, 1};
+    cleanse_key(p.cmd); // the worker has its copy; the answer needs only the ids
+    cleanse_key(wc.cmd);
     return true;
 }
 

@@ -110,6 +110,12 @@ private:
         api::endpoint_kind endpoint = api::endpoint_kind::discard;
         std::uint64_t endpoint_length = 0;
         std::string endpoint_path;
+        // set_connection_keys the worker accepted: how many phases it holds (at most 2), the
+        // newest phase, and the last require_encryption. Never the key.
+        std::uint8_t live_keys = 0;
+        std::uint8_t key_phase = 0;
+        std::uint8_t older_key_phase = 0; // the other phase held when live_keys is 2
+        bool require_encryption = false;
         conn_state state = conn_state::installing;
         std::vector<path_record> paths;
     };

@@ -203,6 +203,7 @@ private:
     void apply_set_weights(connection_state& c, const worker_command& wc) noexcept;
     void apply_set_qos(connection_state& c, const worker_command& wc) noexcept;
     void apply_set_windows(connection_state& c, const worker_command& wc, transport::time_ns now) noexcept;
+    void apply_set_connection_keys(connection_state& c, const worker_command& wc, transport::time_ns now) noexcept;
     bool remove_route(connection_state& c, transport::path_id id, transport::time_ns now) noexcept;
     void poll_draining(transport::time_ns now) noexcept;
     void finish_removal(connection_state& c, transport::time_ns now) noexcept;

@@ -5,8 +5,12 @@
 // (or on the main lcore while the worker is not running: apply_commands_now, publish_counters).
 #include <rte_hash_crc.h>
 
+#include <openssl/crypto.h>
+
+#include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "dataplane/engine/worker.hpp"
 
@@ -58,6 +62,7 @@ void worker::apply_commands(transport::time_ns now) noexcept {
     const unsigned n = _config.mailbox.take_commands(cmds.data(), per_loop);
     for (unsigned i = 0; i < n; ++i) {
         apply(cmds[i], now);
+        cleanse_key(cmds[i].cmd);
         ++_counters.commands_applied;
     }
 }
@@ -125,6 +130,8 @@ void worker::apply(const worker_command& wc, transport::time_ns now) noexcept {
         return apply_set_qos(*c, wc);
     case worker_op::set_windows:
         return apply_set_windows(*c, wc, now);
+    case worker_op::set_connection_keys:
+        return apply_set_connection_keys(*c, wc, now);
     case worker_op::install_connection:
     case worker_op::publish_counters:
         return; // above
@@ -288,6 +295,52 @@ void worker::apply_set_windows(connection_state& c, const worker_command& wc, tr
     }
     touch(c); // a grown window goes out on the next flush
     answer(wc, api::result_status::ok, {});
+}
+
+// valid_until arrives as wall-clock time (KCP's valid_until_ms); the transport keeps time on the
+// worker's monotonic clock, so the remaining lifetime is carried over once, here. A later step of
+// the wall clock does not move the expiry.
+void worker::apply_set_connection_keys(connection_state& c, const worker_command& wc, transport::time_ns now) noexcept {
+    const api::set_connection_keys_body& b = wc.cmd.set_connection_keys;
+    transport::aead_key k;
+    k.phase = b.key_phase;
+    k.max_frames = b.max_frames;
+    if (b.valid_until_unix_ms != 0) {
+        timespec ts{};
+        clock_gettime(CLOCK_REALTIME, &ts);
+        const std::uint64_t wall_ms = std::uint64_t(ts.tv_sec) * 1000 + std::uint64_t(ts.tv_nsec) / 1'000'000;
+        if (b.valid_until_unix_ms <= wall_ms) {
+            char reason[api::reason_size];
+            std::snprintf(reason, sizeof reason,
+                          "set_connection_keys.valid_until_unix_ms: %" PRIu64 " is not after now (%" PRIu64 ")",
+                          b.valid_until_unix_ms, wall_ms);
+            answer(wc, api::result_status::invalid_command, reason);
+            return;
+        }
+        k.valid_until = now + (b.valid_until_unix_ms - wall_ms) * transport::ms;
+    }
+    std::memcpy(k.key.data(), b.key, k.key.size());
+    const transport::key_install r = c.conn->install_key(k);
+    OPENSSL_cleanse(k.key.data(), k.key.size());
+    switch (r) {
+    case transport::key_install::installed:
+    case transport::key_install::unchanged:
+        c.conn->set_require_encryption(b.require_encryption != 0);
+        touch(c); // data held back for want of a key goes out on the next flush
+        answer(wc, api::result_status::ok, {});
+        return;
+    case transport::key_install::phase_conflict: {
+        char reason[api::reason_size];
+        std::snprintf(reason, sizeof reason,
+                      "set_connection_keys.key_phase: phase %u is the current key, with another key; use a new phase",
+                      static_cast<unsigned>(b.key_phase));
+        answer(wc, api::result_status::already_exists, reason);
+        return;
+    }
+    case transport::key_install::no_memory:
+        answer(wc, api::result_status::internal_error, "set_connection_keys: OpenSSL could not allocate a cipher context");
+        return;
+    }
 }
 
 bool worker::remove_route(connection_state& c, transport::path_id id, transport::time_ns now) noexcept {

@@ -11,6 +11,7 @@
 // the same way (remove) to be freed off the worker: no allocation or free on the worker for it.
 #pragma once
 
+#include <openssl/crypto.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
@@ -39,6 +40,7 @@ enum class worker_op : std::uint8_t {
     set_weights,        // connection, cmd.set_weights
     set_qos,            // connection, cmd.set_qos
     set_windows,        // connection, cmd.set_windows
+    set_connection_keys, // connection, cmd.set_connection_keys (holds the key: cleansed after use)
     publish_counters,   // cmd.request_counters: publish now, then answer
 };
 
@@ -66,6 +68,14 @@ struct alignas(64) worker_reply {
 };
 
 static_assert(sizeof(worker_command) % 4 == 0 && sizeof(worker_reply) % 4 == 0);
+
+// Zeroes the key a set_connection_keys command carries (any other command is left alone): every
+// copy is cleansed once used, so keys do not linger in freed or reused memory.
+inline void cleanse_key(api::command& c) noexcept {
+    if (c.header.type == api::message_type::set_connection_keys) {
+        OPENSSL_cleanse(c.set_connection_keys.key, sizeof c.set_connection_keys.key);
+    }
+}
 static_assert(std::is_trivially_copyable_v<worker_command> && std::is_trivially_copyable_v<worker_reply>);
 
 struct worker_mailbox {

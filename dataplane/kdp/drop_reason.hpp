@@ -1,5 +1,5 @@
 // Every reason the data plane drops a packet, one enum for the whole pipeline: the codec's
-// rejections first, then the engine's (appended after them, so codec values never move).
+// rejections first, then the engine's and the transport core's (appended, so values never move).
 // Counters are indexed by it. Any thread.
 #pragma once
 
@@ -77,7 +77,14 @@ namespace kwik::kdp {
     X(tx_pool_empty, "no mbuf for a packet to send")                                              \
     X(no_exception_path, "packet for the kernel, but no exception interface is configured")       \
     X(payload_chained, "Kwik datagram over several mbuf segments and no application buffer free to join them") \
-    X(connection_closed, "Kwik datagram for a connection its transport has closed (awaiting removal)")
+    X(connection_closed, "Kwik datagram for a connection its transport has closed (awaiting removal)") \
+    /* the transport core's (dataplane/transport/): ENCRYPTED frames, PROTOCOL.md 5.4 and 13.8 */  \
+    X(aead_auth_failed, "ENCRYPTED frame fails AES-256-GCM authentication (forged, or another key)") \
+    X(aead_unknown_key_phase, "ENCRYPTED frame under a key phase the connection holds no key for") \
+    X(aead_key_expired, "ENCRYPTED frame under a key past its valid_until")                       \
+    X(aead_key_exhausted, "ENCRYPTED frame under a key that already opened max_frames frames")    \
+    X(aead_wrong_direction, "ENCRYPTED frame whose nonce names this side as its sender (reflected)") \
+    X(encryption_required, "plaintext stream frame on a connection that requires encryption")
 
 enum class drop_reason : std::uint8_t {
 #define KWIK_X(name, text) name,
@@ -88,7 +95,8 @@ enum class drop_reason : std::uint8_t {
 
 inline constexpr std::size_t drop_reason_count = static_cast<std::size_t>(drop_reason::count_);
 
-// The first of the engine's reasons: codec reasons are those below it.
+// The first reason that is not the codec's (the engine's, then the transport core's): codec
+// reasons are those below it.
 inline constexpr drop_reason first_engine_drop_reason = drop_reason::truncated_ethernet;
 
 constexpr bool is_engine_drop_reason(drop_reason r) noexcept {

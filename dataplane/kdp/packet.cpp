@@ -27,6 +27,24 @@ std::size_t extension_size(const frame_desc& f) noexcept {
     return n;
 }
 
+// The extension TLVs of f, in ascending type order; returns extension_size(f).
+std::size_t write_extensions(const frame_desc& f, std::uint8_t* out) noexcept {
+    std::uint8_t* w = out;
+    if ((f.flags & frame_flag::compressed) != 0) {
+        w += varint_write(w, static_cast<std::uint64_t>(extension_type::uncompressed_length));
+        w += varint_write(w, varint_size(f.uncompressed_length));
+        w += varint_write(w, f.uncompressed_length);
+    }
+    if ((f.flags & frame_flag::encrypted) != 0) {
+        w += varint_write(w, static_cast<std::uint64_t>(extension_type::aead));
+        w += varint_write(w, aead_extension_len);
+        *w++ = f.key_phase;
+        std::memcpy(w, f.nonce.data(), aead_nonce_len);
+        w += aead_nonce_len;
+    }
+    return static_cast<std::size_t>(w - out);
+}
+
 void store_be64(std::uint8_t* p, std::uint64_t v) noexcept {
     v = __builtin_bswap64(v);
     std::memcpy(p, &v, sizeof v);
@@ -225,18 +243,7 @@ write_result serialize_packet(const packet_desc& p, std::span<std::uint8_t> out)
         w += 5;
         const std::size_t ext = extension_size(f);
         w += varint_write(w, ext);
-        if ((f.flags & frame_flag::compressed) != 0) {
-            w += varint_write(w, static_cast<std::uint64_t>(extension_type::uncompressed_length));
-            w += varint_write(w, varint_size(f.uncompressed_length));
-            w += varint_write(w, f.uncompressed_length);
-        }
-        if ((f.flags & frame_flag::encrypted) != 0) {
-            w += varint_write(w, static_cast<std::uint64_t>(extension_type::aead));
-            w += varint_write(w, aead_extension_len);
-            *w++ = f.key_phase;
-            std::memcpy(w, f.nonce.data(), aead_nonce_len);
-            w += aead_nonce_len;
-        }
+        w += write_extensions(f, w);
         pcrc = crc32c(header, static_cast<std::size_t>(w - header), pcrc);
         if (!f.data.empty()) {
             std::memcpy(w, f.data.data(), f.data.size());
@@ -245,6 +252,27 @@ write_result serialize_packet(const packet_desc& p, std::span<std::uint8_t> out)
     }
     store_be32(checksum_field, pcrc);
     return {static_cast<std::size_t>(w - out.data()), drop_reason::none};
+}
+
+std::size_t frame_aad(const frame_desc& f, std::span<std::uint8_t, max_aead_aad> out) noexcept {
+    std::uint8_t* w = out.data();
+    w += varint_write(w, f.stream_id);
+    store_be64(w, f.offset);
+    w[8] = static_cast<std::uint8_t>(f.flags & aead_flags_mask);
+    w += 9;
+    w += write_extensions(f, w);
+    return static_cast<std::size_t>(w - out.data());
+}
+
+std::size_t frame_aad(std::span<const std::uint8_t> datagram, const frame_view& f,
+                      std::span<std::uint8_t, max_aead_aad> out) noexcept {
+    // StreamID and Offset are adjacent on the wire, the flags byte follows (5.1); the parser
+    // accepted only minimal varints, so the StreamID takes varint_size(stream_id) bytes.
+    const std::size_t id_and_offset = varint_size(f.stream_id) + 8;
+    std::memcpy(out.data(), datagram.data() + f.header_pos, id_and_offset);
+    out[id_and_offset] = static_cast<std::uint8_t>(f.flags & aead_flags_mask);
+    std::memcpy(out.data() + id_and_offset + 1, datagram.data() + f.ext_pos, f.ext_length);
+    return id_and_offset + 1 + f.ext_length;
 }
 
 } // namespace kwik::kdp

@@ -101,6 +101,14 @@ std::size_t packet_wire_size(const packet_desc& p) noexcept;
 // enforces; then invalid names the rule (none means only that out was too small).
 write_result serialize_packet(const packet_desc& p, std::span<std::uint8_t> out) noexcept;
 
+// The AAD of an ENCRYPTED frame (PROTOCOL.md 5.4): StreamID varint || Offset (8, BE) ||
+// (Flags AND aead_flags_mask) || the extension TLV bytes. The sender's form takes the frame as
+// serialize_packet() will write it (flags, key_phase, nonce and uncompressed_length final); the
+// receiver's reads the bytes of a parsed frame from the datagram. Both return the AAD's length.
+std::size_t frame_aad(const frame_desc& f, std::span<std::uint8_t, max_aead_aad> out) noexcept;
+std::size_t frame_aad(std::span<const std::uint8_t> datagram, const frame_view& f,
+                      std::span<std::uint8_t, max_aead_aad> out) noexcept;
+
 // The rules a frame's header fields must satisfy, shared by the parser and the serialiser.
 struct frame_fields {
     std::uint64_t stream_id;

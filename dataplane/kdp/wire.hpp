@@ -57,6 +57,11 @@ enum class extension_type : std::uint64_t {
 inline constexpr std::size_t aead_nonce_len = 12;
 inline constexpr std::size_t aead_extension_len = 1 + aead_nonce_len; // key phase + nonce
 inline constexpr std::size_t aead_tag_len = 16;
+// The frame flags an ENCRYPTED frame's AAD carries: FIN, COMPRESSED, ENCRYPTED, ORDERED. PRIORITY
+// and RETRANSMIT are scheduling hints a sender changes when it resends (PROTOCOL.md 5.4).
+inline constexpr std::uint8_t aead_flags_mask = 0x1D;
+// The largest AAD: StreamID varint (8) + Offset (8) + flags (1) + the extension area (255).
+inline constexpr std::size_t max_aead_aad = 8 + 8 + 1 + 255;
 
 // Control frame types: the first byte of a priority-0xFF frame's data (PROTOCOL.md section 6).
 enum class control_type : std::uint8_t {

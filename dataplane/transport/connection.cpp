@@ -204,7 +204,8 @@ connection::connection(const connection_config& config, const connection_callbac
                        time_ns now)
     : _config(config), _cb(callbacks), _segments(config.reassembly_segments), _stream_sched(config.max_streams), _path_sched(config.scheduler), _balancer(config.balancer),
       _recv_credit(config.connection_window), _send_credit(config.connection_window),
-      _pending(std::make_unique<pending_control>()), _tx_buffer(kdp::max_packet_size),
+      _pending(std::make_unique<pending_control>()), _protection(config.side == role::client),
+      _tx_buffer(kdp::max_packet_size),
       _scratch(4 * kdp::max_packet_size + 64), _tx_frames(max_tracked_frames), _tx_records(max_tracked_frames),
       _next_local_stream(config.side == role::client ? 2 : 1), _last_activity(now),
       _stream_window(config.stream_window), _next_balance(now + config.balance_interval) {
@@ -650,6 +651,12 @@ void connection::on_datagram(path_id path, std::span<const std::uint8_t> data, v
         ++_counters.drops[static_cast<std::size_t>(r)];
         return;
     }
+    // ENCRYPTED frames are verified before the packet counts as received: a packet with a
+    // forged frame is dropped whole and never acknowledged (9.1: accepted or dropped as a whole).
+    if (const kdp::drop_reason a = open_frames(data, now); a != kdp::drop_reason::none) {
+        ++_counters.drops[static_cast<std::size_t>(a)];
+        return;
+    }
     const bool ack_eliciting = _rx_view.type != static_cast<std::uint8_t>(kdp::packet_type::ack);
     if (p->acks.on_packet(_rx_view.seq, ack_eliciting, ecn_ce, now) != ack_tracker::verdict::fresh) {
         ++_counters.duplicate_packets; // already processed: acknowledged again, not acted on
@@ -666,6 +673,38 @@ void connection::on_datagram(path_id path, std::span<const std::uint8_t> data, v
             return;
         }
     }
+}
+
+void connection::set_require_encryption(bool on) noexcept {
+    _require_encryption = on;
+    _encrypt_tx = _encrypt_tx || on;
+}
+
+kdp::drop_reason connection::open_frames(std::span<const std::uint8_t> datagram, time_ns now) noexcept {
+    std::uint64_t opened = 0;
+    for (const kdp::frame_view& f : _rx_view.frame_span()) {
+        if (f.is_control()) {
+            continue;
+        }
+        if ((f.flags & kdp::frame_flag::encrypted) == 0) {
+            if (_require_encryption) {
+                return kdp::drop_reason::encryption_required;
+            }
+            continue;
+        }
+        // In place: on_datagram's contract makes the owner's bytes writable. A frame that
+        // fails leaves garbage there, but the packet is dropped whole.
+        auto* data = const_cast<std::uint8_t*>(datagram.data() + f.data_pos);
+        if (const kdp::drop_reason r = _protection.open(datagram, f, data, now); r != kdp::drop_reason::none) {
+            return r;
+        }
+        ++opened;
+    }
+    if (opened != 0) {
+        _counters.encrypted_frames_received += opened;
+        _encrypt_tx = true; // the peer encrypts: so does this side
+    }
+    return kdp::drop_reason::none;
 }
 
 void connection::process_frame(path_state& p, const kdp::frame_view& f,
@@ -692,11 +731,6 @@ void connection::process_frame(path_state& p, const kdp::frame_view& f,
 
 void connection::process_stream(const kdp::frame_view& f, std::span<const std::uint8_t> datagram,
                                 void* owner, time_ns now) noexcept {
-    if ((f.flags & kdp::frame_flag::encrypted) != 0) {
-        // Keys are agreed over KCP; a connection without key material cannot accept these.
-        fail(close_code::authentication, "ENCRYPTED frame without key material", now);
-        return;
-    }
     stream_state* s = find_stream(f.stream_id);
     if (s == nullptr) {
         if (locally_initiated(f.stream_id)) {
@@ -724,7 +758,11 @@ void connection::process_stream(const kdp::frame_view& f, std::span<const std::u
             return;
         }
     }
-    buffer_ref ref{datagram.data() + f.data_pos, f.data_length, owner};
+    // ENCRYPTED frames were opened in place (open_frames): the plaintext precedes the tag.
+    const std::uint32_t plain_length =
+        (f.flags & kdp::frame_flag::encrypted) != 0 ? f.data_length - static_cast<std::uint32_t>(kdp::aead_tag_len)
+                                                    : f.data_length;
+    buffer_ref ref{datagram.data() + f.data_pos, plain_length, owner};
     void* inflated = nullptr;
     if ((f.flags & kdp::frame_flag::compressed) != 0) {
         if (f.stream_length > max_compressed_chunk || _cb.allocate == nullptr) {
@@ -1220,7 +1258,10 @@ time_ns connection::next_wakeup() const noexcept {
 // ---------------------------------------------------------------------------------------------
 // Send path
 
-bool connection::has_stream_data() const noexcept { return !_stream_sched.empty(); }
+// Stream data waits while encryption is on and no key may seal it (install_key() ends that).
+bool connection::has_stream_data() const noexcept {
+    return !_stream_sched.empty() && (!_encrypt_tx || _protection.sealable(_now));
+}
 
 void connection::emit(path_id path, std::span<const std::uint8_t> packet) noexcept {
     if (_cb.transmit != nullptr) {
@@ -1503,7 +1544,28 @@ bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_on
         // 4. Stream data, by the stream scheduler's order, while the packet has room. A probe
         // carries data too when there is some: it then repairs as well as probes.
         std::size_t streams_tried = 0;
-        while (carry_data && !_close_pending && !_stream_sched.empty() && nf < frames.size() &&
+        // Encryption on: every stream frame is sealed, so none goes without a usable key.
+        bool data_allowed = true;
+        if (_encrypt_tx && carry_data && !_stream_sched.empty()) {
+            switch (_protection.can_seal(now)) {
+            case seal_refusal::none:
+                break;
+            case seal_refusal::no_key:
+                ++_counters.seal_refused_no_key;
+                data_allowed = false;
+                break;
+            case seal_refusal::expired:
+                ++_counters.seal_refused_expired;
+                data_allowed = false;
+                break;
+            case seal_refusal::exhausted:
+                ++_counters.seal_refused_exhausted;
+                data_allowed = false;
+                break;
+            }
+        }
+        const std::size_t seal_overhead = _encrypt_tx ? 2 + kdp::aead_extension_len + kdp::aead_tag_len : 0;
+        while (data_allowed && carry_data && !_close_pending && !_stream_sched.empty() && nf < frames.size() &&
                streams_tried < 64) {
             const stream_id sid = first != 0 ? first : _stream_sched.next();
             first = 0;
@@ -1516,7 +1578,8 @@ bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_on
             if (s->opts.priority != kdp::priority::critical && s->opts.qos.max_latency_ms == 0 && bulk_capped(p)) {
                 continue; // stays ready: it goes when the bounded stream's queue allows
             }
-            const std::size_t overhead = stream_frame_overhead(sid, kdp::max_packet_size, s->opts.compress);
+            const std::size_t overhead =
+                stream_frame_overhead(sid, kdp::max_packet_size, s->opts.compress) + seal_overhead;
             if (room <= overhead + 16) {
                 break;
             }
@@ -1572,6 +1635,7 @@ bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_on
                                                 (ch.retransmit ? kdp::frame_flag::retransmit : 0) |
                                                 (s->opts.priority != kdp::priority::normal ? kdp::frame_flag::priority : 0));
             std::size_t used = ch.length;
+            std::uint8_t* wire = dst; // the frame's Transport Data: dst, or the deflated copy
             bool deflated = false;
             if (try_compress && ch.length >= 256) {
                 std::uint8_t* zdst = _scratch.data() + scratch_used + ch.length;
@@ -1581,6 +1645,7 @@ bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_on
                     f.flags |= kdp::frame_flag::compressed;
                     f.uncompressed_length = ch.length;
                     f.data = {zdst, z};
+                    wire = zdst;
                     used = ch.length + z;
                     deflated = true;
                     compressed_any = true;
@@ -1601,6 +1666,16 @@ bool connection::send_packet(path_state& p, time_ns now, bool probe, bool ack_on
             }
             if (!deflated) {
                 f.data = {dst, ch.length};
+            }
+            if (_encrypt_tx) {
+                // Compress, then encrypt (5.4), in place in the scratch area: the tag lands in
+                // the 64 bytes of slack the room check above keeps. Every (re)transmission is
+                // sealed afresh under the next nonce (13.8).
+                if (_protection.seal(f, wire, f.data.size(), now) != seal_refusal::none) [[unlikely]] {
+                    break; // nothing was taken from the send buffer (on_sent() not called)
+                }
+                used += kdp::aead_tag_len;
+                ++_counters.encrypted_frames_sent;
             }
             scratch_used += used;
             room -= kdp::frame_wire_size(f);

@@ -23,6 +23,7 @@
 #include "dataplane/transport/congestion_controller.hpp"
 #include "dataplane/transport/congestion_detector.hpp"
 #include "dataplane/transport/flow_control.hpp"
+#include "dataplane/transport/frame_protection.hpp"
 #include "dataplane/transport/load_balancer.hpp"
 #include "dataplane/transport/pacer.hpp"
 #include "dataplane/transport/path_scheduler.hpp"
@@ -121,6 +122,10 @@ struct connection_counters {
     std::uint64_t stream_bytes_delivered = 0;
     std::uint64_t stream_bytes_sent = 0, stream_bytes_retransmitted = 0;
     std::uint64_t compressed_frames = 0, uncompressed_fallbacks = 0;
+    // ENCRYPTED frames sealed and opened; and loops of flush() that held stream data back
+    // because encryption is on and no key may seal (none installed, expired or exhausted).
+    std::uint64_t encrypted_frames_sent = 0, encrypted_frames_received = 0;
+    std::uint64_t seal_refused_no_key = 0, seal_refused_expired = 0, seal_refused_exhausted = 0;
     std::uint64_t flow_blocked = 0;
     // Streams that came into being (opened here or by the peer) and that ended: both
     // directions finished (FIN acknowledged or RESET_STREAM sent; every byte to the FIN read or
@@ -201,6 +206,20 @@ public:
     // stream it has not seen yet).
     bool set_initial_stream_window(std::uint64_t bytes) noexcept;
 
+    // Keys for ENCRYPTED frames (PROTOCOL.md 5.4, 13.8), from the control plane; allocates
+    // (set-up path). At most two phases are live: the current one and one other.
+    key_install install_key(const aead_key& k) noexcept { return _protection.install(k); }
+    // Sends every stream frame ENCRYPTED and drops plaintext stream frames (counted
+    // encryption_required). Without it, this side encrypts once a verified ENCRYPTED frame
+    // arrived from the peer.
+    void set_require_encryption(bool on) noexcept;
+    bool require_encryption() const noexcept { return _require_encryption; }
+    bool encrypting() const noexcept { return _encrypt_tx; }
+    std::uint32_t live_keys() const noexcept { return _protection.live_keys(); }
+    std::uint8_t key_phase() const noexcept { return _protection.current_phase(); }
+    // Forgets the keys (cleansed); the destructor does it too.
+    void clear_keys() noexcept { _protection.clear(); }
+
     // ---- application ----
     // 0 if max_streams reached. Priority control is served and framed as critical.
     stream_id open_stream(const stream_options& options);
@@ -216,7 +235,9 @@ public:
 
     // ---- the owner's loop ----
     // A datagram that arrived on path. owner holds it under config.rx_ops; the reassembler
-    // takes references to the frames it keeps instead of copying them.
+    // takes references to the frames it keeps instead of copying them. ENCRYPTED frames are
+    // decrypted in place, so the bytes must be writable (an mbuf's, a heap buffer's) and are
+    // plaintext afterwards.
     void on_datagram(path_id path, std::span<const std::uint8_t> data, void* owner, bool ecn_ce,
                      time_ns now) noexcept;
     // Sends what is due now (ACKs, probes, control, data) within congestion and pacing limits.
@@ -266,6 +287,8 @@ private:
     void process_ack(path_state& p, const kdp::ack_frame& ack, time_ns now) noexcept;
     void process_stream(const kdp::frame_view& f, std::span<const std::uint8_t> datagram, void* owner,
                         time_ns now) noexcept;
+    // Opens the packet's ENCRYPTED frames in place; the first failure's reason, or none.
+    kdp::drop_reason open_frames(std::span<const std::uint8_t> datagram, time_ns now) noexcept;
     // handed: bytes of an unordered stream already given to the application by this frame.
     void deliver(stream_state& s, std::uint64_t handed = 0) noexcept;
     void hand_over(stream_state& s, std::uint64_t offset, buffer_ref piece) noexcept;
@@ -305,6 +328,9 @@ private:
     path_state* _redundant_target = nullptr; // set while flush() sends a packet the redundant strategy copies
     std::unique_ptr<deflate_compressor> _compressor;     // created with the first compressed stream
     std::unique_ptr<deflate_decompressor> _decompressor; // created with the first compressed frame
+    frame_protection _protection;
+    bool _require_encryption = false;
+    bool _encrypt_tx = false; // seal every stream frame sent
     std::vector<std::uint8_t> _tx_buffer;
     std::vector<std::uint8_t> _scratch;
     // send_packet's frame list and their loss-recovery records, kdp::max_frames_per_packet

@@ -292,15 +292,29 @@ try:
     check(rc == 0, "set_windows (connection) answered ok " + err)
     rc, lines, err = cmd("set-qos", "--connection", "7", "--stream", "2", "--priority", "high", "--max-latency-ms", "50")
     check(rc == 0, "set_qos for a stream not yet open answered ok " + err)
+    # A key for ENCRYPTED frames (plaintext stays accepted: require_encryption is off).
+    key = "5c" * 32
+    rc, lines, err = cmd("set-keys", "--connection", "7", "--phase", "2", "--key", key, "--max-frames", "8388608")
+    check(rc == 0, "set_connection_keys answered ok " + err)
+    rc, lines, err = cmd("set-keys", "--connection", "7", "--phase", "2", "--key", "5d" * 32)
+    check(rc == 2 and "already_exists" in err and "set_connection_keys.key_phase" in err,
+          "another key for the current phase is refused, the field named: " + err)
+    rc, lines, err = cmd("set-keys", "--connection", "7", "--phase", "3", "--key", "00" * 32)
+    check(rc == 1 and "set_connection_keys.key: all zero" in err,
+          "an all-zero key is refused before it is sent (a bad argument): " + err)
 
     rc, lines, err = cmd("list")
     infos = [l for l in lines if l["type"] in ("connection_info", "path_info")]
     conn_infos = [l for l in infos if l["type"] == "connection_info"]
     check(rc == 0 and len(conn_infos) == 1 and conn_infos[0]["name"] == "upload-1" and
           conn_infos[0]["endpoint"] == "file_store" and
+          conn_infos[0]["live_keys"] == 1 and conn_infos[0]["key_phase"] == 2 and
+          not conn_infos[0]["require_encryption"] and
           sorted(l["path_id"] for l in infos if l["type"] == "path_info") == [1, 2, 3] and
           "1 connections, 3 paths" in result_of(lines).get("reason", ""),
           "list_state shows the connection and its three paths: %s" % result_of(lines))
+
+    check(key not in json.dumps(seen) and "5c5c5c5c" not in json.dumps(lines), "the key is never printed")
 
     # 3. Traffic: every stream stored byte for byte; counters per connection and path.
     got = p.send(pkts1, linger=1.0)

@@ -3,9 +3,12 @@
 // kwik-pcapgen manifest. See --help.
 #include <pcap/pcap.h>
 
+#include <array>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -13,6 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "dataplane/kdp/packet.hpp"
+#include "dataplane/transport/frame_protection.hpp"
+#include "tools/common/hex_key.hpp"
 #include "tools/common/net_headers.hpp"
 #include "tools/dump/manifest_expectation.hpp"
 #include "tools/dump/packet_report.hpp"
@@ -32,7 +37,40 @@ struct dump_options {
     bool summary_only = false;
     std::string expect;
     std::string connection_key = "client-port";
+    std::string key_hex;
+    std::optional<std::array<std::uint8_t, 32>> key; // --key: opens ENCRYPTED frames
 };
+
+// --key: verifies and decrypts every ENCRYPTED stream frame of an accepted packet in plain (a
+// copy of the payload), notes the outcome in its report (aead_verified; plaintext_hex with
+// --hex), and makes each verified frame plaintext in v (flag cleared, tag dropped), so that
+// the summary reassembles and checks the stream bytes. Frames that fail stay opaque.
+void open_frames(const std::array<std::uint8_t, 32>& key, std::span<const std::uint8_t> payload,
+                 std::vector<std::uint8_t>& plain, kdp::packet_view& v, nlohmann::json& frames, bool hex) {
+    plain.assign(payload.begin(), payload.end());
+    for (std::uint32_t i = 0; i < v.frame_count; ++i) {
+        kdp::frame_view& f = v.frames[i];
+        if (f.is_control() || (f.flags & kdp::frame_flag::encrypted) == 0) {
+            continue;
+        }
+        std::array<std::uint8_t, kdp::max_aead_aad> aad;
+        const std::size_t aad_len = kdp::frame_aad(payload, f, aad);
+        const std::size_t ct = f.data_length - kdp::aead_tag_len;
+        const bool ok = kwik::transport::aes256gcm_open(
+            key, std::span<const std::uint8_t, kdp::aead_nonce_len>(payload.data() + f.ext_pos + f.nonce_pos, kdp::aead_nonce_len),
+            {aad.data(), aad_len}, {plain.data() + f.data_pos, ct},
+            std::span<const std::uint8_t, kdp::aead_tag_len>(payload.data() + f.data_pos + ct, kdp::aead_tag_len));
+        frames[i]["aead_verified"] = ok;
+        if (!ok) {
+            continue;
+        }
+        if (hex) {
+            frames[i]["plaintext_hex"] = hex_bytes({plain.data() + f.data_pos, ct});
+        }
+        f.flags = static_cast<std::uint8_t>(f.flags & ~kdp::frame_flag::encrypted);
+        f.data_length = static_cast<std::uint32_t>(ct);
+    }
+}
 
 std::optional<link_layer> link_layer_of(int dlt) {
     switch (dlt) {
@@ -79,6 +117,7 @@ private:
     const dump_options& _o;
     std::set<std::uint16_t> _ports;
     traffic_summary& _summary;
+    std::vector<std::uint8_t> _plain; // --key: the payload with its ENCRYPTED frames opened
     std::uint64_t _index = 0;
 };
 
@@ -187,7 +226,12 @@ void capture_reader::packet(const pcap_pkthdr& h, const std::uint8_t* data, link
     const kdp::drop_reason r = kdp::parse_packet<kdp::parse_mode::inspect>(kdp::contiguous_bytes(info.payload), v);
     j["kdp"] = kdp_report(info.payload, v, r, _o.hex);
     if (r == kdp::drop_reason::none) {
-        _summary.add_accepted(to_server ? src : dst, to_server ? dst : src, v, info.payload);
+        std::span<const std::uint8_t> payload = info.payload;
+        if (_o.key) {
+            open_frames(*_o.key, info.payload, _plain, v, j["kdp"]["frames"], _o.hex);
+            payload = _plain;
+        }
+        _summary.add_accepted(to_server ? src : dst, to_server ? dst : src, v, payload);
         finish("accept", kdp::to_string(r), kdp::describe(r));
     } else {
         _summary.count_dropped(r);
@@ -228,6 +272,10 @@ int main(int argc, char** argv) {
                    "kwik-pcapgen manifest: every stream it lists must be complete with the same final size "
                    "and CRC32C, and no other stream or path may appear; exit 1 with the differences otherwise")
         ->type_name("MANIFEST");
+    app.add_option("--key", o.key_hex,
+                   "AES-256-GCM key of ENCRYPTED frames (64 hex digits): each is verified and decrypted "
+                   "(aead_verified in its report; plaintext_hex with --hex) and the summary checks its plaintext")
+        ->type_name("HEX");
     app.add_option("--connection-key", o.connection_key, "how the summary groups paths into connections")
         ->check(CLI::IsMember({"client-port", "client-ip", "path"}))
         ->type_name("KEY")
@@ -239,6 +287,13 @@ int main(int argc, char** argv) {
     }
     if (o.ports.empty()) {
         o.ports.push_back(kdp::default_udp_port);
+    }
+    if (!o.key_hex.empty()) {
+        o.key = parse_key_hex(o.key_hex);
+        if (!o.key) {
+            std::cerr << "kwik-dump: --key: '" << o.key_hex << "' is not 64 hex digits (a 32-byte key)\n";
+            return 2;
+        }
     }
 
     std::optional<manifest_expectation> expected;

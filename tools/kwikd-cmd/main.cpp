@@ -12,11 +12,14 @@
 // within --timeout; 1 bad arguments or no kwikd to attach to.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +28,7 @@
 #include "dataplane/api/commands.hpp"
 #include "dataplane/api/counters.hpp"
 #include "dataplane/api/shm_region.hpp"
+#include "tools/common/hex_key.hpp"
 
 namespace {
 
@@ -109,6 +113,11 @@ json event_json(const api::event& e) {
         j["endpoint_path"] = std::string(api::get_text(c.endpoint_path));
         j["endpoint_length"] = c.endpoint_length;
         j["paths"] = c.paths;
+        j["live_keys"] = c.live_keys; // the keys themselves never leave kwik-cp and kwikd's workers
+        if (c.live_keys != 0) {
+            j["key_phase"] = c.key_phase;
+        }
+        j["require_encryption"] = c.require_encryption != 0;
         break;
     }
     case api::message_type::path_info: {
@@ -403,6 +412,19 @@ int main(int argc, char** argv) {
     set_win->add_option("--stream", stream_id, "stream id (scope stream)");
     set_win->add_option("--bytes", window, "window size in bytes")->required();
 
+    auto* set_keys = app.add_subcommand("set-keys", "install an AES-256-GCM key for a connection's ENCRYPTED frames");
+    std::string key_hex;
+    unsigned key_phase = 0;
+    std::uint64_t valid_until_ms = 0, max_frames = 0;
+    bool require_encryption = false;
+    set_keys->add_option("--connection", conn_id, "connection id")->required();
+    set_keys->add_option("--phase", key_phase, "key phase byte, 0..255")->required()->check(CLI::Range(0u, 255u));
+    set_keys->add_option("--key", key_hex, "the 32-byte key as 64 hex digits")->required();
+    set_keys->add_option("--valid-until-ms", valid_until_ms, "wall clock, ms since the Unix epoch (0: no limit)");
+    set_keys->add_option("--max-frames", max_frames, "frames each side may seal under it (0: no limit)");
+    set_keys->add_flag("--require-encryption", require_encryption,
+                       "send only ENCRYPTED stream frames and drop plaintext ones (else: encrypt once the peer does)");
+
     auto* list = app.add_subcommand("list", "list connections and paths (list_state)");
     auto* counters = app.add_subcommand("counters", "read the counters region (lock-free), as one JSON object");
     bool fresh = false;
@@ -532,6 +554,19 @@ int main(int argc, char** argv) {
         c.set_qos.loss_threshold = loss;
     } else if (set_win->parsed()) {
         c = api::make_set_windows(conn_id, scopes.at(scope), stream_id, window);
+    } else if (set_keys->parsed()) {
+        std::optional<std::array<std::uint8_t, api::aead_key_size>> parsed = tools::parse_key_hex(key_hex);
+        if (!parsed) {
+            std::fprintf(stderr, "kwikd-cmd: --key: not %zu hex digits\n", 2 * api::aead_key_size);
+            return 1;
+        }
+        std::uint8_t key[api::aead_key_size];
+        std::memcpy(key, parsed->data(), sizeof key);
+        OPENSSL_cleanse(parsed->data(), parsed->size());
+        c = api::make_set_connection_keys(conn_id, static_cast<std::uint8_t>(key_phase), key, valid_until_ms, max_frames,
+                                          require_encryption);
+        OPENSSL_cleanse(key, sizeof key);
+        OPENSSL_cleanse(key_hex.data(), key_hex.size());
     } else if (list->parsed()) {
         c = api::make_list_state();
     } else if (counters->parsed()) {
@@ -566,7 +601,10 @@ int main(int argc, char** argv) {
         return wait_for.empty() && max_events == 0 ? 0 : 3;
     }
     if (const int rc = attach(name, s); rc != 0) {
+        OPENSSL_cleanse(c.body, sizeof c.body);
         return rc;
     }
-    return send_and_wait(s, c, timeout_s);
+    const int rc = send_and_wait(s, c, timeout_s);
+    OPENSSL_cleanse(c.body, sizeof c.body); // set-keys: the key
+    return rc;
 }

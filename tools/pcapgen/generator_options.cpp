@@ -18,6 +18,7 @@
 #include <toml++/toml.h>
 
 #include "dataplane/kdp/packet.hpp"
+#include "tools/common/hex_key.hpp"
 #include "tools/common/result.hpp"
 
 namespace kwik::tools::pcapgen {
@@ -392,6 +393,19 @@ const option_def option_table[] = {
     {"start-time", "--start-time", "SECONDS", "1700000000", "timestamp of the first record (Unix "
      "seconds)", option_kind::single,
      [](option_state& s, const values& v) { return set_uint(s.o.start_time, v, 0, 4000000000); }},
+    {"encrypt-key", "--encrypt-key", "HEX", "", "seal every stream frame as an ENCRYPTED frame under this "
+     "AES-256-GCM key (64 hex digits); the manifest does not record it", option_kind::single,
+     [](option_state& s, const values& v) -> result<void> {
+         const std::optional<std::array<std::uint8_t, 32>> key = parse_key_hex(v.back());
+         if (!key) {
+             return error{"'" + v.back() + "' is not 64 hex digits (a 32-byte key)"};
+         }
+         s.o.encrypt_key = *key;
+         return {};
+     }},
+    {"key-phase", "--key-phase", "N", "0", "the Key Phase byte of ENCRYPTED frames (0-255; needs --encrypt-key)",
+     option_kind::single,
+     [](option_state& s, const values& v) { return set_uint(s.o.key_phase, v, 0, 255); }},
 };
 
 // TOML value -> the text the command line would carry. Arrays become several values; a table
@@ -546,7 +560,12 @@ result<void> resolve(option_state& s, const std::set<std::string>& given) {
     // The largest packet: frames_per_packet frames of max_frame_data bytes, each with at most
     // 8 + 14 + 2 + 1 bytes of frame header (stream id, fixed part, length, extension length),
     // behind a header of at most 14 + 1 + 2 bytes.
-    const std::uint64_t largest = std::uint64_t{o.frames_per_packet} * (o.max_frame_data + 25) + 17;
+    // ENCRYPTED frames add the AEAD extension (15 bytes) and the tag (16).
+    if (given.count("key-phase") != 0 && !o.encrypt_key) {
+        return error{"--key-phase: needs --encrypt-key"};
+    }
+    const std::uint64_t per_frame = 25 + (o.encrypt_key ? 31 : 0);
+    const std::uint64_t largest = std::uint64_t{o.frames_per_packet} * (o.max_frame_data + per_frame) + 17;
     if (largest > kdp::max_packet_size) {
         return error{"--max-frame-data: " + std::to_string(o.frames_per_packet) + " frames (--frames-per-packet) of " +
                      std::to_string(o.max_frame_data) + " bytes do not fit in one " +
@@ -724,6 +743,8 @@ nlohmann::json to_json(const generator_options& o) {
         {"retransmit_delay", o.retransmit_delay},
         {"interval_us", o.interval_us},
         {"start_time", o.start_time},
+        {"encrypted", o.encrypt_key.has_value()},
+        {"key_phase", o.key_phase},
     };
 }
 

@@ -4,6 +4,7 @@
 // Set-up only; one thread.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -62,6 +63,11 @@ struct generator_options {
     std::uint32_t retransmit_delay = 4;
     std::uint64_t interval_us = 10;
     std::uint64_t start_time = 1700000000;
+    // --encrypt-key: every stream frame is sealed as an ENCRYPTED frame (PROTOCOL.md 5.4, 13.8)
+    // under this AES-256-GCM key and key_phase, with the client's nonces (prefix "KCLI", a
+    // counter per connection from 0). The manifest records that it was used, never the key.
+    std::optional<std::array<std::uint8_t, 32>> encrypt_key;
+    std::uint8_t key_phase = 0;
 };
 
 // Parses argv and the --config file. On success exit_code is unset and options are set;

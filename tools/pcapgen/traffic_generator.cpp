@@ -9,12 +9,14 @@
 #include <cstdio>
 #include <deque>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 
 #include "dataplane/kdp/control.hpp"
 #include "dataplane/kdp/crc32c.hpp"
 #include "dataplane/kdp/packet.hpp"
+#include "dataplane/transport/frame_protection.hpp"
 #include "tools/common/content_pattern.hpp"
 #include "tools/common/net_headers.hpp"
 #include "tools/common/range_set.hpp"
@@ -104,6 +106,9 @@ struct connection_state {
     std::deque<std::uint32_t> keepalives_due;                   // paths
     std::optional<weighted_round_robin> scheduler;
     std::uint32_t data_since_update = 0;
+    // --encrypt-key: one sealing state shared by every connection: they all use the one key, so
+    // one nonce counter over the whole capture keeps every nonce unique.
+    std::shared_ptr<transport::frame_protection> protection;
 
     bool idle() const noexcept { return fresh.empty() && retransmits.empty() && keepalives_due.empty(); }
 };
@@ -368,17 +373,23 @@ result<void> traffic_generator::send_data(connection_state& c, packet_plan plan,
         if (again != nullptr) {
             f.flags |= kdp::frame_flag::retransmit;
         }
-        buffers[i].resize(f.length);
-        fill_pattern(_o.content, _o.seed, c.index, f.stream_id, f.offset, buffers[i]);
+        buffers[i].resize(f.length + (c.protection ? kdp::aead_tag_len : 0));
+        fill_pattern(_o.content, _o.seed, c.index, f.stream_id, f.offset, std::span(buffers[i].data(), f.length));
         frames[i].stream_id = f.stream_id;
         frames[i].offset = f.offset;
         frames[i].flags = f.flags;
         frames[i].prio = f.prio;
-        frames[i].data = buffers[i];
+        frames[i].data = {buffers[i].data(), f.length};
+        if (c.protection) {
+            // Sealed afresh on every send, retransmissions included: a new nonce each time.
+            if (c.protection->seal(frames[i], buffers[i].data(), f.length, 0) != transport::seal_refusal::none) {
+                return error{"--encrypt-key: the key could not seal a frame (OpenSSL)"};
+            }
+        }
         p.frames.push_back({{"stream_id", f.stream_id},
                             {"offset", f.offset},
-                            {"flags", f.flags},
-                            {"data_length", f.length},
+                            {"flags", frames[i].flags},
+                            {"data_length", frames[i].data.size()},
                             {"priority", static_cast<int>(f.prio)}});
     }
     p.connection = c.index;
@@ -622,8 +633,19 @@ void traffic_generator::deliver_due(bool everything) {
 
 result<nlohmann::json> traffic_generator::run() {
     _connections.resize(_o.connections);
+    std::shared_ptr<transport::frame_protection> protection;
+    if (_o.encrypt_key) {
+        transport::aead_key k;
+        k.phase = _o.key_phase;
+        k.key = *_o.encrypt_key;
+        protection = std::make_shared<transport::frame_protection>(true);
+        if (protection->install(k) != transport::key_install::installed) {
+            return error{"--encrypt-key: OpenSSL could not set up AES-256-GCM"};
+        }
+    }
     for (std::uint32_t i = 0; i < _o.connections; ++i) {
         _connections[i].index = i;
+        _connections[i].protection = protection;
         plan_connection(_connections[i]);
     }
 

@@ -456,6 +456,7 @@ void control_server::handle_hello(session& s, const KCPMessage& m, clock_sample 
         c.id = _link.next_connection_id();
         c.name = a.connection_id;
         c.endpoint = _config.endpoint;
+        c.data_key.emplace(a.key_phase, a.data_key, a.valid_until_ms, a.max_frames, false); // kwikd encrypts when the client does
         if (_link.add_connection(c)) {
             s.kwikd_connection = c.id;
         }

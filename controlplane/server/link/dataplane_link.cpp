@@ -1,6 +1,8 @@
 // kwik-cp's link to kwikd: attach, adopt, resync, commands and events (dataplane_link.hpp).
 #include "controlplane/server/link/dataplane_link.hpp"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -22,6 +24,22 @@ api::command add_connection_command(const desired_connection& c) {
     return cmd;
 }
 
+api::command set_keys_command(std::uint64_t connection_id, const desired_key& k) {
+    std::uint8_t key[api::aead_key_size];
+    std::copy(k.key.begin(), k.key.end(), key);
+    api::command cmd = api::make_set_connection_keys(connection_id, k.phase, key, k.valid_until_unix_ms, k.max_frames,
+                                                     k.require_encryption);
+    OPENSSL_cleanse(key, sizeof key);
+    return cmd;
+}
+
+// A command that carried a key is cleansed once answered (or failed).
+void forget_key(api::command& c) {
+    if (c.header.type == api::message_type::set_connection_keys) {
+        OPENSSL_cleanse(c.set_connection_keys.key, sizeof c.set_connection_keys.key);
+    }
+}
+
 api::command add_path_command(std::uint64_t connection_id, const desired_path& p) {
     api::command cmd = api::make_add_path(connection_id, p.path_id, p.tuple, p.weight);
     cmd.add_path.max_bandwidth_mbps = p.max_bandwidth_mbps;
@@ -36,6 +54,10 @@ api::command set_qos_command(std::uint64_t connection_id, std::uint64_t stream_i
 }
 
 } // namespace
+
+desired_key::~desired_key() {
+    OPENSSL_cleanse(key.data(), key.size());
+}
 
 dataplane_link::dataplane_link(link_config config, link_callbacks callbacks)
     : _config(std::move(config)), _cb(std::move(callbacks)) {}
@@ -175,8 +197,13 @@ void dataplane_link::take_events(time_ns) {
                         if (auto c = _desired.find(f.cmd.set_qos.connection_id); c != _desired.end()) {
                             c->second.streams.erase(f.cmd.set_qos.stream_id);
                         }
+                    } else if (f.cmd.header.type == api::message_type::set_connection_keys) {
+                        if (auto c = _desired.find(f.cmd.set_connection_keys.connection_id); c != _desired.end()) {
+                            c->second.data_key.reset();
+                        }
                     }
                 }
+                forget_key(f.cmd);
                 if (f.cb) {
                     f.cb(e);
                 }
@@ -276,6 +303,9 @@ void dataplane_link::resync() {
         });
         if (listed == _listed.end() && !queued(api::message_type::add_connection, id, 0)) {
             again.push_back({add_connection_command(c), {}, 0});
+            if (c.data_key && !queued(api::message_type::set_connection_keys, id, 0)) {
+                again.push_back({set_keys_command(id, *c.data_key), {}, 0}); // the new kwikd has no key
+            }
         }
         for (const auto& [pid, p] : c.paths) {
             const bool held = listed != _listed.end() && listed->paths.contains(pid);
@@ -322,6 +352,9 @@ result<void> dataplane_link::add_connection(const desired_connection& c, done cb
     d.paths.clear();
     _desired.emplace(c.id, d);
     enqueue(add_connection_command(d), std::move(cb));
+    if (d.data_key) {
+        enqueue(set_keys_command(d.id, *d.data_key), {});
+    }
     for (const auto& [pid, p] : c.paths) {
         if (auto r = add_path(c.id, p); !r.ok()) {
             return r;
@@ -435,6 +468,7 @@ void dataplane_link::enqueue(api::command c, done cb) {
 
 void dataplane_link::fail(in_flight& f, const std::string& reason) {
     ++_counters.commands_failed;
+    forget_key(f.cmd);
     if (f.cb) {
         f.cb(local_failure(f.cmd, reason));
     }

@@ -7,6 +7,7 @@
 // event loop calls poll(); nothing here blocks.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -41,6 +42,26 @@ struct desired_stream_qos {
     std::uint32_t min_bandwidth_mbps = 0;
 };
 
+// The key of a connection's ENCRYPTED frames, as the session's hello agreed it (auth.hpp
+// accepted_hello): installed with set_connection_keys after add_connection, and again with it
+// after a kwikd restart. Cleansed when destroyed; never logged.
+struct desired_key {
+    std::uint8_t phase = 0;
+    std::array<std::uint8_t, api::aead_key_size> key{};
+    std::uint64_t valid_until_unix_ms = 0; // 0: no limit
+    std::uint64_t max_frames = 0;          // 0: no limit
+    bool require_encryption = false;       // false: kwikd encrypts once the client does
+
+    desired_key() = default;
+    desired_key(std::uint8_t phase_, const std::array<std::uint8_t, api::aead_key_size>& key_,
+                std::uint64_t valid_until_unix_ms_, std::uint64_t max_frames_, bool require_encryption_) noexcept
+        : phase(phase_), key(key_), valid_until_unix_ms(valid_until_unix_ms_), max_frames(max_frames_),
+          require_encryption(require_encryption_) {}
+    desired_key(const desired_key&) = default;
+    desired_key& operator=(const desired_key&) = default;
+    ~desired_key();
+};
+
 struct desired_connection {
     std::uint64_t id = 0;
     std::string name; // the KCP connection id
@@ -52,6 +73,7 @@ struct desired_connection {
     std::map<std::uint64_t, desired_path> paths;
     std::optional<api::scheduler_strategy> scheduler; // none: kwikd's default
     std::map<std::uint64_t, desired_stream_qos> streams; // by stream id
+    std::optional<desired_key> data_key; // none: the connection carries no ENCRYPTED frames
 };
 
 struct link_config {

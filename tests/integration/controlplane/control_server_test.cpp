@@ -11,12 +11,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -288,6 +290,48 @@ TEST_F(control_server_test, add_and_remove_a_path_in_kwikd) {
     ASSERT_TRUE(removed.ok()) << removed.message();
     EXPECT_EQ(removed->path_status().status(), v3::PathStatusUpdate::REMOVED);
     EXPECT_EQ(removed->path_status().reason(), "test done");
+}
+
+// The hello's data key reaches kwikd (set_connection_keys after add_connection): for the
+// hello's key phase kwikd refuses another key (the phase is its current key) and accepts the
+// client's derivation of the same key again (unchanged). The key is never read back.
+TEST_F(control_server_test, the_hellos_data_key_is_installed_in_kwikd) {
+    kwikd_process kwikd(g_kwikd, name, dir);
+    auto c = connect();
+    ASSERT_TRUE(c);
+    const auto accepted = hello(*c, credentials(key));
+    ASSERT_EQ(accepted.auth_result(), v3::ServerHello::ACCEPTED) << accepted.error_reason();
+    ASSERT_TRUE(accepted.has_data_key());
+    const auto data_key = cp::client_data_key(accepted.data_key(), key);
+    ASSERT_TRUE(data_key.ok()) << data_key.message();
+    const auto phase = static_cast<std::uint8_t>(accepted.data_key().key_phase());
+
+    pause();
+    const cp::desired_connection* dc = server->link().find(accepted.connection_id());
+    ASSERT_NE(dc, nullptr);
+    ASSERT_TRUE(dc->data_key.has_value());
+    EXPECT_EQ(dc->data_key->phase, phase);
+    auto ask = [&](const cp::bytes32& k) {
+        std::uint8_t raw[api::aead_key_size];
+        std::copy(k.begin(), k.end(), raw);
+        std::optional<api::event> answer;
+        server->link().send(api::make_set_connection_keys(dc->id, phase, raw, 0, 0, false),
+                            [&](const api::event& e) { answer = e; });
+        const auto deadline = std::chrono::steady_clock::now() + 30s; // kwikd starts (EAL) meanwhile
+        while (!answer && std::chrono::steady_clock::now() < deadline) {
+            server->run_once(2);
+        }
+        return answer;
+    };
+    const auto other = ask(random_key());
+    ASSERT_TRUE(other.has_value());
+    EXPECT_EQ(other->command_result.status, api::result_status::already_exists)
+        << api::get_text(other->command_result.reason);
+    EXPECT_NE(api::get_text(other->command_result.reason).find("set_connection_keys.key_phase"), std::string_view::npos);
+    const auto same = ask(data_key.value());
+    ASSERT_TRUE(same.has_value());
+    EXPECT_EQ(same->command_result.status, api::result_status::ok) << api::get_text(same->command_result.reason);
+    resume();
 }
 
 } // namespace

@@ -11,8 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -179,6 +181,44 @@ TEST_F(link_test, attaches_adopts_resyncs_and_times_out) {
     kwikd->signal(SIGCONT);
     EXPECT_EQ(kwikd->stop(SIGTERM), 0) << "kwikd exits cleanly";
     ASSERT_TRUE(poll_until(*second, [&] { return !second->attached(); }));
+}
+
+// A connection's data key goes to kwikd after add_connection and again after a kwikd restart.
+// kwikd holds it when it refuses another key for the phase (the phase is its current key) and
+// accepts the same key again (unchanged); the key is never read back.
+TEST_F(link_test, the_data_key_is_installed_and_resynced_after_a_kwikd_restart) {
+    auto link = std::make_unique<cp::dataplane_link>(config(), cp::link_callbacks{});
+    cp::desired_connection c = connection_5();
+    std::array<std::uint8_t, api::aead_key_size> key{};
+    key.fill(0x42);
+    c.data_key.emplace(3, key, 0, 1u << 20, false);
+    answer_box added;
+    ASSERT_TRUE(link->add_connection(c, added.sink()).ok());
+    auto kwikd = std::make_unique<kwikd_process>(g_kwikd, name, dir);
+    ASSERT_TRUE(poll_until(*link, [&] { return added.got && link->waiting() == 0; }));
+    EXPECT_EQ(added.status(), api::result_status::ok) << added.reason();
+    EXPECT_EQ(link->counters().commands_failed, 0u) << "set_connection_keys was accepted";
+
+    auto held = [&](std::uint8_t fill) {
+        std::uint8_t raw[api::aead_key_size];
+        std::memset(raw, fill, sizeof raw);
+        answer_box a;
+        link->send(api::make_set_connection_keys(5, 3, raw, 0, 1u << 20, false), a.sink());
+        EXPECT_TRUE(poll_until(*link, [&] { return a.got; }));
+        return a;
+    };
+    EXPECT_EQ(held(0x43).status(), api::result_status::already_exists) << "phase 3 holds another key";
+    EXPECT_EQ(held(0x42).status(), api::result_status::ok) << "the same key again: unchanged";
+
+    EXPECT_NE(kwikd->stop(SIGKILL), 0);
+    kwikd = std::make_unique<kwikd_process>(g_kwikd, name, dir);
+    ASSERT_TRUE(poll_until(*link, [&] { return link->counters().kwikd_restarts == 1 && link->adopted(); }));
+    EXPECT_EQ(link->counters().resync_commands, 3u) << "add_connection, set_connection_keys and add_path";
+    ASSERT_TRUE(poll_until(*link, [&] { return link->waiting() == 0; }));
+    const answer_box other = held(0x43);
+    EXPECT_EQ(other.status(), api::result_status::already_exists) << other.reason();
+    EXPECT_NE(other.reason().find("set_connection_keys.key_phase: phase 3"), std::string::npos) << other.reason();
+    EXPECT_EQ(kwikd->stop(SIGTERM), 0);
 }
 
 } // namespace

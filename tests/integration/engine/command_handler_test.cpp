@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iterator>
 #include <map>
@@ -35,6 +36,8 @@
 #include "dataplane/api/shm_region.hpp"
 #include "dataplane/engine/command_handler.hpp"
 #include "dataplane/engine/worker.hpp"
+#include "dataplane/transport/frame_protection.hpp"
+#include "dataplane/transport/heap_buffer.hpp"
 #include "drivers/ring_link.hpp"
 
 namespace fs = std::filesystem;
@@ -76,6 +79,14 @@ api::command add_connection(std::uint64_t id, const std::string& name, std::uint
     return c;
 }
 
+// set_connection_keys with a key of 32 bytes `fill`.
+api::command set_keys(std::uint64_t id, std::uint8_t phase, std::uint8_t fill, bool require = false,
+                      std::uint64_t valid_until_unix_ms = 0) {
+    std::uint8_t key[api::aead_key_size];
+    std::memset(key, fill, sizeof key);
+    return api::make_set_connection_keys(id, phase, key, valid_until_unix_ms, 0, require);
+}
+
 api::command set_weights(std::uint64_t id, std::vector<std::pair<std::uint64_t, float>> entries) {
     api::command c = api::make_command(api::message_type::set_weights);
     c.set_weights.connection_id = id;
@@ -87,11 +98,11 @@ api::command set_weights(std::uint64_t id, std::vector<std::pair<std::uint64_t, 
     return c;
 }
 
-// An IPv4 UDP datagram from 10.0.9.2:<src_port> to the appliance's Kwik port, UDP checksum 0
-// (allowed over IPv4: the classifier takes it as Kwik without a software checksum pass). The
-// payload is never parsed: an unknown path is dropped before its KDP header is read.
-std::vector<std::uint8_t> kwik_datagram(std::uint16_t src_port) {
-    constexpr std::size_t payload = 32;
+// An IPv4 UDP datagram carrying payload from 10.0.<net>.2:<src_port> to the appliance's Kwik
+// port, UDP checksum 0 (allowed over IPv4: the classifier takes it as Kwik without a software
+// checksum pass).
+std::vector<std::uint8_t> udp_frame(std::uint8_t net, std::uint16_t src_port, std::span<const std::uint8_t> body) {
+    const std::size_t payload = body.size();
     std::vector<std::uint8_t> f(ethernet_header_len + ipv4_header_len + udp_header_len + payload, 0);
     our_mac.store(&f[0]);
     peer_mac.store(&f[6]);
@@ -101,7 +112,7 @@ std::vector<std::uint8_t> kwik_datagram(std::uint16_t src_port) {
     store_be16(ip + 2, static_cast<std::uint16_t>(ipv4_header_len + udp_header_len + payload));
     ip[8] = 64;
     ip[9] = ip_proto_udp;
-    const std::uint8_t src[4] = {10, 0, 9, 2};
+    const std::uint8_t src[4] = {10, 0, net, 2};
     std::memcpy(ip + 12, src, 4);
     std::memcpy(ip + 16, appliance.bytes, 4);
     const std::uint16_t ck = checksum_finish(checksum_add(ip, ipv4_header_len, 0));
@@ -110,7 +121,17 @@ std::vector<std::uint8_t> kwik_datagram(std::uint16_t src_port) {
     store_be16(udp, src_port);
     store_be16(udp + 2, kwik_port);
     store_be16(udp + 4, static_cast<std::uint16_t>(udp_header_len + payload));
+    if (payload != 0) {
+        std::memcpy(udp + udp_header_len, body.data(), payload);
+    }
     return f;
+}
+
+// 32 zero bytes from 10.0.9.2:<src_port>: never parsed, an unknown path is dropped before its
+// KDP header is read.
+std::vector<std::uint8_t> kwik_datagram(std::uint16_t src_port) {
+    const std::array<std::uint8_t, 32> zeros{};
+    return udp_frame(9, src_port, zeros);
 }
 
 // The engine's key for a datagram of kwik_datagram(src_port), as the classifier fills it.
@@ -314,16 +335,20 @@ public:
         }
     }
 
-    // What the workers transmitted (probes to peers whose MAC is unknown are not even sent; the
-    // rest is freed here).
+    // What the workers transmitted (probes to peers whose MAC is unknown are not even sent),
+    // shown to on_tx if set, then freed.
     void drain_tx() {
         std::array<rte_mbuf*, 32> burst;
         for (unsigned q = 0; q < opts.workers; ++q) {
             for (std::uint16_t n = 0; (n = b->queue(static_cast<std::uint16_t>(q)).rx_burst(burst)) != 0;) {
+                for (std::uint16_t i = 0; on_tx && i < n; ++i) {
+                    on_tx(burst[i]);
+                }
                 rte_pktmbuf_free_bulk(burst.data(), n);
             }
         }
     }
+    std::function<void(rte_mbuf*)> on_tx;
 
     std::uint64_t send(api::command c) {
         EXPECT_TRUE(control.try_send(c)) << "the command ring is full";
@@ -612,6 +637,32 @@ TEST_F(command_handling, every_command_type_is_answered_once_with_the_field_or_s
          result_status::invalid_command, "set_windows.stream_id: the stream is not open", {}},
         {"set_windows: unknown connection", [] { return api::make_set_windows(9, api::window_scope::connection, 0, 1); },
          result_status::unknown_connection, "set_windows.connection_id: 9 does not exist", {}},
+        {"set_connection_keys", [] { return set_keys(1, 5, 0x11, true); }, result_status::ok, "",
+         [](command_handling& t) {
+             const transport::connection* c = t.workers[0]->connection_of(0);
+             EXPECT_EQ(c->live_keys(), 1u);
+             EXPECT_EQ(c->key_phase(), 5);
+             EXPECT_TRUE(c->require_encryption());
+         }},
+        {"set_connection_keys again (a resync)", [] { return set_keys(1, 5, 0x11, true); }, result_status::ok, "",
+         [](command_handling& t) { EXPECT_EQ(t.workers[0]->connection_of(0)->live_keys(), 1u); }},
+        {"set_connection_keys: the current phase with another key", [] { return set_keys(1, 5, 0x22); },
+         result_status::already_exists, "set_connection_keys.key_phase: phase 5 is the current key",
+         [](command_handling& t) { EXPECT_TRUE(t.workers[0]->connection_of(0)->require_encryption()) << "unchanged"; }},
+        {"set_connection_keys: unknown connection", [] { return set_keys(9, 1, 0x11); },
+         result_status::unknown_connection, "set_connection_keys.connection_id: 9 does not exist", {}},
+        {"set_connection_keys: all-zero key (validate)", [] { return set_keys(1, 6, 0x00); },
+         result_status::invalid_command, "set_connection_keys.key: all zero", {}},
+        {"set_connection_keys: valid_until passed", [] { return set_keys(1, 6, 0x33, false, 1); },
+         result_status::invalid_command, "set_connection_keys.valid_until_unix_ms: 1 is not after now",
+         [](command_handling& t) { EXPECT_EQ(t.workers[0]->connection_of(0)->live_keys(), 1u); }},
+        {"set_connection_keys: another AEAD (validate)",
+         [] {
+             api::command c = set_keys(1, 6, 0x33);
+             c.set_connection_keys.aead = static_cast<api::aead_algorithm>(2);
+             return c;
+         },
+         result_status::invalid_command, "set_connection_keys.aead: 2 is not AES-256-GCM", {}},
 
         {"remove_path: unknown path", [] { return api::make_remove_path(1, 7); }, result_status::unknown_path,
          "remove_path.path_id: 7 does not exist in connection 1", {}},
@@ -693,7 +744,7 @@ TEST_F(command_handling, every_command_type_is_answered_once_with_the_field_or_s
             c.after(*this);
         }
     }
-    EXPECT_EQ(types.size(), 10u) << "every command type";
+    EXPECT_EQ(types.size(), 11u) << "every command type";
     // Nothing else answered: one answer per command sent, no answer to anything else.
     std::size_t answers = 0;
     for (const api::event& e : inbox) {
@@ -704,6 +755,139 @@ TEST_F(command_handling, every_command_type_is_answered_once_with_the_field_or_s
     }
     EXPECT_EQ(answers, cases.size());
     EXPECT_EQ(handler->counters().commands, cases.size());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1b. ENCRYPTED frames with keys installed through the command ring: a client transport in the
+// test sends a file to a file_store connection with every stream frame sealed; every byte is
+// stored; forged and plaintext frames are dropped and counted, and the transfer goes on.
+
+TEST_F(command_handling, encrypted_file_transfer_with_keys_from_the_command_ring) {
+    rig_options o;
+    o.workers = 1;
+    ASSERT_NO_FATAL_FAILURE(start(o));
+    const fs::path store = g_lock_dir / ("store-" + name);
+    fs::create_directories(store);
+    api::command add = add_connection(1, "sealed", 0, api::connection_role::server, api::endpoint_kind::file_store);
+    ASSERT_TRUE(api::set_text(add.add_connection.endpoint_path, store.string()));
+    ASSERT_NO_FATAL_FAILURE(expect_ok(add));
+    ASSERT_NO_FATAL_FAILURE(expect_ok(api::make_add_path(1, 1, path_tuple(1, 40001))));
+    ASSERT_NO_FATAL_FAILURE(expect_ok(set_keys(1, 4, 0x5c, true)));
+    const listing l = list_state();
+    ASSERT_EQ(l.connections.count(1), 1u);
+    EXPECT_EQ(l.connections.at(1).at(0).live_keys, 1u);
+    EXPECT_EQ(l.connections.at(1).at(0).key_phase, 4u);
+    EXPECT_EQ(l.connections.at(1).at(0).require_encryption, 1u);
+
+    // The client: the peer of 10.0.1.2:40001, sealing under the same key.
+    std::vector<std::vector<std::uint8_t>> outgoing;
+    transport::connection_config cc;
+    cc.side = transport::role::client;
+    cc.tx_ops = &transport::heap_buffer_ops;
+    cc.rx_ops = &transport::heap_buffer_ops;
+    transport::connection_callbacks cb;
+    cb.ctx = &outgoing;
+    cb.transmit = [](void* ctx, transport::path_id, std::span<const std::uint8_t> p) {
+        static_cast<std::vector<std::vector<std::uint8_t>>*>(ctx)->emplace_back(p.begin(), p.end());
+    };
+    transport::connection client(cc, cb, now);
+    ASSERT_TRUE(client.add_path(1, now));
+    transport::aead_key key;
+    key.phase = 4;
+    key.key.fill(0x5c);
+    ASSERT_EQ(client.install_key(key), transport::key_install::installed);
+    client.set_require_encryption(true);
+    on_tx = [&](rte_mbuf* m) {
+        const std::size_t skip = ethernet_header_len + ipv4_header_len + udp_header_len;
+        ASSERT_GT(m->data_len, skip);
+        const std::size_t n = m->data_len - skip;
+        transport::heap_buffer* hb = transport::heap_buffer::make(n);
+        std::memcpy(hb->data(), rte_pktmbuf_mtod_offset(m, const std::uint8_t*, skip), n);
+        client.on_datagram(1, {hb->data(), n}, hb, false, now);
+        transport::heap_buffer_release(hb);
+    };
+
+    std::string data(400'000, '\0');
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        data[i] = static_cast<char>((i * 2654435761u) >> 11);
+    }
+    const transport::stream_id sid = client.open_stream({});
+    ASSERT_EQ(sid, 2u);
+    transport::heap_buffer* hb = transport::heap_buffer::make(data.size());
+    std::memcpy(hb->data(), data.data(), data.size());
+    ASSERT_TRUE(client.write(sid, {hb->data(), static_cast<std::uint32_t>(data.size()), hb}));
+    transport::heap_buffer_release(hb);
+    ASSERT_TRUE(client.finish(sid));
+
+    // Forgeries, each in its own packet numbered far above the client's: a frame sealed under
+    // another key, the same frame with a flipped ciphertext byte (under the right key), and a
+    // plaintext frame; each would be stream 6's first bytes.
+    auto forged_packet = [](std::uint64_t seq, std::uint8_t key_fill, bool seal, bool flip) {
+        transport::frame_protection p(true);
+        transport::aead_key k;
+        k.phase = 4;
+        k.key.fill(key_fill);
+        EXPECT_EQ(p.install(k), transport::key_install::installed);
+        std::array<std::uint8_t, 64> buf{};
+        std::memcpy(buf.data(), "forged stream data", 18);
+        kdp::frame_desc f;
+        f.stream_id = 6;
+        f.flags = kdp::frame_flag::ordered;
+        f.data = {buf.data(), 18};
+        if (seal) {
+            EXPECT_EQ(p.seal(f, buf.data(), 18, 0), transport::seal_refusal::none);
+        }
+        if (flip) {
+            buf[3] ^= 0x40;
+        }
+        const kdp::frame_desc fs[1] = {f};
+        std::vector<std::uint8_t> out(kdp::max_packet_size);
+        const kdp::write_result w = kdp::serialize_packet({seq, kdp::packet_type::data, kdp::compression::none, fs}, out);
+        EXPECT_TRUE(w.ok());
+        out.resize(w.size);
+        return out;
+    };
+    const std::vector<std::vector<std::uint8_t>> forgeries = {
+        forged_packet(1'000'000, 0x77, true, false), forged_packet(1'000'001, 0x5c, true, true),
+        forged_packet(1'000'002, 0x5c, false, false)};
+
+    const endpoint* store_ep = workers[0]->endpoint_of(0);
+    ASSERT_NE(store_ep, nullptr);
+    for (int i = 0; i < 40000 && store_ep->counters().files_written == 0; ++i) {
+        client.flush(now);
+        std::vector<std::vector<std::uint8_t>> frames;
+        for (const auto& d : outgoing) {
+            frames.push_back(udp_frame(1, 40001, d));
+        }
+        outgoing.clear();
+        if (i == 2) { // mid-transfer
+            for (const auto& d : forgeries) {
+                frames.push_back(udp_frame(1, 40001, d));
+            }
+        }
+        if (!frames.empty()) {
+            ASSERT_NO_FATAL_FAILURE(inject(0, frames));
+        }
+        pass();
+    }
+    ASSERT_EQ(store_ep->counters().files_written, 1u);
+    EXPECT_GT(client.counters().stream_bytes_sent, 0u);
+    std::ifstream in(store / "c1-s2.bin", std::ios::binary);
+    const std::string stored((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(stored.size(), data.size());
+    EXPECT_TRUE(stored == data) << "stored byte for byte";
+
+    const transport::connection* server = workers[0]->connection_of(0);
+    auto drops = [&](kdp::drop_reason r) { return server->counters().drops[static_cast<std::size_t>(r)]; };
+    EXPECT_EQ(drops(kdp::drop_reason::aead_auth_failed), 2u);
+    EXPECT_EQ(drops(kdp::drop_reason::encryption_required), 1u);
+    EXPECT_GT(server->counters().encrypted_frames_received, 200u);
+    EXPECT_EQ(client.counters().encrypted_frames_sent, server->counters().encrypted_frames_received)
+        << "no loss on the ring link: every sealed frame opened once";
+    EXPECT_FALSE(fs::exists(store / "c1-s6.bin")) << "no forged stream was opened";
+    EXPECT_TRUE(server->encrypting());
+    on_tx = nullptr;
+    fs::remove_all(store);
 }
 
 // ---------------------------------------------------------------------------------------------

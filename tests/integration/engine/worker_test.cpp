@@ -101,44 +101,57 @@ protected:
 rte_mempool* worker_pcap::pool = nullptr;
 rte_mempool* worker_pcap::app_pool = nullptr;
 
-TEST_F(worker_pcap, file_store_receives_every_stream_exactly) {
+// One net_pcap port with worker 0 on it (classifier: 10.100.0.1, Kwik port 7707; its own path
+// table) and a file-store connection in slot 0 with paths 1..n from 10.0.<p>.2:40000, as
+// kwik-pcapgen's default address plan has them. Built in place: the worker points into it.
+struct pcap_rig {
+    std::optional<drivers::port> port;
+    std::optional<classifier> cls;
+    std::unique_ptr<path_table> paths;
+    std::unique_ptr<worker> w;
+};
+
+void make_rig(pcap_rig& r, const char* device, const char* table, rte_mempool* pool, rte_mempool* app_pool,
+              worker_mailbox mailbox, std::uint64_t connection_id, const fs::path& store, std::uint32_t path_count) {
     drivers::port_config pc;
-    pc.device = "net_pcap0";
+    pc.device = device;
     pc.pool = pool;
     pc.rss = false;
     auto port = drivers::open_port(pc);
     ASSERT_TRUE(port.ok()) << port.message();
+    r.port.emplace(std::move(port).value());
 
     classifier_config cc;
-    std::memcpy(cc.mac.bytes.data(), port->mac().addr_bytes, 6);
+    std::memcpy(cc.mac.bytes.data(), r.port->mac().addr_bytes, 6);
     ASSERT_TRUE(cc.add_kwik_port(7707));
     ASSERT_TRUE(cc.add_address(ip_address::v4(0x0A640001))); // 10.100.0.1
-    classifier cls(cc);
+    r.cls.emplace(cc);
 
     std::string error;
-    std::unique_ptr<path_table> paths(path_table::create("kwik_wt_paths", 1024, SOCKET_ID_ANY, 1, &error));
-    ASSERT_TRUE(paths) << error;
+    r.paths.reset(path_table::create(table, 1024, SOCKET_ID_ANY, 1, &error));
+    ASSERT_TRUE(r.paths) << error;
 
     worker_config wc;
     wc.id = 0;
     worker_port wp;
-    wp.queue = port->queue(0);
+    wp.queue = r.port->queue(0);
     wp.mac = cc.mac;
-    wp.classify = &cls;
+    wp.classify = &*r.cls;
     wc.ports.push_back(wp);
-    wc.paths = paths.get();
+    wc.paths = r.paths.get();
     wc.tx_pool = pool;
     wc.app_pool = app_pool;
-    worker w(wc);
+    wc.mailbox = mailbox;
+    r.w = std::make_unique<worker>(wc);
 
-    const fs::path store = g_dir / "store";
     fs::create_directories(store);
     connection_spec cs;
     cs.index = 0;
+    cs.connection_id = connection_id;
     cs.endpoint.kind = endpoint_kind::file_store;
     cs.endpoint.directory = store.string();
-    ASSERT_TRUE(w.add_connection(cs, &error)) << error;
-    for (std::uint32_t p = 0; p < 3; ++p) {
+    ASSERT_TRUE(r.w->add_connection(cs, &error)) << error;
+    for (std::uint32_t p = 0; p < path_count; ++p) {
         path_spec ps;
         ps.connection = 0;
         ps.id = p + 1;
@@ -147,8 +160,17 @@ TEST_F(worker_pcap, file_store_receives_every_stream_exactly) {
         ps.tuple.dst = ip_address::v4(0x0A640001);
         ps.tuple.src_port = 40000;
         ps.tuple.dst_port = 7707;
-        ASSERT_TRUE(w.add_path(ps, &error)) << error;
+        ASSERT_TRUE(r.w->add_path(ps, &error)) << error;
     }
+}
+
+TEST_F(worker_pcap, file_store_receives_every_stream_exactly) {
+    pcap_rig rig;
+    const fs::path store = g_dir / "store";
+    ASSERT_NO_FATAL_FAILURE(make_rig(rig, "net_pcap0", "kwik_wt_paths", pool, app_pool, {}, 0, store, 3));
+    worker& w = *rig.w;
+    auto& paths = rig.paths;
+    auto& port = rig.port;
 
     paths->register_worker(0);
     transport::time_ns now = 1'000'000'000;
@@ -226,6 +248,62 @@ std::size_t check_store(const fs::path& manifest_file, const fs::path& dir, std:
         good += ok ? 1 : 0;
     }
     return good;
+}
+
+// ENCRYPTED frames on net_pcap: kwik-pcapgen --encrypt-key traffic (loss, reordering,
+// duplication, corruption) into a file-store connection whose key arrives as a
+// set_connection_keys worker_command on the worker's mailbox, as kwikd's main lcore posts it.
+// Every stream is stored byte for byte; every sealed frame opened; nothing failed to verify.
+TEST_F(worker_pcap, encrypted_streams_with_a_key_from_the_mailbox_are_stored_exactly) {
+    std::string error;
+    worker_mailbox mailbox = create_mailbox("kwik_wt_enc", 0, 64, 64, SOCKET_ID_ANY, &error);
+    ASSERT_TRUE(mailbox.valid()) << error;
+    pcap_rig rig;
+    const fs::path store = g_dir / "store_enc";
+    ASSERT_NO_FATAL_FAILURE(make_rig(rig, "net_pcap2", "kwik_wt_paths_enc", pool, app_pool, mailbox, 1, store, 2));
+    auto& w = rig.w;
+    auto& paths = rig.paths;
+    std::uint8_t key[api::aead_key_size];
+    std::memset(key, 0x5c, sizeof key); // --encrypt-key 5c5c...
+    worker_command keys{};
+    keys.cmd = api::make_set_connection_keys(1, 9, key, 0, 0, true);
+    keys.cmd.header.sequence = 1;
+    keys.op = worker_op::set_connection_keys;
+    keys.token = 77;
+    keys.connection = 0;
+    ASSERT_TRUE(mailbox.post(keys));
+    transport::time_ns now = 1'000'000'000;
+    w->apply_commands_now(now);
+    // The answer among the replies (the worker also raises path_up events of its own).
+    std::array<worker_reply, 16> replies{};
+    const unsigned n = mailbox.take_replies(replies.data(), static_cast<unsigned>(replies.size()));
+    const auto answer = std::find_if(replies.begin(), replies.begin() + n, [](const worker_reply& r) { return r.token == 77; });
+    ASSERT_NE(answer, replies.begin() + n) << "set_connection_keys answered";
+    EXPECT_EQ(answer->ev.header.type, api::message_type::command_result);
+    EXPECT_EQ(answer->ev.command_result.status, api::result_status::ok) << api::get_text(answer->ev.command_result.reason);
+    EXPECT_EQ(w->connection_of(0)->key_phase(), 9);
+
+    paths->register_worker(0);
+    for (int i = 0; i < 20000; ++i) {
+        w->poll(now);
+        now += 200 * transport::us;
+    }
+    paths->offline(0);
+    EXPECT_EQ(check_store(g_dir / "manifest3.json", store, 1), 3u);
+    const transport::connection* conn = w->connection_of(0);
+    const auto& drops = conn->counters().drops;
+    for (const kdp::drop_reason r : {kdp::drop_reason::aead_auth_failed, kdp::drop_reason::aead_unknown_key_phase,
+                                     kdp::drop_reason::aead_wrong_direction, kdp::drop_reason::encryption_required}) {
+        EXPECT_EQ(drops[static_cast<std::size_t>(r)], 0u) << kdp::to_string(r);
+    }
+    EXPECT_GT(conn->counters().encrypted_frames_received, 0u);
+    EXPECT_GT(drops[static_cast<std::size_t>(kdp::drop_reason::bad_frame_checksum)] +
+                  drops[static_cast<std::size_t>(kdp::drop_reason::bad_packet_checksum)] +
+                  w->counters().classified.drops[static_cast<std::size_t>(kdp::drop_reason::bad_udp_checksum)],
+              0u) << "corrupted packets are the checksums' (checked before decryption), never the AEAD's";
+    w.reset();
+    ASSERT_TRUE(rig.port->close().ok());
+    free_mailbox(mailbox);
 }
 
 // Two workers, one port with two queues (a ring link standing in for a NIC without rte_flow):
@@ -1218,13 +1296,28 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "kwik-pcapgen failed: %s\n", gen2.c_str());
         return 1;
     }
+    // ENCRYPTED traffic (key 5c x 32, phase 9) for the file store: store names use connection 0.
+    const std::string gen3 = run(g_pcapgen + " -o " + (g_dir / "in3.pcap").string() + " --manifest " +
+                                 (g_dir / "manifest3.json").string() +
+                                 " --connections 1 --paths 2 --streams 3 --stream-size 20000-60000 --pattern random"
+                                 " --frames-per-packet 2 --max-frame-data 600 --reorder 0.05 --duplicate 0.03"
+                                 " --loss 0.02 --corrupt 0.02 --ack-every 0 --keepalive-every 0"
+                                 " --window-update-every 0 --seed 13 --server-mac 02:70:63:61:70:02"
+                                 " --encrypt-key 5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c"
+                                 " --key-phase 9");
+    if (!gen3.empty()) {
+        std::fprintf(stderr, "kwik-pcapgen failed: %s\n", gen3.c_str());
+        return 1;
+    }
     const std::string vdev = "--vdev=net_pcap0,rx_pcap=" + (g_dir / "in.pcap").string() + ",tx_pcap=" +
                              (g_dir / "out.pcap").string();
     const std::string vdev2 = "--vdev=net_pcap1,rx_pcap=" + (g_dir / "in2.pcap").string() + ",tx_pcap=" +
                               (g_dir / "out2.pcap").string();
+    const std::string vdev3 = "--vdev=net_pcap2,rx_pcap=" + (g_dir / "in3.pcap").string() + ",tx_pcap=" +
+                              (g_dir / "out3.pcap").string();
     const char* eal[] = {"worker_test", "--no-huge", "--no-pci", "-m", "512", "--no-shconf",
                          "--file-prefix=kwik_worker_test", "--no-telemetry", "-l", "0", "--log-level=*:warning",
-                         vdev.c_str(), vdev2.c_str()};
+                         vdev.c_str(), vdev2.c_str(), vdev3.c_str()};
     if (rte_eal_init(static_cast<int>(std::size(eal)), const_cast<char**>(eal)) < 0) {
         std::fprintf(stderr, "EAL init failed\n");
         return 1;

@@ -407,6 +407,58 @@ def test_crafted(tmp):
     check(lines[10].get("vlan") == [5] if len(lines) > 10 else False, "crafted: VLAN id not reported")
 
 
+def test_encrypted(tmp):
+    """--encrypt-key seals every stream frame (one nonce counter per capture, client prefix
+    "KCLI"); kwik-dump --key verifies each and the plaintext is the pattern; --expect needs the
+    key, and a wrong key verifies nothing."""
+    key = "5c" * 32
+    args = ["--connections", "2", "--paths", "2", "--streams", "3", "--stream-size", "3000-9000",
+            "--frames-per-packet", "2", "--max-frame-data", "600", "--loss", "0.1", "--seed", "5",
+            "--pattern", "random", "--encrypt-key", key, "--key-phase", "7"]
+    pcap, m = generate(tmp, "sealed", args)
+    if m is None:
+        return
+    check(m["parameters"]["encrypted"] is True and m["parameters"]["key_phase"] == 7, "sealed: manifest parameters")
+    check(key not in json.dumps(m), "sealed: the manifest holds the key")
+    lines = dump(pcap, "--key", key, "--hex")
+    compare_packets("sealed", m, lines, 4)
+    nonces = set()
+    sealed = 0
+    for rec, line in zip(m["packets"], lines):
+        if line["verdict"] != "accept":
+            continue
+        for f in line["kdp"]["frames"]:
+            if f["priority"] == "control":
+                continue
+            sealed += 1
+            aead = [e for e in f["extensions"] if e.get("name") == "aead"]
+            if not check(f["flags"] & 0x08 and len(aead) == 1, f"sealed: packet {rec['index']}: frame not ENCRYPTED"):
+                return
+            check(aead[0]["key_phase"] == 7, f"sealed: key phase {aead[0]['key_phase']}")
+            check(aead[0]["nonce"].startswith("4b434c49"), f"sealed: nonce {aead[0]['nonce']} lacks the client prefix")
+            check(aead[0]["nonce"] not in nonces, f"sealed: nonce {aead[0]['nonce']} used twice")
+            nonces.add(aead[0]["nonce"])
+            check(f.get("aead_verified") is True, f"sealed: packet {rec['index']}: frame does not verify")
+            want = pattern_bytes("random", 5, rec["connection"], f["stream_id"], f["offset"], f["stream_length"])
+            check(bytes.fromhex(f.get("plaintext_hex", "")) == want, f"sealed: packet {rec['index']}: plaintext differs")
+    check(sealed > 0 and m["counts"]["retransmissions"] > 0, "sealed: no sealed frames, or nothing retransmitted")
+    manifest_path = os.path.join(tmp, "sealed.json")
+    r = run([DUMP, "--summary-only", "--expect", manifest_path, "--key", key, pcap])
+    check(r.returncode == 0, f"sealed: --expect with the key failed ({r.returncode}): {r.stderr.strip()}")
+    r = run([DUMP, "--summary-only", "--expect", manifest_path, pcap])
+    check(r.returncode == 1 and "content not kept" in r.stderr, f"sealed: --expect without the key: exit {r.returncode}")
+    r = run([DUMP, "--key", "5d" * 32, pcap])
+    verified = [f.get("aead_verified") for line in r.stdout.splitlines() if line.strip()
+                for f in json.loads(line).get("kdp", {}).get("frames", []) if f["flags"] & 0x08]
+    check(verified and not any(verified), "sealed: a wrong key verified a frame")
+    r = run([DUMP, "--key", "xyz", pcap])
+    check(r.returncode == 2 and "--key" in r.stderr, f"kwik-dump --key xyz: exit {r.returncode} {r.stderr!r}")
+    for bad, option in ((["--encrypt-key", "00" * 31], "--encrypt-key"), (["--key-phase", "3"], "--key-phase"),
+                        (["--encrypt-key", key, "--key-phase", "256"], "--key-phase")):
+        r = run([PCAPGEN, "-o", os.path.join(tmp, "bad.pcap")] + bad)
+        check(r.returncode == 2 and option in r.stderr, f"kwik-pcapgen {' '.join(bad)}: exit {r.returncode} {r.stderr!r}")
+
+
 def test_errors(tmp):
     out = os.path.join(tmp, "x.pcap")
     for args, option in ((["-o", out, "--loss", "1.5"], "--loss"),
@@ -455,7 +507,8 @@ def test_errors(tmp):
 def main():
     tmp = tempfile.mkdtemp(prefix="kwik-tools-test-")
     try:
-        for test in (test_reorder_duplicate, test_loss_corruption, test_ipv6_and_pcapng, test_crafted, test_errors):
+        for test in (test_reorder_duplicate, test_loss_corruption, test_ipv6_and_pcapng, test_crafted, test_encrypted,
+                     test_errors):
             before = len(failures)
             try:
                 test(tmp)

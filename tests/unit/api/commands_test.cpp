@@ -74,6 +74,23 @@ TEST(commands_layout, event_bodies) {
     EXPECT_EQ(offsetof(unknown_path_body, port_id), 44u);
     EXPECT_EQ(offsetof(unknown_path_body, first_seen_ns), 48u);
     EXPECT_EQ(offsetof(counters_ready_body, workers_published), 8u);
+    EXPECT_EQ(offsetof(connection_info_body, live_keys), 216u);
+    EXPECT_EQ(offsetof(connection_info_body, key_phase), 217u);
+    EXPECT_EQ(offsetof(connection_info_body, require_encryption), 218u);
+}
+
+TEST(commands_layout, set_connection_keys_body) {
+    EXPECT_EQ(sizeof(set_connection_keys_body), 64u);
+    EXPECT_EQ(offsetof(set_connection_keys_body, key), 8u);
+    EXPECT_EQ(offsetof(set_connection_keys_body, valid_until_unix_ms), 40u);
+    EXPECT_EQ(offsetof(set_connection_keys_body, max_frames), 48u);
+    EXPECT_EQ(offsetof(set_connection_keys_body, key_phase), 56u);
+    EXPECT_EQ(offsetof(set_connection_keys_body, aead), 57u);
+    EXPECT_EQ(offsetof(set_connection_keys_body, require_encryption), 58u);
+    EXPECT_EQ(protocol_version, 3);
+    EXPECT_EQ(static_cast<int>(message_type::set_connection_keys), 11);
+    EXPECT_TRUE(is_command(message_type::set_connection_keys));
+    EXPECT_EQ(to_string(message_type::set_connection_keys), "set_connection_keys");
 }
 
 TEST(commands_layout, enum_values_are_pinned) {
@@ -137,6 +154,9 @@ TEST(commands_builders, add_connection_is_valid_and_zero_elsewhere) {
     }
 }
 
+const std::uint8_t test_key[aead_key_size] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                               17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+
 TEST(commands_builders, every_builder_validates) {
     command weights = make_command(message_type::set_weights);
     weights.set_weights.connection_id = 1;
@@ -160,6 +180,8 @@ TEST(commands_builders, every_builder_validates) {
         make_set_windows(1, window_scope::connection, 0, 1 << 20),
         make_set_windows(1, window_scope::stream, 8, 1 << 16),
         make_request_counters(),
+        make_set_connection_keys(1, 0, test_key, 0, 0, false),
+        make_set_connection_keys(1, 255, test_key, 1'800'000'000'000, 1 << 23, true),
     };
     for (const command& c : all) {
         const validation v = validate(c);
@@ -519,6 +541,35 @@ std::vector<bad_case> bad_commands() {
              return c;
          },
          "request_counters.reserved"},
+        {"keys connection zero", [] { return make_set_connection_keys(0, 0, test_key, 0, 0, false); },
+         "set_connection_keys.connection_id: must be nonzero"},
+        {"keys all zero",
+         [] {
+             const std::uint8_t zero[aead_key_size] = {};
+             return make_set_connection_keys(1, 0, zero, 0, 0, false);
+         },
+         "set_connection_keys.key: all zero"},
+        {"keys aead",
+         [] {
+             command c = make_set_connection_keys(1, 0, test_key, 0, 0, false);
+             c.set_connection_keys.aead = static_cast<aead_algorithm>(0);
+             return c;
+         },
+         "set_connection_keys.aead: 0 is not AES-256-GCM (1)"},
+        {"keys require_encryption",
+         [] {
+             command c = make_set_connection_keys(1, 0, test_key, 0, 0, false);
+             c.set_connection_keys.require_encryption = 2;
+             return c;
+         },
+         "set_connection_keys.require_encryption: 2 is not 0 or 1"},
+        {"keys reserved",
+         [] {
+             command c = make_set_connection_keys(1, 0, test_key, 0, 0, false);
+             c.set_connection_keys.reserved[4] = 1;
+             return c;
+         },
+         "set_connection_keys.reserved: must be zero"},
     };
 }
 

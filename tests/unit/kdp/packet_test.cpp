@@ -2,6 +2,7 @@
 // chained) field for field and re-serialise to the same bytes; serialiser refusals; inspect mode.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <random>
 #include <vector>
 
@@ -330,6 +331,44 @@ TEST(packet, precomputed_frame_checksum_is_used_as_given) {
     f.checksum ^= 1; // a stale stored checksum is sent as given, and the receiver catches it
     w = serialize_packet(d, wire);
     EXPECT_EQ(parse_packet(contiguous_bytes(wire.data(), w.size), v), drop_reason::bad_frame_checksum);
+}
+
+// The AAD of an ENCRYPTED frame (PROTOCOL.md 5.4), from the description a sender seals with
+// and from the parsed wire bytes a receiver opens with: the same bytes, laid out as specified,
+// and the scheduling hints (PRIORITY, RETRANSMIT, Priority byte) left out.
+TEST(packet, aead_aad_is_the_same_from_the_description_and_the_wire) {
+    const bytes data(300 + aead_tag_len, 0x55);
+    frame_desc f;
+    f.stream_id = 300; // a two-byte varint
+    f.offset = 0x0102030405060708;
+    f.flags = frame_flag::fin | frame_flag::compressed | frame_flag::encrypted | frame_flag::ordered |
+              frame_flag::retransmit | frame_flag::priority;
+    f.prio = priority::high;
+    f.uncompressed_length = 1000;
+    f.key_phase = 7;
+    for (std::size_t i = 0; i < f.nonce.size(); ++i) {
+        f.nonce[i] = static_cast<std::uint8_t>(0xA0 + i);
+    }
+    f.data = data;
+    std::array<std::uint8_t, max_aead_aad> from_desc{};
+    const std::size_t n = frame_aad(f, from_desc);
+    const bytes expected = {0x41, 0x2C,                                     // StreamID 300
+                            0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, // Offset
+                            0x1D,                                           // FIN|CMP|ENC|ORD
+                            0x01, 0x02, 0x43, 0xE8,                         // UNCOMPRESSED_LENGTH 1000
+                            0x02, 0x0D, 0x07,                               // AEAD, 13 bytes, phase 7
+                            0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xAB};
+    EXPECT_EQ(bytes(from_desc.begin(), from_desc.begin() + static_cast<std::ptrdiff_t>(n)), expected);
+
+    bytes wire(max_packet_size);
+    const packet_desc d{5, packet_type::retransmission, compression::deflate, {&f, 1}};
+    const write_result w = serialize_packet(d, wire);
+    ASSERT_TRUE(w.ok()) << to_string(w.invalid);
+    packet_view v;
+    ASSERT_EQ(parse_packet(contiguous_bytes(wire.data(), w.size), v), drop_reason::none);
+    std::array<std::uint8_t, max_aead_aad> from_wire{};
+    ASSERT_EQ(frame_aad({wire.data(), w.size}, v.frames[0], from_wire), n);
+    EXPECT_EQ(bytes(from_wire.begin(), from_wire.begin() + static_cast<std::ptrdiff_t>(n)), expected);
 }
 
 TEST(packet, inspect_mode_reports_each_checksum) {
