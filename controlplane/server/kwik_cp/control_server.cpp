@@ -179,7 +179,8 @@ control_server::control_server(control_server_config config)
                                   [this, restarts = std::uint64_t{0}](bool attached) mutable {
                                       const bool restarted = _link.counters().kwikd_restarts > restarts;
                                       restarts = _link.counters().kwikd_restarts;
-                                      log_kwikd_attach(attached, restarted, _config.link, _link.counters());
+                                      log_kwikd_attach(attached, restarted, _config.link.region_name,
+                                                       _link.counters().attaches, restarts);
                                   },
                           }) {}
 

@@ -71,7 +71,11 @@ void protobuf_handler(google::protobuf::LogLevel level, const char* filename, in
         ours = log_level::error; // ERROR, and FATAL (protobuf aborts after it)
         break;
     }
-    log_line(ours, "protobuf: " + message + " (" + (filename != nullptr ? filename : "?") + ":" +
+    std::string_view text = message;
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) {
+        text.remove_suffix(1);
+    }
+    log_line(ours, "protobuf: " + std::string(text) + " (" + (filename != nullptr ? filename : "?") + ":" +
                        std::to_string(line) + ")");
 }
 
@@ -193,8 +197,9 @@ void log_hello_refused(const std::string& peer, const std::string& client_id, st
                                      std::string(result) + ": " + std::string(reason));
 }
 
-void log_kwikd_attach(bool attached, bool restarted, const link_config& link, const link_counters& counters) {
-    const std::string region = "shared memory /" + link.region_name;
+void log_kwikd_attach(bool attached, bool restarted, const std::string& region_name, std::uint64_t attaches,
+                      std::uint64_t kwikd_restarts) {
+    const std::string region = "shared memory /" + region_name;
     if (!attached) {
         log_line(log_level::warning, "kwikd detached (" + region + "): its connections are kept and pushed again "
                                      "when it is back");
@@ -202,8 +207,8 @@ void log_kwikd_attach(bool attached, bool restarted, const link_config& link, co
     }
     log_line(restarted ? log_level::warning : log_level::notice,
              std::string(restarted ? "kwikd restarted: attached to its new " : "kwikd attached: ") + region +
-                 " (attach " + std::to_string(counters.attaches) + ", kwikd restarts " +
-                 std::to_string(counters.kwikd_restarts) + ")");
+                 " (attach " + std::to_string(attaches) + ", kwikd restarts " +
+                 std::to_string(kwikd_restarts) + ")");
 }
 
 } // namespace kwik::cp

@@ -11,8 +11,6 @@
 #include <string>
 #include <string_view>
 
-#include "controlplane/server/link/dataplane_link.hpp"
-
 namespace kwik::cp {
 
 // kwikd's names (--log-level emergency .. debug); the values are syslog's priorities, which a
@@ -65,7 +63,9 @@ void log_session_opened(const std::string& peer, bool tls);
 void log_session_closed(const std::string& peer, const std::string& client_id, std::string_view reason);
 void log_hello_refused(const std::string& peer, const std::string& client_id, std::string_view result,
                        std::string_view reason);
-// From link_callbacks.on_attach_change; restarted: kwikd_restarts grew since the last attach.
-void log_kwikd_attach(bool attached, bool restarted, const link_config& link, const link_counters& counters);
+// From link_callbacks.on_attach_change (region_name: link_config's; attaches, kwikd_restarts:
+// link_counters'); restarted: kwikd_restarts grew since the last attach.
+void log_kwikd_attach(bool attached, bool restarted, const std::string& region_name, std::uint64_t attaches,
+                      std::uint64_t kwikd_restarts);
 
 } // namespace kwik::cp

@@ -114,15 +114,9 @@ TEST_F(kwik_cp_log, session_and_hello_events) {
 }
 
 TEST_F(kwik_cp_log, kwikd_attach_detach_and_restart) {
-    cp::link_config link;
-    link.region_name = "kwik-a";
-    cp::link_counters counters;
-    counters.attaches = 1;
-    cp::log_kwikd_attach(true, false, link, counters);
-    cp::log_kwikd_attach(false, false, link, counters);
-    counters.attaches = 2;
-    counters.kwikd_restarts = 1;
-    cp::log_kwikd_attach(true, true, link, counters);
+    cp::log_kwikd_attach(true, false, "kwik-a", 1, 0);
+    cp::log_kwikd_attach(false, false, "kwik-a", 1, 0);
+    cp::log_kwikd_attach(true, true, "kwik-a", 2, 1);
     ASSERT_EQ(got.lines.size(), 3u);
     EXPECT_EQ(got.lines[0].first, log_level::notice);
     EXPECT_NE(got.lines[0].second.find("kwikd attached: shared memory /kwik-a (attach 1, kwikd restarts 0)"),
@@ -155,6 +149,7 @@ TEST_F(kwik_cp_log, protobuf_messages_come_through_the_log_with_a_level) {
     EXPECT_NE(line.find(" kwik-cp error: protobuf: "), std::string::npos) << line;
     EXPECT_NE(line.find("invalid UTF-8"), std::string::npos) << line;
     EXPECT_NE(line.find("kwik.kcp.v3.ClientHello.client_id"), std::string::npos) << line;
+    EXPECT_NE(line.find("raw bytes. (google/protobuf/"), std::string::npos) << line << " (its trailing spaces trimmed)";
     EXPECT_EQ(line.back(), '\n');
     EXPECT_EQ(line.find('\n'), line.size() - 1) << "one line";
 
