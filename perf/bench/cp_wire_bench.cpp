@@ -41,6 +41,7 @@
 #include "controlplane/kcp/tls.hpp"
 #include "controlplane/server/auth.hpp"
 #include "controlplane/server/kwik_cp/control_server.hpp"
+#include "controlplane/server/kwik_cp/log.hpp"
 #include "perf/bench/cp_fleet.hpp"
 
 namespace {
@@ -379,6 +380,7 @@ int main(int argc, char** argv) {
         ->delimiter(',')
         ->check(CLI::IsMember({"health", "discovery"}));
     CLI11_PARSE(app, argc, argv);
+    cp::set_log_level(cp::log_level::warning); // no line per session opened or closed
 
     cp::bytes32 key{};
     if (auto r = cp::random_bytes(key); !r) {
