@@ -1,6 +1,7 @@
 // kwik-cp's event loop and its action functions; see control_server.hpp.
 #include "controlplane/server/kwik_cp/control_server.hpp"
 #include "controlplane/server/kwik_cp/session.hpp"
+#include "controlplane/server/kwik_cp/log.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -178,7 +179,13 @@ control_server::control_server(control_server_config config)
                                   },
                               .on_unknown_path = {},
                               .on_connection_closed = {},
-                              .on_attach_change = {},
+                              .on_attach_change =
+                                  [this, restarts = std::uint64_t{0}](bool attached) mutable {
+                                      const bool restarted = _link.counters().kwikd_restarts > restarts;
+                                      restarts = _link.counters().kwikd_restarts;
+                                      log_kwikd_attach(attached, restarted, _config.link.region_name,
+                                                       _link.counters().attaches, restarts);
+                                  },
                           }) {}
 
 control_server::~control_server() {
@@ -324,6 +331,7 @@ void control_server::run_once(int timeout_ms) {
         session& s = *it->second;
         serve(s, now);
         if (s.ch.closed()) {
+            log_session_closed(s.peer, s.hello.accepted() ? s.hello.accepted()->client_id : "", s.ch.close_reason());
             if (s.kwikd_connection != 0 && _link.find(s.kwikd_connection) != nullptr) {
                 (void)_link.remove_connection(s.kwikd_connection, 0);
             }
@@ -361,6 +369,8 @@ void control_server::accept_all(clock_sample now) {
             continue;
         }
         s->interest = EPOLLIN;
+        s->peer = peer_of(fd);
+        log_session_opened(s->peer, s->ch.is_tls());
         _sessions.emplace(fd, std::move(s));
     }
 }
@@ -466,6 +476,7 @@ void control_server::handle_hello(session& s, const KCPMessage& m, clock_sample 
     const std::string reason = out.server_hello().error_reason();
     reply(s, std::move(out), now);
     if (result != v3::ServerHello::CHALLENGE) {
+        log_hello_refused(s.peer, m.client_hello().client_id(), v3::ServerHello::AuthResult_Name(result), reason);
         s.ch.close_when_sent("hello rejected: " + reason, now);
     }
 }

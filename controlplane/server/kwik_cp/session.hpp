@@ -19,6 +19,7 @@ struct control_server::session {
     std::uint32_t interest = 0;         // registered epoll events
     // The server_id a server-role session registered (registry_actions.cpp); empty: none yet.
     std::string registered_server_id;
+    std::string peer; // for the log: the socket's peer when it was accepted
 };
 
 } // namespace kwik::cp

@@ -2,7 +2,7 @@
 // with the server's pin as the client: the two-round hello (a wrong key is rejected, a message
 // before the hello is refused and the session closed), discovery and capability queries, and,
 // with a kwikd on net_null, AddPathCommand -> PathStatusUpdate UP with the path in kwikd's
-// counters, RemovePathCommand -> REMOVED.
+// counters, RemovePathCommand -> REMOVED. kwik-cp's log: a line per refused hello, kwikd attached.
 // Usage (meson passes it): control_server_test <kwikd>
 #include <gtest/gtest.h>
 
@@ -18,12 +18,16 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "controlplane/kcp/client.hpp"
 #include "controlplane/server/kwik_cp/control_server.hpp"
+#include "controlplane/server/kwik_cp/log.hpp"
 #include "tests/integration/controlplane/kcp_hello.hpp"
 #include "tests/integration/controlplane/kwikd_process.hpp"
 
@@ -38,6 +42,33 @@ namespace v3 = kcp::v3;
 std::string g_kwikd;
 
 using test::kwikd_process;
+
+// kwik-cp's log lines while it lives (the loop thread writes them, the test reads them).
+class log_capture {
+public:
+    log_capture() { cp::set_log_sink(&log_capture::take, this); }
+    ~log_capture() { cp::set_log_sink(nullptr, nullptr); }
+    log_capture(const log_capture&) = delete;
+    log_capture& operator=(const log_capture&) = delete;
+    // The lines so far that contain part, joined.
+    std::string lines_with(const std::string& part) {
+        std::lock_guard lock(_mutex);
+        std::string out;
+        for (const std::string& l : _lines) {
+            out += l.find(part) != std::string::npos ? l : "";
+        }
+        return out;
+    }
+
+private:
+    static void take(cp::log_level, std::string_view line, void* self) {
+        auto* c = static_cast<log_capture*>(self);
+        std::lock_guard lock(c->_mutex);
+        c->_lines.emplace_back(line);
+    }
+    std::mutex _mutex;
+    std::vector<std::string> _lines;
+};
 
 cp::bytes32 random_key() {
     cp::bytes32 k{};
@@ -128,6 +159,7 @@ protected:
 };
 
 TEST_F(control_server_test, wrong_key_is_rejected_and_the_session_closed) {
+    log_capture log;
     auto c = connect();
     ASSERT_TRUE(c);
     const auto answer = hello(*c, credentials(random_key()));
@@ -140,6 +172,10 @@ TEST_F(control_server_test, wrong_key_is_rejected_and_the_session_closed) {
     auto cr = credentials(key);
     cr.key_id = "nobody";
     EXPECT_EQ(hello(*unknown, cr).auth_result(), v3::ServerHello::REJECTED_UNKNOWN_KEY);
+    // Each refusal is one warning naming the peer, the client and the result.
+    const std::string refused = log.lines_with("warning: hello refused: peer 127.0.0.1:");
+    EXPECT_NE(refused.find(", client \"client-a\": REJECTED_BAD_PROOF: "), std::string::npos) << refused;
+    EXPECT_NE(refused.find(", client \"client-a\": REJECTED_UNKNOWN_KEY: "), std::string::npos) << refused;
 }
 
 TEST_F(control_server_test, messages_before_the_hello_are_refused) {
@@ -220,6 +256,7 @@ TEST_F(control_server_test, discovery_capabilities_and_not_handled_answers) {
 }
 
 TEST_F(control_server_test, add_and_remove_a_path_in_kwikd) {
+    log_capture log;
     kwikd_process kwikd(g_kwikd, name, dir);
     auto c = connect();
     ASSERT_TRUE(c);
@@ -270,6 +307,7 @@ TEST_F(control_server_test, add_and_remove_a_path_in_kwikd) {
         found = found || (p.connection_id == dc->id && p.path_id == 3);
     }
     EXPECT_TRUE(found) << "path 3 of connection " << dc->id << " in kwikd's counters";
+    EXPECT_NE(log.lines_with("notice: kwikd attached: shared memory /" + name + " (attach "), "");
     resume();
 
     KCPMessage h;

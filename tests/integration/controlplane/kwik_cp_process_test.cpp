@@ -1,7 +1,8 @@
 // The kwik-cp process itself: started with a generated configuration (TLS files created on
 // first start, a key store), it prints its port; a kcp::blocking_client pinned to the created
 // certificate passes the hello and gets a discovery answer listing this server with its pin;
-// SIGTERM ends it with status 0.
+// SIGTERM ends it with status 0. Its log on stderr has one line per event: the configuration at
+// start, each session opened and closed (peer, client id, reason), a refused hello, the stop.
 // Usage (meson passes it): kwik_cp_process_test <kwik-cp>
 #include <gtest/gtest.h>
 
@@ -10,11 +11,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "controlplane/kcp/client.hpp"
 #include "controlplane/server/auth.hpp"
@@ -74,7 +78,12 @@ TEST(kwik_cp_process, serves_a_pinned_client_and_stops_on_sigterm) {
     if (pid == 0) {
         ::dup2(out[1], 1);
         ::close(out[0]);
-        ::execl(g_kwik_cp.c_str(), g_kwik_cp.c_str(), "--config", config.c_str(), static_cast<char*>(nullptr));
+        std::FILE* err = std::fopen((dir / "stderr.log").c_str(), "w");
+        if (err != nullptr) {
+            ::dup2(::fileno(err), 2);
+        }
+        ::execl(g_kwik_cp.c_str(), g_kwik_cp.c_str(), "--config", config.c_str(), "--log-level", "info",
+                static_cast<char*>(nullptr));
         ::_exit(127);
     }
     ::close(out[1]);
@@ -108,10 +117,42 @@ TEST(kwik_cp_process, serves_a_pinned_client_and_stops_on_sigterm) {
               std::string(pin->begin(), pin->end()));
     (*c)->close();
 
+    // A wrong key: refused, and the session closed after the answer.
+    auto wrong = kcp::blocking_client::connect("127.0.0.1:" + port, o);
+    ASSERT_TRUE(wrong.ok()) << wrong.message();
+    cp::client_credentials bad = cr;
+    bad.client_id = "client-b";
+    bad.key[0] ^= 1;
+    EXPECT_EQ(test::two_round_hello(**wrong, bad).auth_result(), v3::ServerHello::REJECTED_BAD_PROOF);
+    std::this_thread::sleep_for(300ms); // kwik-cp notices both closes
+
     ::kill(pid, SIGTERM);
     int status = -1;
     ::waitpid(pid, &status, 0);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+
+    std::ifstream err_in(dir / "stderr.log");
+    std::vector<std::string> log;
+    for (std::string l; std::getline(err_in, l);) {
+        log.push_back(l);
+    }
+    const auto has = [&log](const std::string& part) {
+        return std::any_of(log.begin(), log.end(), [&](const std::string& l) {
+            return l.find(part) != std::string::npos && l.find(" kwik-cp ") == 24; // after the UTC time
+        });
+    };
+    std::string all;
+    for (const std::string& l : log) {
+        all += l + "\n";
+    }
+    EXPECT_TRUE(has("notice: starting: server_id \"cp-proc\", listening on 127.0.0.1:0 (any free port) (TLS 1.3), "
+                    "1 key(s), kwikd shared memory /kwikcpproc")) << all;
+    EXPECT_TRUE(has("info: session opened: peer 127.0.0.1:")) << all;
+    EXPECT_TRUE(has("info: session closed: peer 127.0.0.1:")) << all;
+    EXPECT_TRUE(has(", client \"client-a\": the peer closed the ")) << all;
+    EXPECT_TRUE(has("warning: hello refused: peer 127.0.0.1:")) << all;
+    EXPECT_TRUE(has(", client \"client-b\": REJECTED_BAD_PROOF: ")) << all;
+    EXPECT_TRUE(has("notice: stopping: 0 session(s) open")) << all;
     ::close(out[0]);
     fs::remove_all(dir);
 }

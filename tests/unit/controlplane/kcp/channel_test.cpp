@@ -2,7 +2,8 @@
 // message ids and header filling, refusals, the priority send queue (a backlog in priority
 // order, FIFO within one; a CRITICAL message overtaking a backlog held by a full socket), TTLs
 // on the send queue and on receive (with the boundary), the read and idle timeouts, how the
-// stream's end and bad frames close the channel, close_when_sent, counters.
+// stream's end and bad frames close the channel, close_when_sent, counters; over TLS, messages
+// queued together leave in one record.
 #include "controlplane/kcp/channel.hpp"
 
 #include <gtest/gtest.h>
@@ -389,6 +390,91 @@ TEST_F(kcp_channel, close_when_sent_gives_up_after_the_read_timeout) {
     a.poll(t0 + milliseconds(10'000));
     EXPECT_TRUE(a.closed());
     EXPECT_EQ(a.counters().unsent_on_close, 1u);
+}
+
+// Everything readable on fd now (non-blocking).
+std::string drain(int fd) {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0) {
+            return out;
+        }
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+// TLS records in bytes (5-byte headers: type, version, length): their count, or -1 when bytes
+// do not end on a record boundary.
+int count_records(const std::string& bytes) {
+    int records = 0;
+    std::size_t at = 0;
+    while (at + 5 <= bytes.size()) {
+        const auto length = (static_cast<std::size_t>(static_cast<unsigned char>(bytes[at + 3])) << 8) |
+                            static_cast<unsigned char>(bytes[at + 4]);
+        at += 5 + length;
+        ++records;
+    }
+    return at == bytes.size() ? records : -1;
+}
+
+TEST(kcp_channel_tls, messages_queued_together_leave_in_one_record) {
+    const clock_sample t0 = clock_sample::now();
+    auto identity = generate_self_signed();
+    ASSERT_TRUE(identity.ok()) << identity.message();
+    auto server_context = tls_context::server(*identity);
+    ASSERT_TRUE(server_context.ok()) << server_context.message();
+    auto client_context = tls_context::client(server_context->pin());
+    ASSERT_TRUE(client_context.ok()) << client_context.message();
+    // client <-> c.b, relayed by the test, s.b <-> server: the test sees every byte.
+    socket_pair c;
+    socket_pair s;
+    auto client = channel::tls(c.a, *client_context, {}, t0);
+    auto server = channel::tls(s.a, *server_context, {}, t0);
+    ASSERT_TRUE(client.ok() && server.ok());
+    for (int i = 0; i < 50 && (client->current_phase() != channel::phase::open ||
+                               server->current_phase() != channel::phase::open);
+         ++i) {
+        client->on_writable(t0);
+        write_raw(s.b, drain(c.b));
+        server->on_readable(t0);
+        server->on_writable(t0);
+        write_raw(c.b, drain(s.b));
+        client->on_readable(t0);
+    }
+    ASSERT_EQ(client->current_phase(), channel::phase::open) << client->close_reason();
+    ASSERT_EQ(server->current_phase(), channel::phase::open) << server->close_reason();
+    drain(c.b);
+
+    for (std::uint64_t i = 1; i <= 16; ++i) {
+        ASSERT_TRUE(client->send(probe(i), t0).ok());
+    }
+    client->on_writable(t0);
+    const std::string wire = drain(c.b);
+    EXPECT_EQ(count_records(wire), 1) << wire.size() << " bytes";
+    EXPECT_EQ(client->counters().messages_out, 16u);
+    write_raw(s.b, wire);
+    server->on_readable(t0);
+    std::vector<std::uint64_t> expected;
+    for (std::uint64_t i = 1; i <= 16; ++i) {
+        expected.push_back(i);
+    }
+    EXPECT_EQ(sequences(*server), expected);
+    EXPECT_FALSE(server->closed()) << server->close_reason();
+
+    // Above one record's 16 KiB of plaintext the batch is cut into several, all delivered.
+    KCPMessage big = probe(17);
+    big.mutable_health_check_req()->set_connection_id(std::string(6000, 'x'));
+    for (int i = 0; i < 4; ++i) {
+        ASSERT_TRUE(client->send(big, t0).ok());
+    }
+    client->on_writable(t0);
+    const std::string more = drain(c.b);
+    EXPECT_GE(count_records(more), 2);
+    write_raw(s.b, more);
+    server->on_readable(t0);
+    EXPECT_EQ(sequences(*server), (std::vector<std::uint64_t>{17, 17, 17, 17}));
 }
 
 TEST(kcp_channel_names, close_causes) {
