@@ -185,7 +185,7 @@ void command_line::state::build() {
             continue;
         }
         CLI::App* sub = show->add_subcommand(std::string(v.name), std::string(v.help));
-        if (v.view == request_t::PATHS || v.view == request_t::STREAMS) {
+        if (v.view == request_t::CONNECTIONS || v.view == request_t::PATHS || v.view == request_t::STREAMS) {
             add_connection(sub, false, "only this connection (default: all)");
         }
     }
@@ -202,7 +202,9 @@ void command_line::state::build() {
     add(add_path, "--weight", "load-balancing weight (default 1)", "W",
         [](const std::string& s) {
             auto w = parse_real(s, 0, 1e6);
-            return !w ? w.message() : *w <= 0 ? "\"" + s + "\" is not above 0" : std::string();
+            return !w    ? w.message()
+                   : *w <= 0 ? "\"" + s + "\" is not above 0 (--standby keeps a path that carries no data)"
+                             : std::string();
         });
     add_flag(add_path, "--standby", "kept alive but carries no data until a failover");
     add(add_path, "--max-mbps", "rate cap in Mbit/s (default: none)", "M", unsigned_in(0, u32_max));
@@ -281,10 +283,14 @@ void command_line::state::build() {
         names.emplace_back(v.name);
     }
     add_choice(watch, "view", "the view (default status)", names, false);
-    add_connection(watch, false, "paths, streams: only this connection");
+    add_connection(watch, false, "connections, paths, streams: only this connection");
     add(watch, "--interval-ms", "time between refreshes (default 1000)", "MS", unsigned_in(100, 3'600'000));
     add(watch, "--count", "stop after this many refreshes (default: until q or Ctrl-C)", "N",
         unsigned_in(1, 1'000'000'000));
+
+    CLI::App* pin_cmd = app.add_subcommand("pin", "print the key pin (SHA-256 of the public key) of a certificate or key "
+                                                   "file, e.g. kwik-cp's certificate, for --pin");
+    add(pin_cmd, "file", "a PEM certificate, public key or private key", "FILE", {}, true);
 
     CLI::App* completion = app.add_subcommand("completion", "print a shell completion script");
     add_choice(completion, "shell", "the shell", {"bash", "zsh"}, true);
@@ -414,6 +420,15 @@ parse_outcome command_line::parse(const std::vector<std::string>& args) {
     if (cmd == "completion") {
         o.exit_code = exit_ok;
         o.out = completion_script(text("shell"));
+        return o;
+    }
+    if (cmd == "pin") {
+        auto pin = kcp::pin_of_file(text("file"));
+        if (!pin) {
+            return refuse("file: " + pin.message());
+        }
+        o.exit_code = exit_ok;
+        o.out = kcp::to_hex(*pin) + "\n";
         return o;
     }
     if (cmd == "status") {
@@ -552,8 +567,8 @@ parse_outcome command_line::parse(const std::vector<std::string>& args) {
         const std::string view = given("view") ? text("view") : "status";
         r.mutable_show()->set_view(view_of(view));
         if (given("--connection")) {
-            if (view != "paths" && view != "streams") {
-                return refuse("--connection: only for watch paths or watch streams, not " + view);
+            if (view != "connections" && view != "paths" && view != "streams") {
+                return refuse("--connection: only for watch connections, paths or streams, not " + view);
             }
             r.mutable_show()->set_connection(parse_connection(text("--connection")).value());
         }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <vector>
 
 namespace kwik::ctl {
@@ -63,9 +64,12 @@ double as_double(const TableValue& v) {
     }
 }
 
-enum class unit : std::uint8_t { none, bps, mbps, bytes, us, ms };
+enum class unit : std::uint8_t { none, bps, mbps, bytes, us, ms, wall_ms };
 
 unit unit_of(std::string_view column) {
+    if (ends_with(column, "_at_ms")) {
+        return unit::wall_ms;
+    }
     if (ends_with(column, "_mbps")) {
         return unit::mbps;
     }
@@ -137,7 +141,25 @@ std::string format_duration_us(double us) {
     if (a < 1'000'000 - 500) {
         return significant(us / 1000) + " ms";
     }
-    return significant(us / 1'000'000) + " s";
+    if (a < 60e6 * 10) {
+        return significant(us / 1e6) + " s";
+    }
+    if (a < 3600e6 * 10) {
+        return significant(us / 60e6) + " min";
+    }
+    return significant(us / 3600e6) + " h";
+}
+
+std::string format_wall_clock_ms(std::uint64_t ms) {
+    if (ms == 0) {
+        return "-";
+    }
+    const std::time_t t = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    return buf;
 }
 
 std::string format_cell(std::string_view column, const TableValue& v) {
@@ -166,6 +188,8 @@ std::string format_cell(std::string_view column, const TableValue& v) {
         return format_duration_us(d);
     case unit::ms:
         return format_duration_us(d * 1000);
+    case unit::wall_ms:
+        return format_wall_clock_ms(v.value_case() == TableValue::kUnsignedValue ? v.unsigned_value() : 0);
     case unit::none:
         break;
     }
@@ -174,7 +198,7 @@ std::string format_cell(std::string_view column, const TableValue& v) {
 
 std::string column_header(std::string_view column) {
     std::string_view base = column;
-    for (const std::string_view suffix : {"_mbps", "_bps", "_bytes", "_us", "_ms"}) {
+    for (const std::string_view suffix : {"_at_ms", "_mbps", "_bps", "_bytes", "_us", "_ms"}) {
         if (ends_with(column, suffix)) {
             base = column.substr(0, column.size() - suffix.size());
             break;

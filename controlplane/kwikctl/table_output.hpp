@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -14,15 +15,18 @@
 namespace kwik::ctl {
 
 // One cell as text. The column's suffix picks the unit: _bps (bit/s), _mbps (Mbit/s), _bytes,
-// _us, _ms; other numbers print as they are; flags as yes/no; an empty cell as "-".
+// _us, _ms (durations), _at_ms (wall-clock time, UTC); other numbers print as they are; flags
+// as yes/no; an empty cell as "-".
 std::string format_cell(std::string_view column, const kcp::v3::TableValue& value);
 
 // A rate in bit/s: "0 bit/s", "950 bit/s", "1.2 Gbit/s" (SI prefixes, three significant digits).
 std::string format_rate_bps(double bps);
 // A size in bytes: "512 B", "1.5 KiB", "3.2 GiB" (IEC prefixes).
 std::string format_bytes(double bytes);
-// A duration in microseconds: "850 us", "1.25 ms", "2.1 s".
+// A duration in microseconds: "850 us", "1.25 ms", "2.1 s", "12 min", "26 h".
 std::string format_duration_us(double us);
+// A wall-clock time in ms since the Unix epoch: "2026-11-21 12:00:01" (UTC); 0 as "-".
+std::string format_wall_clock_ms(std::uint64_t ms);
 
 // The header of a column: its name upper-cased, without a unit suffix that the cells now show.
 std::string column_header(std::string_view column);

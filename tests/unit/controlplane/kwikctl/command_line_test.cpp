@@ -5,9 +5,12 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
+#include "controlplane/kcp/tls.hpp"
 #include "controlplane/kwikctl/command_line.hpp"
 
 namespace kwik::ctl {
@@ -58,6 +61,8 @@ INSTANTIATE_TEST_SUITE_P(
         request_case{"show_workers", {"show", "workers"}, "show { view: WORKERS }"},
         request_case{"show_connections", {"show", "connections"}, "show { view: CONNECTIONS }"},
         request_case{"show_paths", {"show", "paths"}, "show { view: PATHS }"},
+        request_case{"show_connections_of_one", {"show", "connections", "--connection", "7"},
+                     "show { view: CONNECTIONS connection: '7' }"},
         request_case{"show_paths_of_one", {"show", "paths", "--connection", "demo-0"},
                      "show { view: PATHS connection: 'demo-0' }"},
         request_case{"show_streams_by_kcp_id", {"show", "streams", "--connection", hex32},
@@ -259,7 +264,7 @@ INSTANTIATE_TEST_SUITE_P(
                  {"path", "add", "--connection", "7", "--path-id", "1", "--local", "10.0.0.1:7707", "--remote",
                   "[fd00::2]:9"},
                  {"--remote", "IPv6", "--local", "IPv4"}},
-        bad_case{"add_weight_zero", add_with({"--weight", "0"}), {"--weight", "\"0\" is not above 0"}},
+        bad_case{"add_weight_zero", add_with({"--weight", "0"}), {"--weight", "\"0\" is not above 0", "--standby"}},
         bad_case{"add_weight_text", add_with({"--weight", "heavy"}), {"--weight", "\"heavy\""}},
         bad_case{"add_weight_nan", add_with({"--weight", "nan"}), {"--weight", "\"nan\""}},
         bad_case{"add_max_mbps_negative", add_with({"--max-mbps", "-1"}), {"--max-mbps"}},
@@ -322,6 +327,8 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{"watch_connection_on_ports", {"watch", "ports", "--connection", "7"}, {"--connection", "ports"}},
         bad_case{"watch_interval_too_short", {"watch", "--interval-ms", "10"}, {"--interval-ms", "100.."}},
         bad_case{"watch_count_zero", {"watch", "--count", "0"}, {"--count"}},
+        bad_case{"pin_missing_file", {"pin", "/nonexistent/cp.crt"}, {"file", "/nonexistent/cp.crt"}},
+        bad_case{"pin_without_file", {"pin"}, {"file", "required"}},
         bad_case{"completion_unknown_shell", {"completion", "fish"}, {"shell", "\"fish\"", "bash"}},
         bad_case{"completion_without_shell", {"completion"}, {"shell", "required"}},
         bad_case{"unknown_flag", {"status", "--verbose"}, {"--verbose"}}),
@@ -347,6 +354,23 @@ TEST(command_line, completion_prints_the_script_and_exits_0) {
     EXPECT_FALSE(o.parsed.has_value());
     EXPECT_EQ(o.exit_code, exit_ok);
     EXPECT_NE(o.out.find("complete -F _kwikctl kwikctl"), std::string::npos);
+}
+
+TEST(command_line, pin_prints_the_pin_of_a_certificate_file) {
+    auto id = kcp::generate_self_signed();
+    ASSERT_TRUE(id.ok()) << id.message();
+    const std::string file = testing::TempDir() + "kwikctl-pin-test.crt";
+    std::ofstream(file) << id->certificate_pem;
+    const parse_outcome o = parse({"pin", file});
+    EXPECT_EQ(o.exit_code, exit_ok) << o.err;
+    EXPECT_FALSE(o.parsed.has_value());
+    auto expected = kcp::pin_of_pem(id->certificate_pem);
+    ASSERT_TRUE(expected.ok());
+    EXPECT_EQ(o.out, kcp::to_hex(*expected) + "\n");
+    auto server = kcp::tls_context::server(*id);
+    ASSERT_TRUE(server.ok());
+    EXPECT_EQ(o.out, kcp::to_hex(server->pin()) + "\n") << "the pin a TLS client checks";
+    std::remove(file.c_str());
 }
 
 TEST(command_line, view_names_round_trip) {

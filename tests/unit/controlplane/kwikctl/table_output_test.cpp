@@ -76,6 +76,11 @@ TEST(table_output, units_follow_the_column_suffix) {
     EXPECT_EQ(format_cell("delivered_bytes", u(10 * 1024 * 1024)), "10 MiB");
     EXPECT_EQ(format_cell("smoothed_rtt_us", u(12'500)), "12.5 ms");
     EXPECT_EQ(format_cell("uptime_ms", u(90'000)), "90 s");
+    EXPECT_EQ(format_cell("uptime_ms", u(720'000)), "12 min");
+    EXPECT_EQ(format_cell("uptime_ms", u(93'600'000)), "26 h");
+    EXPECT_EQ(format_cell("expires_at_ms", u(1'763'726'401'500)), "2025-11-21 12:00:01");
+    EXPECT_EQ(format_cell("expires_at_ms", u(0)), "-");
+    EXPECT_EQ(column_header("expires_at_ms"), "EXPIRES");
     EXPECT_EQ(format_cell("rx_packets", u(18446744073709551615ull)), "18446744073709551615");
     EXPECT_EQ(format_cell("offset", i(-42)), "-42");
     EXPECT_EQ(format_cell("loss", real(0.0125)), "0.0125");
