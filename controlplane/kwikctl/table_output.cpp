@@ -187,7 +187,7 @@ std::string format_cell(std::string_view column, const TableValue& v) {
     case unit::us:
         return format_duration_us(d);
     case unit::ms:
-        return format_duration_us(d * 1000);
+        return d == 0 ? std::string("0 ms") : format_duration_us(d * 1000);
     case unit::wall_ms:
         return format_wall_clock_ms(v.value_case() == TableValue::kUnsignedValue ? v.unsigned_value() : 0);
     case unit::none:
@@ -198,7 +198,8 @@ std::string format_cell(std::string_view column, const TableValue& v) {
 
 std::string column_header(std::string_view column) {
     std::string_view base = column;
-    for (const std::string_view suffix : {"_at_ms", "_mbps", "_bps", "_bytes", "_us", "_ms"}) {
+    // _bytes stays: RX_BYTES beside RX_PACKETS says more than RX.
+    for (const std::string_view suffix : {"_at_ms", "_mbps", "_bps", "_us", "_ms"}) {
         if (ends_with(column, suffix)) {
             base = column.substr(0, column.size() - suffix.size());
             break;

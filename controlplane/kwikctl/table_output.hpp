@@ -28,7 +28,8 @@ std::string format_duration_us(double us);
 // A wall-clock time in ms since the Unix epoch: "2026-11-21 12:00:01" (UTC); 0 as "-".
 std::string format_wall_clock_ms(std::uint64_t ms);
 
-// The header of a column: its name upper-cased, without a unit suffix that the cells now show.
+// The header of a column: its name upper-cased, without a rate or time suffix that the cells
+// now show (_bytes stays, so RX_BYTES and RX_PACKETS read apart).
 std::string column_header(std::string_view column);
 
 // The table as aligned text: a header line, one line per row, or "(no <name>)" when empty.

@@ -97,6 +97,8 @@ TEST(table_output, headers_drop_the_unit_the_cells_show) {
     EXPECT_EQ(column_header("smoothed_rtt_us"), "SMOOTHED_RTT");
     EXPECT_EQ(column_header("max_bandwidth_mbps"), "MAX_BANDWIDTH");
     EXPECT_EQ(column_header("path_id"), "PATH_ID");
+    EXPECT_EQ(column_header("rx_bytes"), "RX_BYTES");
+    EXPECT_EQ(format_cell("latency_ms", u(0)), "0 ms");
 }
 
 TEST(table_output, numbers_right_text_left_two_spaces_apart) {
