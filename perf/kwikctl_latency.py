@@ -10,7 +10,7 @@ kwik-cp (TLS on loopback, an operator key), then measures
   (b) whole `kwikctl path add` (and `path remove`) process invocations (100 of each by default):
       exec, settings, TCP + TLS handshake, the two-round hello, the request, exit.
 Prints p50/p99/mean per measurement as a Markdown table and JSON. Needs root (EAL), a build
-with -Dbenchmarks=enabled.
+with -Dbenchmarks=enabled (kwikd, kwikd-cmd, kwik-cp, kwikctl, perf/kwikctl_latency).
 
     python3 perf/kwikctl_latency.py [--build build] [--count 1000] [--invocations 100]"""
 import argparse
@@ -28,10 +28,12 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--build", default="build")
 parser.add_argument("--count", type=int, default=1000)
 parser.add_argument("--invocations", type=int, default=100)
+parser.add_argument("--kwik-cp", help="this kwik-cp binary instead of the build's")
 args = parser.parse_args()
 
 kwikd = os.path.join(args.build, "dataplane", "kwikd")
-kwik_cp = os.path.join(args.build, "controlplane", "server", "kwik_cp", "kwik-cp")
+kwikd_cmd = os.path.join(args.build, "tools", "kwikd-cmd", "kwikd-cmd")
+kwik_cp = args.kwik_cp or os.path.join(args.build, "controlplane", "server", "kwik_cp", "kwik-cp")
 kwikctl = os.path.join(args.build, "controlplane", "kwikctl", "kwikctl")
 loop = os.path.join(args.build, "perf", "kwikctl_latency")
 NAME = "kwikbench%d" % os.getpid()
@@ -55,6 +57,11 @@ try:
                 'local = "%s"\nremote = "10.9.0.2:40001"\n' % (NAME, CONN, LOCAL))
     procs.append(subprocess.Popen([kwikd, "--config", os.path.join(work, "kwikd.toml")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    deadline = time.time() + 30
+    while not os.path.exists("/dev/shm/" + NAME):
+        if time.time() > deadline:
+            sys.exit("kwikd did not create its region")
+        time.sleep(0.1)
     secret_file = os.path.join(work, "ops.secret")
     with open(secret_file, "w") as f:
         f.write(SECRET + "\n")
@@ -71,7 +78,16 @@ try:
                          check=True).stdout.strip()
     base = [kwikctl, "--server", "127.0.0.1:%d" % port, "--pin", pin, "--key-id", "ops", "--secret-file",
             secret_file]
+    # The first kwikctl session waits until kwik-cp holds kwikd's rings (a session opened while
+    # kwik-cp is detached gets a connection id that can collide with the static connection's).
     deadline = time.time() + 30
+    while True:
+        r = subprocess.run([kwikd_cmd, "--name", NAME, "--timeout", "2", "status"], capture_output=True, text=True)
+        if r.returncode == 0 and r.stdout and json.loads(r.stdout.splitlines()[0]).get("control_pid") == cp.pid:
+            break
+        if time.time() > deadline:
+            sys.exit("kwik-cp did not attach to kwikd: " + r.stdout[-300:] + r.stderr)
+        time.sleep(0.1)
     while True:
         r = subprocess.run(base + ["--json", "status"], capture_output=True, text=True)
         rows = [t["rows"] for t in json.loads(r.stdout or "{}").get("tables", []) if t["name"] == "kwikd"]
@@ -83,18 +99,19 @@ try:
 
     # (a) one session, in process.
     r = subprocess.run([loop, "--server", "127.0.0.1:%d" % port, "--pin", pin, "--key-id", "ops", "--secret-file",
-                        secret_file, "--connection", CONN, "--local", LOCAL, "--remote", REMOTE, "--count",
-                        str(args.count)], capture_output=True, text=True, timeout=600)
+                        secret_file, "--connection", CONN, "--path-id", "2", "--local", LOCAL, "--remote", REMOTE,
+                        "--count", str(args.count)], capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         sys.exit("kwikctl_latency failed: " + r.stderr)
     session = json.loads(r.stdout)
 
     # (b) whole processes.
     add_us, remove_us = [], []
-    for _ in range(args.invocations):
-        for cmd, out in ((["path", "add", "--connection", CONN, "--path-id", "2", "--local", LOCAL, "--remote",
+    for i in range(args.invocations):
+        path_id = str(args.count + 10 + i)  # kwikd never reuses a removed path id
+        for cmd, out in ((["path", "add", "--connection", CONN, "--path-id", path_id, "--local", LOCAL, "--remote",
                            REMOTE], add_us),
-                         (["path", "remove", "--connection", CONN, "--path-id", "2"], remove_us)):
+                         (["path", "remove", "--connection", CONN, "--path-id", path_id], remove_us)):
             t0 = time.perf_counter()
             r = subprocess.run(base + cmd, capture_output=True, text=True)
             out.append((time.perf_counter() - t0) * 1e6)

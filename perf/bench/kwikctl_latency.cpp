@@ -1,6 +1,7 @@
 // Command latency from kwikctl to the worker applying it: one operator session (kwikctl's own
-// operator_session, so the same TLS, hello and framing) sends `path add` then `path remove` for
-// the same path, --count times, timing each request until kwik-cp's OperatorResponse, which
+// operator_session, so the same TLS, hello and framing) sends `path add` then `path remove` of
+// one path, --count times with path ids --path-id, --path-id + 1, ... (kwikd never reuses a
+// removed path id), timing each request until kwik-cp's OperatorResponse, which
 // kwik-cp sends when kwikd's worker has answered the command (docs/KCP_SERVER.md 3.2). Prints
 // one JSON object: p50/p99/mean/max in microseconds for add and for remove.
 // perf/kwikctl_latency.py starts kwikd and kwik-cp and runs this; see perf/RESULTS.md.
@@ -40,7 +41,8 @@ nlohmann::ordered_json summary(std::vector<double> us) {
 int main(int argc, char** argv) {
     CLI::App app{"kwikctl_latency: path add / path remove round trips through kwik-cp to kwikd's worker"};
     settings_flags flags;
-    std::string server, pin, key_id, secret_file, connection, path_id = "2", local, remote;
+    std::string server, pin, key_id, secret_file, connection, local, remote;
+    unsigned long long first_path_id = 2;
     unsigned count = 1000;
     app.add_option("--server", server)->required();
     app.add_option("--pin", pin);
@@ -48,7 +50,7 @@ int main(int argc, char** argv) {
     app.add_option("--key-id", key_id)->required();
     app.add_option("--secret-file", secret_file)->required();
     app.add_option("--connection", connection)->required();
-    app.add_option("--path-id", path_id);
+    app.add_option("--path-id", first_path_id, "the first round's path id");
     app.add_option("--local", local)->required();
     app.add_option("--remote", remote)->required();
     app.add_option("--count", count)->check(CLI::Range(1u, 1'000'000u));
@@ -75,9 +77,13 @@ int main(int argc, char** argv) {
         }
         return o.parsed->request;
     };
-    const auto add = request_of({"path", "add", "--connection", connection, "--path-id", path_id, "--local", local,
-                                 "--remote", remote});
-    const auto remove = request_of({"path", "remove", "--connection", connection, "--path-id", path_id});
+    const auto add_of = [&](unsigned i) {
+        return request_of({"path", "add", "--connection", connection, "--path-id", std::to_string(first_path_id + i),
+                           "--local", local, "--remote", remote});
+    };
+    const auto remove_of = [&](unsigned i) {
+        return request_of({"path", "remove", "--connection", connection, "--path-id", std::to_string(first_path_id + i)});
+    };
     auto session = operator_session::open(*settings);
     if (!session) {
         std::fprintf(stderr, "kwikctl_latency: %s\n", session.message().c_str());
@@ -87,7 +93,9 @@ int main(int argc, char** argv) {
     add_us.reserve(count);
     remove_us.reserve(count);
     for (unsigned i = 0; i < count; ++i) {
-        for (auto* q : {&add, &remove}) {
+        const auto add = add_of(i);
+        const auto remove = remove_of(i);
+        for (const auto* q : {&add, &remove}) {
             const auto t0 = std::chrono::steady_clock::now();
             auto r = (*session)->request(*q);
             const auto t1 = std::chrono::steady_clock::now();
