@@ -88,6 +88,93 @@ result<void> check_registration(const server_registration& r) {
 
 } // namespace
 
+result<server_registration> registration_from_proto(const kcp::v3::ServerRegistration& m, std::string_view field) {
+    const std::string f(field);
+    // check_registration names fields under "server_registration"; said again under `field`.
+    auto renamed = [&](const std::string& message) {
+        static constexpr std::string_view own = "server_registration";
+        return message.starts_with(own) ? f + message.substr(own.size()) : message;
+    };
+    if (!m.has_server()) {
+        return error{f + ".server: missing (its address is required)", EINVAL};
+    }
+    if (m.server().address().empty()) {
+        return error{f + ".server.address: missing", EINVAL};
+    }
+    server_registration r;
+    r.server_id = m.server_id();
+    r.server = m.server();
+    if (m.has_packet_loss_rate()) {
+        r.packet_loss_rate = m.packet_loss_rate();
+    }
+    if (m.supported_versions_size() > 0) {
+        r.versions.clear();
+        for (int i = 0; i < m.supported_versions_size(); ++i) {
+            const auto& v = m.supported_versions(i);
+            if (v.major() == 0) {
+                return error{f + ".supported_versions[" + std::to_string(i) + "].major: 0 is not a KCP version", EINVAL};
+            }
+            r.versions.push_back(protocol_version{v.major(), v.minor()});
+        }
+    }
+    if (m.aead_algorithms_size() > 0) {
+        r.aead_algorithms.clear();
+        for (int i = 0; i < m.aead_algorithms_size(); ++i) {
+            const auto a = m.aead_algorithms(i);
+            if (a == kcp::v3::AEAD_ALGORITHM_UNSPECIFIED || !kcp::v3::AeadAlgorithm_IsValid(a)) {
+                return error{f + ".aead_algorithms[" + std::to_string(i) + "]: " + std::to_string(a) +
+                                 " is not an AEAD algorithm",
+                             EINVAL};
+            }
+            r.aead_algorithms.push_back(static_cast<kcp::v3::AeadAlgorithm>(a));
+        }
+    }
+    r.max_paths_per_connection = m.max_paths_per_connection();
+    if (result<void> ok = check_registration(r); !ok) {
+        return error{renamed(ok.message()), ok.code()};
+    }
+    return r;
+}
+
+kcp::v3::ServerRegistration registration_to_proto(const server_registration& r) {
+    kcp::v3::ServerRegistration m;
+    m.set_server_id(r.server_id);
+    *m.mutable_server() = r.server;
+    if (r.packet_loss_rate) {
+        m.set_packet_loss_rate(*r.packet_loss_rate);
+    }
+    for (const protocol_version& v : r.versions) {
+        auto* pv = m.add_supported_versions();
+        pv->set_major(v.major);
+        pv->set_minor(v.minor);
+    }
+    for (const auto a : r.aead_algorithms) {
+        m.add_aead_algorithms(a);
+    }
+    m.set_max_paths_per_connection(r.max_paths_per_connection);
+    return m;
+}
+
+server_status status_from_heartbeat(const kcp::v3::ServerHeartbeat& m) {
+    server_status s;
+    if (m.has_available_bandwidth_mbps()) {
+        s.available_bandwidth_mbps = m.available_bandwidth_mbps();
+    }
+    if (m.has_current_load_percent()) {
+        s.current_load_percent = m.current_load_percent();
+    }
+    if (m.has_latency_ms()) {
+        s.latency_ms = m.latency_ms();
+    }
+    if (m.has_packet_loss_rate()) {
+        s.packet_loss_rate = m.packet_loss_rate();
+    }
+    if (m.has_metrics()) {
+        s.metrics = m.metrics();
+    }
+    return s;
+}
+
 // ---------------------------------------------------------------- name table
 
 std::optional<std::uint32_t> server_registry::name_table::acquire(std::string_view name) {

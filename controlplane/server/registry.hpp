@@ -94,6 +94,16 @@ struct registry_config {
     ranking_weights weights{};
 };
 
+// A KCP ServerRegistration made into a server_registration, checked as register_server checks it
+// (so a bad one is refused before the registry changes). Errors name the field under `field`
+// ("server_registration.server.address: missing", "register_server.server_id: ...").
+result<server_registration> registration_from_proto(const kcp::v3::ServerRegistration& m,
+                                                    std::string_view field = "server_registration");
+// The ServerRegistration message of a registration (what registration_from_proto reads back).
+kcp::v3::ServerRegistration registration_to_proto(const server_registration& r);
+// A KCP ServerHeartbeat's refreshed fields; unset ones stay unset.
+server_status status_from_heartbeat(const kcp::v3::ServerHeartbeat& m);
+
 // Where the client of a discovery request is, as the caller knows it (its session's address
 // looked up, a client directory); the request itself does not say.
 struct client_location {
@@ -129,6 +139,8 @@ public:
 
     const registered_server* find(std::string_view server_id) const;
     std::size_t size() const noexcept { return _servers.size(); }
+    // Every registration, expired ones not swept yet included, in no particular order.
+    const std::vector<registered_server>& entries() const noexcept { return _servers; }
     const registry_config& config() const noexcept { return _config; }
 
     // The caller sets nothing else in the answer; discovery answers have no in_reply_to.

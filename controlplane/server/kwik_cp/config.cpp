@@ -1,11 +1,17 @@
 // kwik-cp's configuration file; see config.hpp.
 #include "controlplane/server/kwik_cp/config.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <toml++/toml.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cctype>
 #include <charconv>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <vector>
@@ -94,6 +100,77 @@ private:
     std::set<std::string> _read;
 };
 
+// Hex digits of a 32-byte key or pin, or a file that holds them; problems named under `field`.
+std::optional<kcp::key_pin> parse_hex32(const std::string& text, const toml::node* at, const std::string& field,
+                                        problems& p) {
+    auto parsed = kcp::parse_pin(text);
+    if (!parsed) {
+        p.add(at, field, "expected 64 hex digits (32 bytes): " + parsed.message());
+        return std::nullopt;
+    }
+    return parsed.value();
+}
+
+// [upstream]: the registry this server registers itself with.
+upstream_config parse_upstream(const toml::table& t, problems& p) {
+    table_reader r(&t, "upstream", p);
+    upstream_config u;
+    if (auto address = r.text("address")) {
+        std::string host;
+        std::uint16_t port = 0;
+        if (auto ok = parse_listen(*address, "upstream.address", host, port); !ok) {
+            p.add(t.get("address"), "upstream.address", ok.message().substr(std::string_view("upstream.address: ").size()));
+        } else if (port == 0) {
+            p.add(t.get("address"), "upstream.address", "\"" + *address + "\" has port 0");
+        } else if (in6_addr a{}; ::inet_pton(AF_INET, host.c_str(), &a) != 1 && ::inet_pton(AF_INET6, host.c_str(), &a) != 1) {
+            p.add(t.get("address"), "upstream.address", "\"" + host + "\" is not a numeric IPv4 or IPv6 address");
+        }
+        u.address = *address;
+    } else {
+        p.add(&t, "upstream.address", "missing (the registry's numeric address:port)");
+    }
+    if (auto pin = r.text("pin")) {
+        if (*pin != "none") {
+            u.pin = parse_hex32(*pin, t.get("pin"), "upstream.pin", p);
+        }
+    } else {
+        p.add(&t, "upstream.pin", "missing (the registry's TLS key pin, 64 hex digits, or \"none\" for plain TCP)");
+    }
+    if (auto key_id = r.text("key_id"); key_id && !key_id->empty()) {
+        u.key_id = *key_id;
+    } else {
+        p.add(key_id ? t.get("key_id") : &t, "upstream.key_id", "missing (a key with the server role at the registry)");
+    }
+    const auto secret = r.text("secret");
+    const auto secret_file = r.text("secret_file");
+    if (secret.has_value() == secret_file.has_value()) {
+        p.add(&t, "upstream.secret", "give exactly one of secret (64 hex digits) and secret_file");
+    } else if (secret) {
+        if (auto k = parse_hex32(*secret, t.get("secret"), "upstream.secret", p)) {
+            u.secret = *k;
+        }
+    } else {
+        std::ifstream in(*secret_file, std::ios::binary);
+        if (!in) {
+            p.add(t.get("secret_file"), "upstream.secret_file", "cannot read \"" + *secret_file + "\"");
+        } else {
+            std::string text{std::istreambuf_iterator<char>(in), {}};
+            while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
+                text.pop_back();
+            }
+            if (auto k = parse_hex32(text, t.get("secret_file"), "upstream.secret_file", p)) {
+                u.secret = *k;
+            }
+        }
+    }
+    if (auto client_id = r.text("client_id")) {
+        u.client_id = *client_id;
+    }
+    u.heartbeat_interval = std::chrono::milliseconds(r.number("heartbeat_interval_ms", 0, 86'400'000).value_or(0));
+    r.finish();
+    return u;
+}
+
 } // namespace
 
 result<void> parse_listen(std::string_view text, std::string_view field, std::string& address, std::uint16_t& port) {
@@ -148,9 +225,11 @@ result<control_server_config> parse_control_server_config(std::string_view toml_
     const toml::table* tls_t = root["tls"].as_table();
     const toml::table* reg_t = root["registry"].as_table();
     const toml::table* to_t = root["timeouts"].as_table();
+    const toml::table* up_t = root["upstream"].as_table();
     for (const auto& [k, v] : root) {
         const std::string name(k.str());
-        if (name != "kwik_cp" && name != "tls" && name != "registry" && name != "timeouts" && name != "auth") {
+        if (name != "kwik_cp" && name != "tls" && name != "registry" && name != "timeouts" && name != "auth" &&
+            name != "upstream") {
             p.add(&v, name, "unknown section");
         } else if (!v.is_table()) {
             p.add(&v, name, "expected a table");
@@ -210,7 +289,12 @@ result<control_server_config> parse_control_server_config(std::string_view toml_
     c.registry.max_results = reg_r.number("max_results", 1, 1000).value_or(8);
     c.registry_sweep_interval =
         std::chrono::milliseconds(reg_r.number("sweep_interval_ms", 10, 3'600'000).value_or(1000));
+    c.heartbeat_interval = std::chrono::milliseconds(reg_r.number("heartbeat_interval_ms", 0, 86'400'000).value_or(0));
     reg_r.finish();
+
+    if (up_t != nullptr) {
+        c.upstream = parse_upstream(*up_t, p);
+    }
 
     table_reader to_r(to_t, "timeouts", p);
     c.channel.read_timeout = std::chrono::milliseconds(to_r.number("read_ms", 0, 3'600'000).value_or(10'000));

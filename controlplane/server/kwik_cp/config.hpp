@@ -15,10 +15,18 @@
 //   expiry_ms = 30000
 //   max_results = 8
 //   sweep_interval_ms = 1000
+//   heartbeat_interval_ms = 0          # asked of registered servers; 0: expiry_ms / 3
 //   [timeouts]
 //   read_ms = 10000, idle_ms = 120000, challenge_ms = 10000, kwikd_command_ms = 5000,
 //   kwikd_retry_ms = 500
 //   [[auth.key]]                       # parse_key_store (controlplane/server/auth.hpp)
+//   [upstream]                         # optional: register this server with another registry
+//   address = "192.0.2.10:7708"        # required; numeric address:port
+//   pin = "<64 hex digits>"            # required: the registry's TLS key; "none": plain TCP
+//   key_id = "cp-2"                    # required: a key with the server role there
+//   secret = "<64 hex digits>"         # or secret_file = "/etc/kwik/upstream.key" (the hex)
+//   client_id = "cp-2"                 # optional; default: kwik_cp.server_id
+//   heartbeat_interval_ms = 0          # optional; 0: what the registry answers
 #pragma once
 
 #include <string>

@@ -1,5 +1,6 @@
 // kwik-cp's event loop and its action functions; see control_server.hpp.
 #include "controlplane/server/kwik_cp/control_server.hpp"
+#include "controlplane/server/kwik_cp/session.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -21,14 +22,6 @@ using kcp::KCPMessage;
 using kcp::clock_sample;
 namespace v3 = kcp::v3;
 
-struct control_server::session {
-    session(kcp::channel c, hello_server& hello) : ch(std::move(c)), hello(hello) {}
-    kcp::channel ch;
-    hello_session hello;
-    std::uint64_t kwikd_connection = 0; // set at ACCEPTED
-    std::uint32_t interest = 0;         // registered epoll events
-};
-
 namespace {
 
 time_ns to_ns(std::chrono::steady_clock::time_point t) {
@@ -41,30 +34,42 @@ error system_error(const std::string& what) {
     return error{what + ": " + std::strerror(e), e};
 }
 
-// The kwikd address of a KCP UdpPath, or the field at fault.
-result<api::five_tuple> to_tuple(const v3::UdpPath& p) {
+} // namespace
+
+result<api::five_tuple> to_tuple(const v3::UdpPath& p, std::string_view field) {
+    const std::string f(field);
     api::ip_version lv{};
     api::ip_version rv{};
     api::ip_address l{};
     api::ip_address r{};
     if (!api::parse_address(p.local_address(), lv, l)) {
-        return error{"add_path.path.local_address: \"" + p.local_address() + "\" is not an IP address"};
+        return error{f + ".local_address: \"" + p.local_address() + "\" is not an IP address"};
     }
     if (!api::parse_address(p.remote_address(), rv, r)) {
-        return error{"add_path.path.remote_address: \"" + p.remote_address() + "\" is not an IP address"};
+        return error{f + ".remote_address: \"" + p.remote_address() + "\" is not an IP address"};
     }
     if (lv != rv) {
-        return error{"add_path.path: local and remote addresses are of different IP versions"};
+        return error{f + ": local and remote addresses are of different IP versions"};
     }
     if (p.local_port() == 0 || p.local_port() > 65535) {
-        return error{"add_path.path.local_port: " + std::to_string(p.local_port()) + " is not in 1..65535"};
+        return error{f + ".local_port: " + std::to_string(p.local_port()) + " is not in 1..65535"};
     }
     if (p.remote_port() == 0 || p.remote_port() > 65535) {
-        return error{"add_path.path.remote_port: " + std::to_string(p.remote_port()) + " is not in 1..65535"};
+        return error{f + ".remote_port: " + std::to_string(p.remote_port()) + " is not in 1..65535"};
     }
     return api::make_tuple(lv, l, static_cast<std::uint16_t>(p.local_port()), r,
                            static_cast<std::uint16_t>(p.remote_port()));
 }
+
+std::string kwikd_error(const api::event& e) {
+    if (e.header.type != api::message_type::command_result || e.command_result.status == api::result_status::ok) {
+        return {};
+    }
+    const std::string_view reason = api::get_text(e.command_result.reason);
+    return reason.empty() ? std::string(api::to_string(e.command_result.status)) : std::string(reason);
+}
+
+namespace {
 
 std::string payload_name(const KCPMessage& m) {
     const auto* f = KCPMessage::descriptor()->FindFieldByNumber(static_cast<int>(m.payload_case()));
@@ -210,6 +215,19 @@ result<std::unique_ptr<control_server>> control_server::create(control_server_co
             return error{"self registration: " + r.message()};
         }
     }
+    if (s->_config.upstream) { // after the address above: the registration carries it
+        auto u = upstream_registration::create(*s->_config.upstream, s->_config.self);
+        if (!u) {
+            return u.failure();
+        }
+        s->_upstream = std::move(u.value());
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = s->_upstream->fd();
+        if (::epoll_ctl(s->_epoll, EPOLL_CTL_ADD, ev.data.fd, &ev) != 0) {
+            return system_error("epoll_ctl (upstream)");
+        }
+    }
     return s;
 }
 
@@ -270,6 +288,10 @@ void control_server::run_once(int timeout_ms) {
             timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, timeout_ms));
         }
     }
+    if (_upstream) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(_upstream->next_deadline() - before);
+        timeout_ms = static_cast<int>(std::clamp<long long>(left.count(), 0, timeout_ms));
+    }
     if (_link.waiting() > 0 || !_link.attached()) {
         timeout_ms = std::min(timeout_ms, 1); // kwikd answers through shared memory, not a socket
     }
@@ -295,6 +317,9 @@ void control_server::run_once(int timeout_ms) {
         }
     }
     _link.poll(to_ns(now.steady));
+    if (_upstream) {
+        _upstream->poll(now, [&] { return measure_figures(now); });
+    }
     for (auto it = _sessions.begin(); it != _sessions.end();) {
         session& s = *it->second;
         serve(s, now);
@@ -396,6 +421,18 @@ void control_server::handle(session& s, const KCPMessage& m, clock_sample now) {
     case KCPMessage::kHealthCheckReq:
         on_health_check(s, m, now);
         return;
+    case KCPMessage::kServerRegistration:
+        on_server_registration(s, m, now);
+        return;
+    case KCPMessage::kServerHeartbeat:
+        on_server_heartbeat(s, m, now);
+        return;
+    case KCPMessage::kServerDeregistration:
+        on_server_deregistration(s, m, now);
+        return;
+    case KCPMessage::kOperatorRequest:
+        on_operator_request(s, m, now);
+        return;
     default:
         break;
     }
@@ -460,7 +497,7 @@ void control_server::on_add_path(session& s, const KCPMessage& m, clock_sample n
         refuse("this session has no connection in kwikd");
         return;
     }
-    auto tuple = to_tuple(q.path());
+    auto tuple = to_tuple(q.path(), "add_path.path");
     if (!tuple) {
         refuse(tuple.message());
         return;
@@ -478,12 +515,12 @@ void control_server::on_add_path(session& s, const KCPMessage& m, clock_sample n
         if (to == nullptr) {
             return;
         }
-        const bool ok = e.command_result.status == api::result_status::ok;
+        const std::string refused = kwikd_error(e);
         reply(*to,
               path_status(conn, id,
-                          ok ? (standby ? v3::PathStatusUpdate::STANDBY : v3::PathStatusUpdate::UP)
-                             : v3::PathStatusUpdate::REMOVED,
-                          ok ? std::string() : "kwikd refused the path: " + std::string(api::get_text(e.command_result.reason))),
+                          refused.empty() ? (standby ? v3::PathStatusUpdate::STANDBY : v3::PathStatusUpdate::UP)
+                                          : v3::PathStatusUpdate::REMOVED,
+                          refused.empty() ? std::string() : "kwikd refused the path: " + refused),
               clock_sample::now());
     });
     if (!r) {
@@ -509,11 +546,10 @@ void control_server::on_remove_path(session& s, const KCPMessage& m, clock_sampl
                                    if (to == nullptr) {
                                        return;
                                    }
-                                   const bool ok = e.command_result.status == api::result_status::ok;
+                                   const std::string refused = kwikd_error(e);
                                    reply(*to,
                                          path_status(conn, id, v3::PathStatusUpdate::REMOVED,
-                                                     ok ? why
-                                                        : "kwikd: " + std::string(api::get_text(e.command_result.reason))),
+                                                     refused.empty() ? why : "kwikd: " + refused),
                                          clock_sample::now());
                                });
     if (!r) {
@@ -522,9 +558,14 @@ void control_server::on_remove_path(session& s, const KCPMessage& m, clock_sampl
 }
 
 void control_server::on_health_check(session& s, const KCPMessage& m, clock_sample now) {
-    const auto& q = m.health_check_req();
     KCPMessage out;
-    auto* r = out.mutable_health_check_resp();
+    *out.mutable_health_check_resp() = health_of(m.health_check_req(), now);
+    reply(s, std::move(out), now);
+}
+
+kcp::v3::HealthCheckResponse control_server::health_of(const kcp::v3::HealthCheckRequest& q, clock_sample now) {
+    v3::HealthCheckResponse out;
+    auto* r = &out;
     r->set_sequence(q.sequence());
     r->set_connection_id(q.connection_id());
     r->set_request_sent_at_us(q.sent_at_us());
@@ -542,8 +583,7 @@ void control_server::on_health_check(session& s, const KCPMessage& m, clock_samp
             r->set_status(H::UNKNOWN_TARGET);
             r->set_reason("server_id \"" + q.server_id() + "\" is not this server (\"" + _hello.config().server_id +
                           "\")");
-            reply(s, std::move(out), now);
-            return;
+            return out;
         }
         add("kwikd", _link.attached() ? H::HEALTHY : H::UNHEALTHY,
             _link.attached() ? "attached to kwikd's shared memory" : "kwikd is not attached");
@@ -553,8 +593,7 @@ void control_server::on_health_check(session& s, const KCPMessage& m, clock_samp
         if (c == nullptr || c->paths.count(q.path_id()) == 0) {
             r->set_status(H::UNKNOWN_TARGET);
             r->set_reason("no path " + std::to_string(q.path_id()) + " on connection \"" + q.connection_id() + "\"");
-            reply(s, std::move(out), now);
-            return;
+            return out;
         }
         add("kwikd", _link.attached() ? H::HEALTHY : H::UNHEALTHY,
             _link.attached() ? "attached" : "kwikd is not attached");
@@ -579,8 +618,7 @@ void control_server::on_health_check(session& s, const KCPMessage& m, clock_samp
     } else {
         r->set_status(H::UNKNOWN_TARGET);
         r->set_reason("health_check_req: neither path_id nor server_id is set");
-        reply(s, std::move(out), now);
-        return;
+        return out;
     }
     H::Status worst = H::HEALTHY;
     for (const auto& c : r->components()) {
@@ -595,7 +633,7 @@ void control_server::on_health_check(session& s, const KCPMessage& m, clock_samp
             }
         }
     }
-    reply(s, std::move(out), now);
+    return out;
 }
 
 control_server::session* control_server::live_session(int fd, const std::string& connection_id) {

@@ -25,12 +25,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "common/result.hpp"
 #include "controlplane/kcp/channel.hpp"
 #include "controlplane/kcp/tls.hpp"
 #include "controlplane/server/auth.hpp"
+#include "controlplane/server/kwik_cp/upstream_registration.hpp"
 #include "controlplane/server/link/dataplane_link.hpp"
 #include "controlplane/server/registry.hpp"
 
@@ -50,7 +52,13 @@ struct control_server_config {
     // What kwikd connects a session's connection to (desired_connection.endpoint).
     api::endpoint_kind endpoint = api::endpoint_kind::discard;
     std::chrono::milliseconds registry_sweep_interval{1000};
+    // What ServerRegistrationResponse asks of registered servers; 0: registry.expiry_ms / 3.
+    std::chrono::milliseconds heartbeat_interval{0};
+    // An upstream registry this server registers itself with ([upstream]); none: it does not.
+    std::optional<upstream_config> upstream;
 };
+
+struct operator_snapshot; // views.hpp
 
 struct control_server_counters {
     std::uint64_t accepted_sockets = 0;
@@ -58,6 +66,10 @@ struct control_server_counters {
     std::uint64_t not_handled = 0;
     std::uint64_t ignored_messages = 0;
     std::uint64_t path_updates_pushed = 0;
+    std::uint64_t operator_requests = 0;
+    std::uint64_t operator_errors = 0;      // answered ok = false
+    std::uint64_t registry_requests = 0;    // ServerRegistration, ServerHeartbeat, ServerDeregistration
+    std::uint64_t registry_refusals = 0;    // answered accepted = false
 };
 
 class control_server {
@@ -76,6 +88,11 @@ public:
     dataplane_link& link() noexcept { return _link; }
     const control_server_counters& counters() const noexcept { return _counters; }
     std::size_t sessions() const noexcept { return _sessions.size(); }
+    // The upstream registration ([upstream]); null when none is configured.
+    const upstream_registration* upstream() const noexcept { return _upstream.get(); }
+    // Before the server is destroyed: deregisters from the upstream registry (waiting up to grace
+    // for its answer). Sessions stay until destruction.
+    void shutdown(std::chrono::milliseconds grace);
 
 private:
     struct session;
@@ -100,6 +117,31 @@ private:
     void on_add_path(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
     void on_remove_path(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
     void on_health_check(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    // Registry membership (registry_actions.cpp) and operator requests (operator_actions.cpp).
+    void on_server_registration(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void on_server_heartbeat(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void on_server_deregistration(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void on_operator_request(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    // OperatorRequest.scale; defined where bandwidth scaling is (the merge replaces
+    // operator_scale_pending.cpp).
+    void on_operator_scale(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+
+    // The answer to a HealthCheckRequest (KCP's and the operator's health).
+    kcp::v3::HealthCheckResponse health_of(const kcp::v3::HealthCheckRequest& q, kcp::clock_sample now);
+    // Registers, refreshes or removes a server; `field` prefixes the fields named in errors
+    // ("server_registration", "register_server"). ServerRegistrationResponse without in_reply_to.
+    kcp::v3::ServerRegistrationResponse register_in_registry(const kcp::v3::ServerRegistration& m,
+                                                             std::string_view field, kcp::clock_sample now);
+    kcp::v3::ServerRegistrationResponse deregister_from_registry(const kcp::v3::ServerDeregistration& m,
+                                                                 std::string_view field);
+    // Operator requests: what the views read, and the answer of one request.
+    void fill_snapshot(operator_snapshot& out, kcp::clock_sample now);
+    void answer_operator(session& s, std::uint64_t in_reply_to, kcp::v3::OperatorResponse r, kcp::clock_sample now);
+    void operator_path_change(session& s, const kcp::KCPMessage& m, bool add, kcp::clock_sample now);
+    void operator_setting(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void operator_registry(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    // The figures upstream heartbeats carry, measured since the previous call.
+    upstream_figures measure_figures(kcp::clock_sample now);
 
     control_server_config _config;
     hello_server _hello;
@@ -112,7 +154,19 @@ private:
     std::unordered_map<int, std::unique_ptr<session>> _sessions; // by socket
     std::chrono::steady_clock::time_point _next_sweep{};
     control_server_counters _counters;
+    std::chrono::steady_clock::time_point _started = std::chrono::steady_clock::now();
+    std::unique_ptr<upstream_registration> _upstream;
+    // The previous measure_figures() sample: kwikd's polls, busy polls, tx bytes, and when.
+    std::uint64_t _figures_polls = 0, _figures_busy = 0, _figures_tx_bytes = 0;
+    std::chrono::steady_clock::time_point _figures_at{};
 };
+
+// The kwikd address of a KCP UdpPath, or the field at fault under `field` ("add_path.path.remote_port:
+// 0 is not in 1..65535"). Pure; any thread.
+result<api::five_tuple> to_tuple(const kcp::v3::UdpPath& p, std::string_view field);
+// kwikd's reason when a command's answer is not ok (or its status when kwikd gave none); empty
+// when it is ok.
+std::string kwikd_error(const api::event& e);
 
 // The answer to m carrying `reason` in its response type's reason field, as listed above;
 // nullopt for a message that has no answer. Pure; any thread.

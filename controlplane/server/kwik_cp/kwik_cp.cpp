@@ -1,5 +1,6 @@
 // kwik-cp, the control process: reads its configuration (--config), or only checks it
 // (--check-config), then runs control_server's epoll loop on this thread until SIGINT/SIGTERM.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -57,5 +58,6 @@ int main(int argc, char** argv) {
     while (g_stop == 0) {
         (*server)->run_once(100);
     }
+    (*server)->shutdown(std::chrono::milliseconds(2000)); // deregisters from [upstream], if any
     return 0;
 }

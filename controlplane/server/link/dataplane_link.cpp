@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 
 namespace kwik::cp {
 
@@ -25,6 +26,12 @@ api::command add_path_command(std::uint64_t connection_id, const desired_path& p
     api::command cmd = api::make_add_path(connection_id, p.path_id, p.tuple, p.weight);
     cmd.add_path.max_bandwidth_mbps = p.max_bandwidth_mbps;
     cmd.add_path.standby = p.standby ? 1 : 0;
+    return cmd;
+}
+
+api::command set_qos_command(std::uint64_t connection_id, std::uint64_t stream_id, const desired_stream_qos& q) {
+    api::command cmd = api::make_set_qos(connection_id, stream_id, q.priority);
+    cmd.set_qos.min_bandwidth_mbps = q.min_bandwidth_mbps;
     return cmd;
 }
 
@@ -164,6 +171,10 @@ void dataplane_link::take_events(time_ns) {
                         if (auto c = _desired.find(f.cmd.add_path.connection_id); c != _desired.end()) {
                             c->second.paths.erase(f.cmd.add_path.path_id);
                         }
+                    } else if (f.cmd.header.type == api::message_type::set_qos) {
+                        if (auto c = _desired.find(f.cmd.set_qos.connection_id); c != _desired.end()) {
+                            c->second.streams.erase(f.cmd.set_qos.stream_id);
+                        }
                     }
                 }
                 if (f.cb) {
@@ -272,6 +283,14 @@ void dataplane_link::resync() {
                 again.push_back({add_path_command(id, p), {}, 0});
             }
         }
+        if (listed == _listed.end()) { // a new kwikd: the connection's settings went with the old one
+            if (c.scheduler) {
+                again.push_back({api::make_set_scheduler(id, *c.scheduler), {}, 0});
+            }
+            for (const auto& [sid, q] : c.streams) {
+                again.push_back({set_qos_command(id, sid, q), {}, 0});
+            }
+        }
     }
     _counters.resync_commands += again.size();
     for (auto it = again.rbegin(); it != again.rend(); ++it) {
@@ -343,6 +362,62 @@ result<void> dataplane_link::remove_path(std::uint64_t connection_id, std::uint6
     return {};
 }
 
+result<void> dataplane_link::set_scheduler(std::uint64_t connection_id, api::scheduler_strategy strategy, done cb) {
+    auto it = _desired.find(connection_id);
+    if (it == _desired.end()) {
+        return error{"connection " + std::to_string(connection_id) + " is not known"};
+    }
+    it->second.scheduler = strategy;
+    enqueue(api::make_set_scheduler(connection_id, strategy), std::move(cb));
+    return {};
+}
+
+result<void> dataplane_link::set_path_weights(std::uint64_t connection_id, const std::vector<api::weight_entry>& weights,
+                                              done cb) {
+    auto it = _desired.find(connection_id);
+    if (it == _desired.end()) {
+        return error{"connection " + std::to_string(connection_id) + " is not known"};
+    }
+    if (weights.empty() || weights.size() > api::max_weights) {
+        return error{"weights: " + std::to_string(weights.size()) + " entries; kwikd takes 1.." +
+                     std::to_string(api::max_weights) + " per command"};
+    }
+    for (const api::weight_entry& w : weights) {
+        if (!it->second.paths.contains(w.path_id)) {
+            return error{"path " + std::to_string(w.path_id) + " of connection " + std::to_string(connection_id) +
+                         " is not known"};
+        }
+        if (!std::isfinite(w.weight) || w.weight < 0.0f) {
+            return error{"path " + std::to_string(w.path_id) + ": weight " + std::to_string(w.weight) +
+                         " is not a finite number >= 0"};
+        }
+    }
+    api::command cmd = api::make_command(api::message_type::set_weights);
+    cmd.set_weights.connection_id = connection_id;
+    cmd.set_weights.count = static_cast<std::uint32_t>(weights.size());
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+        cmd.set_weights.entries[i].path_id = weights[i].path_id;
+        cmd.set_weights.entries[i].weight = weights[i].weight;
+        it->second.paths[weights[i].path_id].weight = weights[i].weight; // resync adds it with this weight
+    }
+    enqueue(cmd, std::move(cb));
+    return {};
+}
+
+result<void> dataplane_link::set_stream_qos(std::uint64_t connection_id, std::uint64_t stream_id,
+                                            const desired_stream_qos& qos, done cb) {
+    auto it = _desired.find(connection_id);
+    if (it == _desired.end()) {
+        return error{"connection " + std::to_string(connection_id) + " is not known"};
+    }
+    if (stream_id == 0 || stream_id > api::max_stream_id) {
+        return error{"stream id " + std::to_string(stream_id) + " is not in 1.." + std::to_string(api::max_stream_id)};
+    }
+    it->second.streams[stream_id] = qos;
+    enqueue(set_qos_command(connection_id, stream_id, qos), std::move(cb));
+    return {};
+}
+
 void dataplane_link::send(api::command c, done cb) {
     enqueue(c, std::move(cb));
 }
@@ -381,6 +456,17 @@ const desired_connection* dataplane_link::find(const std::string& name) const {
 
 std::uint64_t dataplane_link::next_connection_id() const {
     return _desired.empty() ? 1 : _desired.rbegin()->first + 1;
+}
+
+std::optional<api::counters_reader> dataplane_link::counters_reader() const {
+    if (!_region.valid()) {
+        return std::nullopt;
+    }
+    auto reader = api::counters_reader::attach(_region);
+    if (!reader.ok()) {
+        return std::nullopt;
+    }
+    return std::move(reader).value();
 }
 
 std::optional<api::counters_totals> dataplane_link::read_counters() const {

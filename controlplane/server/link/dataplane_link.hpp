@@ -34,6 +34,13 @@ struct desired_path {
     bool standby = false;
 };
 
+// A stream's QoS as kwik-cp last set it (set_stream_qos); kwikd applies it to the stream when it
+// opens if it is not open yet.
+struct desired_stream_qos {
+    api::stream_priority priority = api::stream_priority::normal;
+    std::uint32_t min_bandwidth_mbps = 0;
+};
+
 struct desired_connection {
     std::uint64_t id = 0;
     std::string name; // the KCP connection id
@@ -43,6 +50,8 @@ struct desired_connection {
     std::string endpoint_path;
     std::uint16_t owner_hint = api::any_worker;
     std::map<std::uint64_t, desired_path> paths;
+    std::optional<api::scheduler_strategy> scheduler; // none: kwikd's default
+    std::map<std::uint64_t, desired_stream_qos> streams; // by stream id
 };
 
 struct link_config {
@@ -94,6 +103,14 @@ public:
     result<void> add_path(std::uint64_t connection_id, const desired_path& p, done cb = {});
     result<void> remove_path(std::uint64_t connection_id, std::uint64_t path_id, std::uint32_t drain_timeout_ms,
                              done cb = {});
+    // Settings of a known connection, kept in the desired state (path weights in its paths) and
+    // sent again after a kwikd restart. Refused here for an unknown connection or path.
+    result<void> set_scheduler(std::uint64_t connection_id, api::scheduler_strategy strategy, done cb = {});
+    // At most api::max_weights entries; each weight >= 0 and finite.
+    result<void> set_path_weights(std::uint64_t connection_id, const std::vector<api::weight_entry>& weights,
+                                  done cb = {});
+    result<void> set_stream_qos(std::uint64_t connection_id, std::uint64_t stream_id, const desired_stream_qos& qos,
+                                done cb = {});
     // Commands that change settings without being part of the desired state's identity.
     void send(api::command c, done cb = {});
 
@@ -105,6 +122,9 @@ public:
 
     // The counters region, read lock-free; empty while detached.
     std::optional<api::counters_totals> read_counters() const;
+    // A reader of the counters region (per worker, drop reason names); valid until the next
+    // poll(), which may detach. Empty while detached.
+    std::optional<api::counters_reader> counters_reader() const;
     const link_counters& counters() const noexcept { return _counters; }
 
 private:
