@@ -108,7 +108,13 @@ int main(int argc, char** argv) {
         }
     }
     (*session)->close();
-    const nlohmann::ordered_json out{{"add", summary(add_us)}, {"remove", summary(remove_us)}};
+    nlohmann::ordered_json out{{"add", summary(add_us)}, {"remove", summary(remove_us)}};
+    // The add p50 of each block of 100 rounds: does a request cost more as path ids accumulate?
+    nlohmann::ordered_json blocks = nlohmann::ordered_json::array();
+    for (std::size_t from = 0; from + 100 <= add_us.size(); from += 100) {
+        blocks.push_back(summary(std::vector<double>(add_us.begin() + from, add_us.begin() + from + 100))["p50_us"]);
+    }
+    out["add_p50_us_by_100_rounds"] = blocks;
     std::printf("%s\n", out.dump().c_str());
     return 0;
 }
