@@ -7,8 +7,9 @@ second 5-tuple through the kernel's UDP sockets. Checks: before `kwikctl path ad
 packets are counted as drop reason unknown_path; after it they are accepted on the connection
 (path 2's rx_packets in `kwikctl show paths`, the connection's in `show connections`) and no
 longer dropped; after `kwikctl path remove` the same packets are unknown_path again. Also: every
-view answers, kwik-cp's refusals exit 1 with the field named, a client-role key is refused, a
-wrong pin exits 3, watch repeats a view.
+view answers, the settings (scheduler, weights, QoS), health, scale and the registry commands
+are answered by kwik-cp, its refusals exit 1 with the field named, a client-role key is
+refused, a wrong pin exits 3, watch repeats a view.
 kwikctl runs only once kwik-cp holds kwikd's rings (kwikd-cmd status names its pid): a session
 opened while kwik-cp is still detached gets a connection whose id can collide with kwikd's
 static ones (reported with this test's branch).
@@ -182,6 +183,20 @@ try:
     check(rc == 0 and out.splitlines()[0].split()[:2] == ["CONNECTION", "PATH_ID"] and len(out.splitlines()) == 3,
           "show paths prints an aligned table, one line per path:\n" + out)
 
+    # Settings on the connection while it has two paths, each answered by kwik-cp after kwikd.
+    for args, what in ((["set", "scheduler", "--connection", CONN, "weighted"], "set scheduler weighted"),
+                       (["set", "weights", "--connection", CONN, "1=3", "2=1"], "set weights 1=3 2=1"),
+                       (["set", "qos", "--connection", CONN, "--stream", "4", "--priority", "1"], "set qos"),
+                       (["health"], "health of kwik-cp"),
+                       (["health", "--connection", CONN, "--path-id", "2"], "health of path 2")):
+        rc, out, err = ctl.run(*args)
+        check(rc == 0 and out.strip() != "", "kwikctl %s exits 0 with kwik-cp's answer: %s" % (what, err.strip()))
+    rc, out, err = ctl.run("set", "weights", "--connection", CONN, "9=1")
+    check(rc == 1 and "9" in err, "weights for a path the connection lacks exit 1: %s" % err.strip())
+    rc, out, err = ctl.run("scale", "--connection", CONN, "--target-mbps", "100")
+    check(rc in (0, 1) and (rc == 0 or err.startswith("kwikctl: ")), "scale is answered by kwik-cp (%d): %s" %
+          (rc, (out or err).strip()[:200]))
+
     # 3. kwikctl path remove: unknown again.
     rc, out, err = ctl.run("path", "remove", "--connection", CONN, "--path-id", "2")
     check(rc == 0, "kwikctl path remove exits 0: %s" % err)
@@ -208,6 +223,15 @@ try:
               (view, len(answer.get("tables", []))))
     rc, out, err = ctl.run("registry", "list")
     check(rc == 0 and "cp-e2e" in out, "registry list shows kwik-cp itself: %s" % (out.strip() or err))
+    rc, out, err = ctl.run("registry", "register", "--server-id", "edge-7", "--address", "192.0.2.7:7708",
+                           "--bandwidth-mbps", "2500", "--region", "eu-west", "--country", "FR", "--capability", "relay")
+    servers = {r["server_id"]: r for r in table(ctl.json("registry", "list"), "servers")}
+    check(rc == 0 and servers.get("edge-7", {}).get("available_bandwidth_mbps") == 2500 and
+          servers["edge-7"].get("region") == "eu-west", "registry register adds the server: %s %s" %
+          (servers.get("edge-7"), err.strip()))
+    rc, out, err = ctl.run("registry", "remove", "--server-id", "edge-7", "--reason", "e2e done")
+    servers = {r["server_id"] for r in table(ctl.json("registry", "list"), "servers")}
+    check(rc == 0 and "edge-7" not in servers, "registry remove takes it out: %s %s" % (sorted(servers), err.strip()))
     rc, out, err = ctl.run("watch", "status", "--interval-ms", "200", "--count", "2")
     check(rc == 0 and out.count("kwikctl watch status") == 2, "watch status --count 2 prints two blocks (%d)" % rc)
 
