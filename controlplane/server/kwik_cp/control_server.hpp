@@ -22,6 +22,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +33,7 @@
 #include "controlplane/kcp/channel.hpp"
 #include "controlplane/kcp/tls.hpp"
 #include "controlplane/server/auth.hpp"
+#include "controlplane/server/kwik_cp/planning_loop.hpp"
 #include "controlplane/server/link/dataplane_link.hpp"
 #include "controlplane/server/registry.hpp"
 
@@ -50,6 +53,7 @@ struct control_server_config {
     // What kwikd connects a session's connection to (desired_connection.endpoint).
     api::endpoint_kind endpoint = api::endpoint_kind::discard;
     std::chrono::milliseconds registry_sweep_interval{1000};
+    planning_config planning; // the planning loop ([planning]; planning_loop.hpp)
 };
 
 struct control_server_counters {
@@ -58,6 +62,11 @@ struct control_server_counters {
     std::uint64_t not_handled = 0;
     std::uint64_t ignored_messages = 0;
     std::uint64_t path_updates_pushed = 0;
+    std::uint64_t transport_commands = 0;
+    std::uint64_t scaling_requests = 0;
+    std::uint64_t metrics_refused = 0; // PerformanceMetrics for another connection
+    std::uint64_t plans_pushed = 0;    // LoadBalancingUpdate + TrafficDistributionPlan pairs
+    std::uint64_t role_changes_failed = 0;
 };
 
 class control_server {
@@ -75,6 +84,16 @@ public:
     server_registry& registry() noexcept { return _registry; }
     dataplane_link& link() noexcept { return _link; }
     const control_server_counters& counters() const noexcept { return _counters; }
+    planning_loop& planning() noexcept { return _planning; }
+
+    // The bandwidth manager's decision for a kwikd connection, executed (transport_actions.cpp;
+    // docs/CONTROL_PLANE.md 5.3): scale-up activates standby paths, scale-down puts paths back
+    // to standby, both through the link. done gets the response (reason always set) once kwikd
+    // answered; returns true when that is later, false when done was called already (no change
+    // to make, or refused). request.connection_id must be the connection's KCP id. Used by
+    // BandwidthScalingRequest, TransportCommand SCALE_BANDWIDTH and the operator's scale.
+    bool scale_connection(std::uint64_t kwikd_connection, const kcp::v3::BandwidthScalingRequest& request,
+                          std::uint64_t in_reply_to, std::function<void(kcp::v3::BandwidthScalingResponse)> done);
     std::size_t sessions() const noexcept { return _sessions.size(); }
 
 private:
@@ -100,6 +119,26 @@ private:
     void on_add_path(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
     void on_remove_path(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
     void on_health_check(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void on_transport_command(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void on_scaling_request(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void on_performance_metrics(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+
+    // The planning loop (planning_loop.cpp): a pass when due, kwikd's path events through the
+    // health monitor, and what they decided applied (weights to kwikd, pushes to sessions).
+    void run_planning(kcp::clock_sample now);
+    void on_kwikd_path_up(const api::path_up_body& b);
+    void on_kwikd_path_down(const api::path_down_body& b);
+    void apply(planning_output out, kcp::clock_sample now);
+    // m to the session of a kwikd connection, if it has one; priority HIGH.
+    bool push(std::uint64_t kwikd_connection, kcp::KCPMessage m, kcp::clock_sample now);
+    // What the action functions in other files need of a session (its struct is private to
+    // control_server.cpp): the KCP connection id (empty before ACCEPTED), kwikd's id, the socket.
+    struct session_view {
+        std::string connection_id;
+        std::uint64_t kwikd_connection = 0;
+        int fd = -1;
+    };
+    static session_view view(const session& s);
 
     control_server_config _config;
     hello_server _hello;
@@ -112,7 +151,13 @@ private:
     std::unordered_map<int, std::unique_ptr<session>> _sessions; // by socket
     std::chrono::steady_clock::time_point _next_sweep{};
     control_server_counters _counters;
+    planning_loop _planning;
+    // UPDATE_QOS's requirements per kwikd connection (transport_actions.cpp).
+    std::map<std::uint64_t, kcp::v3::TransportCommand::QoSRequirements> _qos;
 };
+
+// The kwikd 5-tuple of a KCP UdpPath, or an error naming the field (add_path.path.*). Pure.
+result<api::five_tuple> to_tuple(const kcp::v3::UdpPath& p);
 
 // The answer to m carrying `reason` in its response type's reason field, as listed above;
 // nullopt for a message that has no answer. Pure; any thread.

@@ -385,6 +385,39 @@ void bandwidth_manager::forget_path(std::string_view connection_id, std::uint64_
     }
 }
 
+void bandwidth_manager::activate_instead(std::string_view connection_id, std::uint64_t planned_id,
+                                         std::uint64_t path_id) {
+    auto c = _connections.find(connection_id);
+    if (c == _connections.end()) {
+        return;
+    }
+    connection_state& st = c->second;
+    std::uint64_t provisioned = 0;
+    if (auto it = st.paths.find(planned_id); it != st.paths.end() && it->second.planned) {
+        provisioned = it->second.provisioned_bps;
+        st.paths.erase(it);
+        st.retired.insert(planned_id);
+    }
+    auto it = st.paths.find(path_id);
+    if (it == st.paths.end()) {
+        return;
+    }
+    it->second.latest.standby = false;
+    if (it->second.latest.capacity_bps == 0) {
+        it->second.latest.capacity_bps = provisioned;
+    }
+    if (it->second.provisioned_bps == 0) {
+        it->second.provisioned_bps = provisioned;
+    }
+}
+
+void bandwidth_manager::keep_as_standby(std::string_view connection_id, std::uint64_t path_id) {
+    auto c = _connections.find(connection_id);
+    if (c != _connections.end()) {
+        c->second.retired.erase(path_id);
+    }
+}
+
 void bandwidth_manager::forget_connection(std::string_view connection_id) {
     auto it = _connections.find(connection_id);
     if (it != _connections.end()) {

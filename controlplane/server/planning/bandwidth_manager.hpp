@@ -125,6 +125,15 @@ public:
     std::uint64_t allocate_path_id(std::string_view connection_id);
     // A planned path that will not come (its AddPathCommand failed): it stops counting.
     void forget_path(std::string_view connection_id, std::uint64_t path_id);
+    // A planned path that opens as another, already reported path: kwik-cp activates a standby
+    // path the client announced instead of opening a new one (docs/CONTROL_PLANE.md 5.3).
+    // planned_id is retired; path_id counts from now on as a non-standby path, with the planned
+    // capacity while its own is unknown.
+    void activate_instead(std::string_view connection_id, std::uint64_t planned_id, std::uint64_t path_id);
+    // A path the plan removed that stays open as a standby path (kwik-cp puts a client's path
+    // back to standby rather than closing it): its id is no longer retired, so its next report
+    // counts again (as standby, so not in the capacity).
+    void keep_as_standby(std::string_view connection_id, std::uint64_t path_id);
     // The connection is gone: its state (and its id space) goes with it.
     void forget_connection(std::string_view connection_id);
 
