@@ -17,7 +17,8 @@
 //   OperatorRequest         -> OperatorResponse ok = false with error
 // One-way messages and responses (PerformanceMetrics, LoadBalancingUpdate, TrafficDistributionPlan,
 // ServerHello, PathStatusUpdate, ...) have nothing to answer: before the hello the session is
-// closed without a reply; after it they are counted in ignored_messages.
+// closed without a reply; after it they are counted in ignored_messages (PerformanceMetrics,
+// served by on_performance_metrics, excepted).
 #pragma once
 
 #include <chrono>

@@ -463,6 +463,28 @@ server_availability planning_loop::standby_candidates(const desired_connection& 
     return a;
 }
 
+void planning_loop::ensure_observed(const desired_connection& c, time_us now) {
+    if (_bandwidth.predictor(c.name) != nullptr) {
+        return;
+    }
+    std::vector<path_metrics> paths;
+    for (const auto& [pid, dp] : c.paths) {
+        path_metrics m;
+        m.connection_id = c.name;
+        m.path_id = pid;
+        m.server_id = _server_id;
+        m.server_address = local_address_of(dp.tuple);
+        m.capacity_bps = std::uint64_t{dp.max_bandwidth_mbps} * 1'000'000;
+        m.standby = dp.standby;
+        m.weight = dp.weight;
+        if (const path_health* h = _health.path(c.name, pid); h != nullptr && h->state == health_state::down) {
+            m.status = path_status::failed;
+        }
+        paths.push_back(std::move(m));
+    }
+    _bandwidth.observe(c.name, paths, now);
+}
+
 void planning_loop::forget_connection(const std::string& name) {
     auto it = _connections.find(name);
     if (it != _connections.end()) {

@@ -123,6 +123,10 @@ public:
     // The path id of a standby_server name; 0 if it is not one.
     static std::uint64_t standby_path_of(std::string_view server_id);
 
+    // Before a scaling decision: a connection no pass has observed yet (just opened) is given
+    // to the bandwidth manager as kwik-cp holds it (provisioned capacities, roles, no rates).
+    void ensure_observed(const desired_connection& c, time_us now);
+
     // The connection closed: its state goes (health watches, windows, the manager's ids).
     void forget_connection(const std::string& name);
 

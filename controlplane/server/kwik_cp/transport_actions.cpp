@@ -427,7 +427,9 @@ bool control_server::scale_connection(std::uint64_t kwikd_connection, const v3::
     if (!_link.attached()) {
         return refuse("kwikd is not attached: no path can change");
     }
-    scaling_decision d = _planning.bandwidth().decide(request, _planning.standby_candidates(*c), wall_us(), in_reply_to);
+    const time_us now = wall_us();
+    _planning.ensure_observed(*c, now);
+    scaling_decision d = _planning.bandwidth().decide(request, _planning.standby_candidates(*c), now, in_reply_to);
     v3::BandwidthScalingResponse r = d.response;
     if (r.decision() != v3::BandwidthScalingResponse::SCALE_UP &&
         r.decision() != v3::BandwidthScalingResponse::SCALE_DOWN) {
