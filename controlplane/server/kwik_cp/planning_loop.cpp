@@ -16,6 +16,12 @@ namespace kwik::cp {
 
 namespace v3 = kcp::v3;
 
+time_us wall_clock_us() noexcept {
+    return static_cast<time_us>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+}
+
 std::string local_address_of(const api::five_tuple& t) {
     char text[INET6_ADDRSTRLEN] = {};
     const bool v6 = t.version == api::ip_version::v6;
@@ -244,8 +250,10 @@ planning_output planning_loop::step(const std::map<std::uint64_t, desired_connec
                 continue; // draining out: kwikd's path_down "removed" ends the watch
             }
             const path_metrics full = metrics_of(cs, ps, now);
-            _health.watch_path(full, now);
             if (ps.in_counters) {
+                // Checked from its first appearance in the counters (a path kwikd has just
+                // added is published within a worker's publish interval, 100 ms).
+                _health.watch_path(full, now);
                 collect(_health.on_metrics(full, now), out);
             }
             observed.push_back(full);
@@ -500,21 +508,12 @@ void planning_loop::forget_connection(const std::string& name) {
 // ---------------------------------------------------------------------------------------------
 // control_server's side: when to run a pass, and applying what it decided
 
-namespace {
-
-time_us wall_us() {
-    return static_cast<time_us>(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count());
-}
-
-} // namespace
-
 void control_server::run_planning(kcp::clock_sample now) {
     if (!_planning.due(now.steady)) {
         return;
     }
-    apply(_planning.step(_link.connections(), _link.read_counters(), wall_us(), now.steady), now);
+    apply(_planning.step(_link.connections(), _link.read_counters(), wall_clock_us(), now.steady), now);
+    std::erase_if(_qos, [this](const auto& q) { return _link.find(q.first) == nullptr; }); // closed connections
 }
 
 // With the planning loop on, kwikd's path events go through the health monitor, which says what
@@ -525,7 +524,7 @@ void control_server::on_kwikd_path_up(const api::path_up_body& b) {
         push_path_status(b.connection_id, b.path_id, v3::PathStatusUpdate::UP, "");
         return;
     }
-    apply(_planning.on_path_up(*c, b.path_id, wall_us()), kcp::clock_sample::now());
+    apply(_planning.on_path_up(*c, b.path_id, wall_clock_us()), kcp::clock_sample::now());
 }
 
 void control_server::on_kwikd_path_down(const api::path_down_body& b) {
@@ -534,7 +533,7 @@ void control_server::on_kwikd_path_down(const api::path_down_body& b) {
         push_path_status(b.connection_id, b.path_id, v3::PathStatusUpdate::DOWN, std::string(api::get_text(b.reason)));
         return;
     }
-    apply(_planning.on_path_down(*c, b, wall_us()), kcp::clock_sample::now());
+    apply(_planning.on_path_down(*c, b, wall_clock_us()), kcp::clock_sample::now());
 }
 
 bool control_server::push(std::uint64_t kwikd_connection, kcp::KCPMessage m, kcp::clock_sample now) {

@@ -171,6 +171,9 @@ private:
     planning_counters _counters;
 };
 
+// The wall clock in microseconds since the Unix epoch (the planning components' time_us).
+time_us wall_clock_us() noexcept;
+
 // "addr:port" of kwikd's side of a path (IPv6 in brackets).
 std::string local_address_of(const api::five_tuple& t);
 

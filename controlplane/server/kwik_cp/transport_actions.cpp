@@ -21,12 +21,6 @@ using response = v3::TransportResponse;
 
 namespace {
 
-time_us wall_us() {
-    return static_cast<time_us>(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count());
-}
-
 KCPMessage transport_answer(const std::string& command_id, response::ResponseStatus status, std::string error_message) {
     KCPMessage m;
     auto* r = m.mutable_transport_response();
@@ -310,12 +304,16 @@ void control_server::on_transport_command(session& s, const KCPMessage& m, clock
             fail("options.qos: required for UPDATE_QOS");
             return;
         }
-        _qos[conn] = q.options().qos();
-        // Redundancy: every packet on every path; otherwise the planner's weights decide.
+        // Redundancy: every packet on every path; otherwise the planner's weights decide. The
+        // requirements hold for later outcomes once kwikd took the scheduler.
         const auto strategy =
             q.options().qos().require_redundancy() ? api::scheduler_strategy::redundant : api::scheduler_strategy::weighted;
-        _link.send(api::make_set_scheduler(conn, strategy),
-                   [outcome](const api::event& e) { outcome(e, "the scheduler for the QoS"); });
+        _link.send(api::make_set_scheduler(conn, strategy), [this, outcome, conn, qos](const api::event& e) {
+            if (e.command_result.status == api::result_status::ok) {
+                _qos[conn] = qos;
+            }
+            outcome(e, "the scheduler for the QoS");
+        });
         in_progress();
         return;
     }
@@ -427,7 +425,7 @@ bool control_server::scale_connection(std::uint64_t kwikd_connection, const v3::
     if (!_link.attached()) {
         return refuse("kwikd is not attached: no path can change");
     }
-    const time_us now = wall_us();
+    const time_us now = wall_clock_us();
     _planning.ensure_observed(*c, now);
     scaling_decision d = _planning.bandwidth().decide(request, _planning.standby_candidates(*c), now, in_reply_to);
     v3::BandwidthScalingResponse r = d.response;
@@ -495,7 +493,7 @@ void control_server::on_performance_metrics(session& s, const KCPMessage& m, clo
         }
         return;
     }
-    const metrics_verdict verdict = _planning.on_client_metrics(*c, q, wall_us());
+    const metrics_verdict verdict = _planning.on_client_metrics(*c, q, wall_clock_us());
     if (verdict.first_unknown) {
         std::string ids;
         for (const std::uint64_t id : verdict.unknown_paths) {

@@ -305,6 +305,25 @@ TEST_F(transport_test, every_command_type_against_kwikd) {
     ASSERT_EQ(scaled.result().path_contributions_size(), 2);
     EXPECT_FALSE(scaled.result().path_contributions(1).standby());
 
+    // Down to 50 Mbit/s with a policy of its own (no cooldown): one path goes back to standby.
+    v3::BandwidthScalingRequest::ScalingPolicy policy;
+    policy.set_scale_up_threshold_percent(80);
+    policy.set_scale_down_threshold_percent(30);
+    policy.set_min_paths(1);
+    policy.set_max_paths(8);
+    policy.set_cooldown_seconds(0);
+    KCPMessage down = transport("scale-2", command::SCALE_BANDWIDTH, policy.SerializeAsString());
+    down.mutable_transport_command()->mutable_options()->set_target_bandwidth_mbps(50);
+    const response lower = run(*c, down);
+    ASSERT_EQ(lower.status(), response::SUCCESS) << lower.error_message();
+    ASSERT_EQ(lower.result().path_contributions_size(), 2);
+    EXPECT_EQ(lower.result().path_contributions(0).standby() + lower.result().path_contributions(1).standby(), 1);
+    KCPMessage garbage = transport("scale-3", command::SCALE_BANDWIDTH, std::string("\x0a\x05" "ab", 4));
+    garbage.mutable_transport_command()->mutable_options()->set_target_bandwidth_mbps(50);
+    const response unparsed = run(*c, garbage, false);
+    EXPECT_EQ(unparsed.status(), response::FAILURE);
+    EXPECT_NE(unparsed.error_message().find("ScalingPolicy"), std::string::npos) << unparsed.error_message();
+
     v3::RemovePathCommand rm;
     rm.set_path_id(2);
     const response closed = run(*c, transport("close-1", command::CLOSE_PATH, rm.SerializeAsString()));
