@@ -361,7 +361,7 @@ TEST_F(transport_test, scale_up_activates_a_standby_path_in_kwikd_and_the_cooldo
     ASSERT_TRUE(a.ok()) << a.message();
     const auto& up = a->scaling_response();
     ASSERT_EQ(up.decision(), v3::BandwidthScalingResponse::SCALE_UP) << up.reason();
-    EXPECT_EQ(up.in_reply_to(), q.header().message_id() != 0 ? q.header().message_id() : up.in_reply_to());
+    EXPECT_NE(up.in_reply_to(), 0u) << "the request's message_id (ids start at 1)";
     ASSERT_EQ(up.paths_added_size(), 1);
     EXPECT_EQ(up.paths_added(0), 2u);
     EXPECT_EQ(up.old_path_count(), 1u);
