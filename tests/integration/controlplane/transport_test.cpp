@@ -3,7 +3,8 @@
 // TransportResponse (FAILURE naming the field, IN_PROGRESS then the outcome), a scale-up that
 // activates a standby path (kwikd's own state, read back by a fresh kwik-cp, shows it), the
 // cooldown refusing the next one, a path kwikd fails (nobody answers on net_null) pushed DOWN
-// with the standby taking over, and LoadBalancingUpdates after weights change.
+// with the standby taking over, LoadBalancingUpdates after weights change, and PerformanceMetrics
+// for unknown paths or another connection counted and ignored.
 // Usage (meson passes it): transport_test <kwikd>
 #include <gtest/gtest.h>
 
@@ -224,6 +225,21 @@ TEST_F(transport_test, bad_commands_fail_naming_the_field) {
         EXPECT_NE(a->transport_response().error_message().find(k.reason), std::string::npos)
             << k.what << ": " << a->transport_response().error_message();
     }
+
+    // PerformanceMetrics is one-way: a path the connection lacks, and a report for another
+    // connection, are counted and ignored. The reply to the request after them says they were read.
+    KCPMessage report;
+    report.mutable_performance_metrics()->set_connection_id(conn);
+    report.mutable_performance_metrics()->add_paths()->set_path_id(9);
+    ASSERT_TRUE(c->send(report, 5s).ok());
+    report.mutable_performance_metrics()->set_connection_id("someone-else");
+    ASSERT_TRUE(c->send(report, 5s).ok());
+    ASSERT_TRUE(c->request(transport("after-metrics", command::SYNC_STATE), 5s).ok());
+    pause();
+    EXPECT_EQ(server->planning().counters().client_reports, 1u);
+    EXPECT_EQ(server->planning().counters().client_unknown_paths, 1u);
+    EXPECT_EQ(server->counters().metrics_refused, 1u);
+    resume();
 
     KCPMessage scale;
     scale.mutable_scaling_request()->set_connection_id("someone-else");
