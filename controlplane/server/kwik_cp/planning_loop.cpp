@@ -473,6 +473,11 @@ server_availability planning_loop::standby_candidates(const desired_connection& 
 
 void planning_loop::ensure_observed(const desired_connection& c, time_us now) {
     if (_bandwidth.predictor(c.name) != nullptr) {
+        if (!c.paths.empty()) {
+            // Paths added since the last pass are not the manager's yet: a plan's new ids must
+            // not be theirs.
+            _bandwidth.reserve_path_ids(c.name, c.paths.rbegin()->first);
+        }
         return;
     }
     std::vector<path_metrics> paths;

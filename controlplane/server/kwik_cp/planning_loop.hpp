@@ -124,7 +124,8 @@ public:
     static std::uint64_t standby_path_of(std::string_view server_id);
 
     // Before a scaling decision: a connection no pass has observed yet (just opened) is given
-    // to the bandwidth manager as kwik-cp holds it (provisioned capacities, roles, no rates).
+    // to the bandwidth manager as kwik-cp holds it (provisioned capacities, roles, no rates),
+    // and the ids of paths added since the last pass are reserved.
     void ensure_observed(const desired_connection& c, time_us now);
 
     // The connection closed: its state goes (health watches, windows, the manager's ids).

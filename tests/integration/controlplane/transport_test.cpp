@@ -3,7 +3,8 @@
 // TransportResponse (FAILURE naming the field, IN_PROGRESS then the outcome), a scale-up that
 // activates a standby path (kwikd's own state, read back by a fresh kwik-cp, shows it), the
 // cooldown refusing the next one, a path kwikd fails (nobody answers on net_null) pushed DOWN
-// with the standby taking over, LoadBalancingUpdates after weights change, and PerformanceMetrics
+// with the standby taking over and UP again once a restarted kwikd holds it up (roles restored),
+// LoadBalancingUpdates after weights change, and PerformanceMetrics
 // for unknown paths or another connection counted and ignored.
 // Usage (meson passes it): transport_test <kwikd>
 #include <gtest/gtest.h>
@@ -458,6 +459,38 @@ TEST_F(transport_test, a_path_kwikd_fails_goes_down_and_the_standby_takes_over) 
     ASSERT_NE(dc, nullptr);
     EXPECT_FALSE(dc->paths.at(2).standby);
     EXPECT_EQ(dc->paths.at(1).weight, 0.0f);
+    resume();
+}
+
+// Recovery: a restarted kwikd gets the paths back from kwik-cp's desired state, path 1 is up in
+// its counters again, and after recovery_threshold healthy checks the monitor says UP and puts
+// the standby back (the restored roles go to the new kwikd).
+TEST_F(transport_test, a_down_path_recovers_when_a_restarted_kwikd_holds_it_up) {
+    auto kwikd = std::make_unique<test::kwikd_process>(g_kwikd, name, dir);
+    auto c = session();
+    ASSERT_TRUE(c);
+    ASSERT_EQ(run(*c, transport("a1", command::ESTABLISH_PATH, add_path(1, false))).status(), response::SUCCESS);
+    std::this_thread::sleep_for(300ms);
+    ASSERT_EQ(run(*c, transport("a2", command::ESTABLISH_PATH, add_path(2, true))).status(), response::SUCCESS);
+    const KCPMessage* down = wait_for(*c, 20s, [&](const KCPMessage& m) {
+        return status_update(m, 1, v3::PathStatusUpdate::DOWN);
+    });
+    ASSERT_NE(down, nullptr);
+    EXPECT_EQ(down->path_status().failover_path_id(), 2u);
+
+    kwikd.reset();
+    kwikd = std::make_unique<test::kwikd_process>(g_kwikd, name, dir);
+    const KCPMessage* up = wait_for(*c, 60s, [&](const KCPMessage& m) {
+        return status_update(m, 1, v3::PathStatusUpdate::UP);
+    });
+    ASSERT_NE(up, nullptr) << "path 1 UP after the restart";
+    ASSERT_NE(wait_for(*c, 5s, [&](const KCPMessage& m) { return status_update(m, 2, v3::PathStatusUpdate::STANDBY); }),
+              nullptr);
+    pause();
+    const cp::desired_connection* dc = server->link().find(conn);
+    ASSERT_NE(dc, nullptr);
+    EXPECT_TRUE(dc->paths.at(2).standby) << "the standby role is restored";
+    EXPECT_GT(dc->paths.at(1).weight, 0.0f) << "path 1 carries again";
     resume();
 }
 

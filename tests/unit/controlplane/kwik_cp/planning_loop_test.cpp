@@ -292,6 +292,51 @@ TEST_F(planning_loop_test, standby_paths_are_scaling_candidates_and_activation_c
     q.mutable_policy()->set_cooldown_seconds(0);
     auto again = loop.bandwidth().decide(q, loop.standby_candidates(conns.at(7)), now + second);
     EXPECT_NE(again.response.decision(), v3::BandwidthScalingResponse::SCALE_UP) << again.response.reason();
+
+    // A standby path no report showed yet (it came after the last pass): the planned entry
+    // stands for it, so it counts at once as well.
+    cp::bandwidth_manager fresh;
+    cp::path_metrics one;
+    one.connection_id = "conn-b";
+    one.path_id = 1;
+    one.server_id = "cp-test";
+    one.capacity_bps = 100'000'000;
+    fresh.observe("conn-b", std::span<const cp::path_metrics>(&one, 1), now);
+    cp::server_availability spare;
+    spare.servers.push_back({cp::planning_loop::standby_server(4), "10.9.0.1:7707", 100'000'000, 100'000'000, 0, 1.0, true});
+    q.set_connection_id("conn-b");
+    auto up = fresh.decide(q, spare, now);
+    ASSERT_EQ(up.response.decision(), v3::BandwidthScalingResponse::SCALE_UP) << up.response.reason();
+    ASSERT_EQ(up.added.size(), 1u);
+    fresh.activate_instead("conn-b", up.added[0].path_id, 4);
+    q.set_target_bandwidth_mbps(50);
+    auto down = fresh.decide(q, {}, now + second);
+    ASSERT_EQ(down.response.decision(), v3::BandwidthScalingResponse::SCALE_DOWN) << down.response.reason();
+    EXPECT_EQ(down.response.old_path_count(), 2u) << "path 4 counts before any report";
+}
+
+TEST_F(planning_loop_test, a_plan_never_takes_the_id_of_a_path_added_since_the_last_pass) {
+    (void)pass(connection({{1, false}}), {counters(1, 0, 10)});
+    auto later = connection({{1, false}, {2, true}}); // path 2 came after the pass
+    loop.ensure_observed(later.at(7), now);
+    v3::BandwidthScalingRequest q;
+    q.set_connection_id("conn-a");
+    q.set_trigger(v3::BandwidthScalingRequest::MANUAL);
+    q.set_target_bandwidth_mbps(150);
+    auto d = loop.bandwidth().decide(q, loop.standby_candidates(later.at(7)), now);
+    ASSERT_EQ(d.response.decision(), v3::BandwidthScalingResponse::SCALE_UP) << d.response.reason();
+    ASSERT_EQ(d.added.size(), 1u);
+    EXPECT_GT(d.added[0].path_id, 2u);
+    loop.bandwidth().activate_instead("conn-a", d.added[0].path_id, 2);
+    q.set_target_bandwidth_mbps(50);
+    q.mutable_policy()->set_scale_up_threshold_percent(80);
+    q.mutable_policy()->set_scale_down_threshold_percent(30);
+    q.mutable_policy()->set_min_paths(1);
+    q.mutable_policy()->set_max_paths(8);
+    q.mutable_policy()->set_cooldown_seconds(0);
+    auto down = loop.bandwidth().decide(q, {}, now + second);
+    ASSERT_EQ(down.response.decision(), v3::BandwidthScalingResponse::SCALE_DOWN) << down.response.reason();
+    EXPECT_EQ(down.response.old_path_count(), 2u);
 }
 
 } // namespace
