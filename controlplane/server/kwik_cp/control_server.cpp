@@ -272,7 +272,7 @@ void control_server::run_once(int timeout_ms) {
     // the link wants a poll (a command waiting: 1 ms; live connections: 10 ms; an attach
     // attempt), a planning pass or a registry sweep is due.
     auto bound = [&](std::chrono::steady_clock::time_point due) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - before).count();
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(due - before).count(); // no spin on a fraction
         timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, timeout_ms));
     };
     bound(std::chrono::steady_clock::time_point(std::chrono::nanoseconds(_link.next_poll(to_ns(before)))));
