@@ -548,7 +548,11 @@ validation check_command_body(const command& c) noexcept {
             }
             std::snprintf(what, sizeof(what), "set_weights.entries[%u].weight", i);
             KWIK_CHECK(check_weight(w.weight, what));
-            if (w.reserved != 0) {
+            if (static_cast<std::uint8_t>(w.standby) > standby_change_max) {
+                return validation::failure(invalid, "set_weights.entries[%u].standby: %u is not keep (0), set (1) or clear (2)",
+                                           i, static_cast<unsigned>(w.standby));
+            }
+            if (!all_zero(w.reserved, sizeof(w.reserved))) {
                 return validation::failure(invalid, "set_weights.entries[%u].reserved: must be zero", i);
             }
             for (std::uint32_t j = 0; j < i; ++j) {

@@ -168,11 +168,18 @@ struct set_scheduler_body {
     std::uint8_t reserved[7];
 };
 
+// standby: what happens to the path's standby flag (add_path.standby) with this entry; the
+// control plane's scaling and failover activate a standby path or put one back this way.
+enum class standby_change : std::uint8_t { keep = 0, set = 1, clear = 2 };
+inline constexpr std::uint8_t standby_change_max = 2;
+
 struct weight_entry {
     std::uint64_t path_id;
     float weight; // >= 0, finite
-    std::uint32_t reserved;
+    standby_change standby;
+    std::uint8_t reserved[3];
 };
+static_assert(sizeof(weight_entry) == 16);
 
 struct set_weights_body {
     std::uint64_t connection_id;

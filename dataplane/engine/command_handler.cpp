@@ -609,6 +609,9 @@ void command_handler::complete(const pending& p, const worker_reply& r, transpor
                 for (std::uint32_t i = 0; i < c.set_weights.count; ++i) {
                     if (path_record* path = find_path(*rec, c.set_weights.entries[i].path_id); path != nullptr) {
                         path->weight = c.set_weights.entries[i].weight;
+                        if (c.set_weights.entries[i].standby != api::standby_change::keep) {
+                            path->standby = c.set_weights.entries[i].standby == api::standby_change::set;
+                        }
                     }
                 }
             }

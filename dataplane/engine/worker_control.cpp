@@ -253,6 +253,9 @@ void worker::apply_set_weights(connection_state& c, const worker_command& wc) no
     }
     for (std::uint32_t i = 0; i < b.count; ++i) {
         c.conn->set_path_weight(b.entries[i].path_id, b.entries[i].weight);
+        if (b.entries[i].standby != api::standby_change::keep) {
+            c.conn->set_path_standby(b.entries[i].path_id, b.entries[i].standby == api::standby_change::set);
+        }
     }
     answer(wc, api::result_status::ok, {});
 }

@@ -193,9 +193,26 @@ try:
         check(rc == 0 and out.strip() != "", "kwikctl %s exits 0 with kwik-cp's answer: %s" % (what, err.strip()))
     rc, out, err = ctl.run("set", "weights", "--connection", CONN, "9=1")
     check(rc == 1 and "9" in err, "weights for a path the connection lacks exit 1: %s" % err.strip())
-    rc, out, err = ctl.run("scale", "--connection", CONN, "--target-mbps", "100")
-    check(rc in (0, 1) and (rc == 0 or err.startswith("kwikctl: ")), "scale is answered by kwik-cp (%d): %s" %
-          (rc, (out or err).strip()[:200]))
+    # Scaling: a standby path (5) is the candidate; a scale-up beyond the data paths' rate activates it,
+    # and the cooldown refuses the next one with exit 1 and the manager's reason.
+    rc, out, err = ctl.run("path", "add", "--connection", CONN, "--path-id", "5", "--local", APPLIANCE + ":7707",
+                           "--remote", "%s:40005" % PEER, "--standby")
+    check(rc == 0 and path_rows(ctl)[5]["standby"] is True, "kwikctl path add --standby: %s" % err.strip())
+    policy = ["--min-paths", "1", "--max-paths", "4", "--cooldown-s", "60", "--up-threshold", "80",
+              "--down-threshold", "30"]
+    scaled = ctl.json("scale", "--connection", CONN, "--target-mbps", "1000", *policy)
+    decision = table(scaled, "scaling")[0]
+    check(decision["decision"] == "SCALE_UP" and decision["paths_added"] == "5",
+          "kwikctl scale activates the standby path: %s" % decision)
+    check(path_rows(ctl)[5]["standby"] is False, "show paths: path 5 carries data after the scale-up")
+    rc, out, err = ctl.run("path", "add", "--connection", CONN, "--path-id", "6", "--local", APPLIANCE + ":7707",
+                           "--remote", "%s:40006" % PEER, "--standby")
+    check(rc == 0, "a second standby path (6), so that capacity is there: %s" % err.strip())
+    rc, out, err = ctl.run("scale", "--connection", CONN, "--target-mbps", "2000", *policy)
+    check(rc == 1 and "cooldown" in err, "a second scale within the cooldown exits 1 naming it: %s" % err.strip())
+    for standby_path in ("5", "6"):
+        rc, out, err = ctl.run("path", "remove", "--connection", CONN, "--path-id", standby_path)
+        check(rc == 0, "kwikctl path remove %s: %s" % (standby_path, err.strip()))
 
     # 3. kwikctl path remove: unknown again.
     rc, out, err = ctl.run("path", "remove", "--connection", CONN, "--path-id", "2")

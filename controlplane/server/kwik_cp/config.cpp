@@ -226,10 +226,11 @@ result<control_server_config> parse_control_server_config(std::string_view toml_
     const toml::table* reg_t = root["registry"].as_table();
     const toml::table* to_t = root["timeouts"].as_table();
     const toml::table* up_t = root["upstream"].as_table();
+    const toml::table* plan_t = root["planning"].as_table();
     for (const auto& [k, v] : root) {
         const std::string name(k.str());
         if (name != "kwik_cp" && name != "tls" && name != "registry" && name != "timeouts" && name != "auth" &&
-            name != "upstream") {
+            name != "upstream" && name != "planning") {
             p.add(&v, name, "unknown section");
         } else if (!v.is_table()) {
             p.add(&v, name, "expected a table");
@@ -303,6 +304,19 @@ result<control_server_config> parse_control_server_config(std::string_view toml_
     c.link.command_timeout = time_ns{to_r.number("kwikd_command_ms", 10, 600'000).value_or(5'000)} * 1'000'000;
     c.link.retry_interval = time_ns{to_r.number("kwikd_retry_ms", 10, 600'000).value_or(500)} * 1'000'000;
     to_r.finish();
+
+    table_reader plan_r(plan_t, "planning", p);
+    planning_config& pl = c.planning;
+    pl.enabled = plan_r.flag("enabled").value_or(pl.enabled);
+    pl.interval = std::chrono::milliseconds(plan_r.number("interval_ms", 10, 600'000).value_or(1000));
+    pl.weight_threshold =
+        static_cast<float>(plan_r.number("weight_threshold_percent", 0, 100).value_or(5)) / 100.0f;
+    pl.default_path_mbps = plan_r.number("default_path_mbps", 1, 1'000'000).value_or(pl.default_path_mbps);
+    pl.health.check_interval_us =
+        time_us{plan_r.number("check_interval_ms", 10, 600'000).value_or(1000)} * us_per_ms;
+    pl.health.failure_threshold = plan_r.number("failure_threshold", 1, 1000).value_or(pl.health.failure_threshold);
+    pl.health.recovery_threshold = plan_r.number("recovery_threshold", 1, 1000).value_or(pl.health.recovery_threshold);
+    plan_r.finish();
 
     if (p.any() || !keys) {
         std::string text = p.any() ? p.text() : std::string();

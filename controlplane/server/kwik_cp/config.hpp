@@ -19,6 +19,9 @@
 //   [timeouts]
 //   read_ms = 10000, idle_ms = 120000, challenge_ms = 10000, kwikd_command_ms = 5000,
 //   kwikd_retry_ms = 500
+//   [planning]                         # the planning loop (docs/CONTROL_PLANE.md 5)
+//   enabled = true, interval_ms = 1000, weight_threshold_percent = 5, default_path_mbps = 100,
+//   check_interval_ms = 1000, failure_threshold = 3, recovery_threshold = 3
 //   [[auth.key]]                       # parse_key_store (controlplane/server/auth.hpp)
 //   [upstream]                         # optional: register this server with another registry
 //   address = "192.0.2.10:7708"        # required; numeric address:port

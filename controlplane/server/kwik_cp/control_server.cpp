@@ -77,7 +77,7 @@ std::string payload_name(const KCPMessage& m) {
     return f != nullptr ? f->name() : std::string("an empty message");
 }
 
-KCPMessage path_status(const std::string& connection_id, std::uint64_t path_id, v3::PathStatusUpdate::Status status,
+KCPMessage path_status_update(const std::string& connection_id, std::uint64_t path_id, v3::PathStatusUpdate::Status status,
                        std::string reason) {
     KCPMessage m;
     auto* u = m.mutable_path_status();
@@ -103,10 +103,10 @@ std::optional<KCPMessage> error_answer(const KCPMessage& m, const std::string& r
         out.mutable_capability_response()->set_error_reason(reason);
         return out;
     case KCPMessage::kAddPath:
-        return path_status(m.add_path().connection_id(), m.add_path().path_id(), v3::PathStatusUpdate::REMOVED,
+        return path_status_update(m.add_path().connection_id(), m.add_path().path_id(), v3::PathStatusUpdate::REMOVED,
                            reason);
     case KCPMessage::kRemovePath:
-        return path_status(m.remove_path().connection_id(), m.remove_path().path_id(),
+        return path_status_update(m.remove_path().connection_id(), m.remove_path().path_id(),
                            v3::PathStatusUpdate::REMOVED, reason);
     case KCPMessage::kHealthCheckReq: {
         const auto& q = m.health_check_req();
@@ -168,15 +168,8 @@ control_server::control_server(control_server_config config)
     : _config(std::move(config)), _hello(_config.hello, _config.keys),
       _registry(with_self_id(_config.registry, _config.hello.server_id)),
       _link(_config.link, link_callbacks{
-                              .on_path_up =
-                                  [this](const api::path_up_body& b) {
-                                      push_path_status(b.connection_id, b.path_id, v3::PathStatusUpdate::UP, "");
-                                  },
-                              .on_path_down =
-                                  [this](const api::path_down_body& b) {
-                                      push_path_status(b.connection_id, b.path_id, v3::PathStatusUpdate::DOWN,
-                                                       std::string(api::get_text(b.reason)));
-                                  },
+                              .on_path_up = [this](const api::path_up_body& b) { on_kwikd_path_up(b); },
+                              .on_path_down = [this](const api::path_down_body& b) { on_kwikd_path_down(b); },
                               .on_unknown_path = {},
                               .on_connection_closed = {},
                               .on_attach_change =
@@ -186,7 +179,8 @@ control_server::control_server(control_server_config config)
                                       log_kwikd_attach(attached, restarted, _config.link.region_name,
                                                        _link.counters().attaches, restarts);
                                   },
-                          }) {}
+                          }),
+      _planning(_config.planning, _config.hello.server_id) {}
 
 control_server::~control_server() {
     _sessions.clear();
@@ -295,13 +289,21 @@ void control_server::run_once(int timeout_ms) {
             timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, timeout_ms));
         }
     }
+    // kwikd answers and raises events through shared memory, not a socket: the wait ends when
+    // the link wants a poll (a command waiting: 1 ms; live connections: 10 ms; an attach
+    // attempt), a planning pass or a registry sweep is due.
+    auto bound = [&](std::chrono::steady_clock::time_point due) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(due - before).count(); // no spin on a fraction
+        timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, timeout_ms));
+    };
+    bound(std::chrono::steady_clock::time_point(std::chrono::nanoseconds(_link.next_poll(to_ns(before)))));
     if (_upstream) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(_upstream->next_deadline() - before);
-        timeout_ms = static_cast<int>(std::clamp<long long>(left.count(), 0, timeout_ms));
+        bound(_upstream->next_deadline());
     }
-    if (_link.waiting() > 0 || !_link.attached()) {
-        timeout_ms = std::min(timeout_ms, 1); // kwikd answers through shared memory, not a socket
+    if (_planning.config().enabled) {
+        bound(_planning.next_due());
     }
+    bound(_next_sweep);
     std::array<epoll_event, 64> events{};
     const int n = ::epoll_wait(_epoll, events.data(), static_cast<int>(events.size()), timeout_ms);
     const clock_sample now = clock_sample::now();
@@ -342,6 +344,7 @@ void control_server::run_once(int timeout_ms) {
             ++it;
         }
     }
+    run_planning(now);
     if (now.steady >= _next_sweep) {
         (void)_registry.sweep(now.wall_ms);
         _hello.challenges().sweep(now.wall_ms);
@@ -443,6 +446,15 @@ void control_server::handle(session& s, const KCPMessage& m, clock_sample now) {
     case KCPMessage::kOperatorRequest:
         on_operator_request(s, m, now);
         return;
+    case KCPMessage::kTransportCommand:
+        on_transport_command(s, m, now);
+        return;
+    case KCPMessage::kScalingRequest:
+        on_scaling_request(s, m, now);
+        return;
+    case KCPMessage::kPerformanceMetrics:
+        on_performance_metrics(s, m, now);
+        return;
     default:
         break;
     }
@@ -498,7 +510,7 @@ void control_server::on_add_path(session& s, const KCPMessage& m, clock_sample n
     const auto& q = m.add_path();
     const std::string& conn = s.hello.accepted()->connection_id;
     auto refuse = [&](std::string reason) {
-        reply(s, path_status(q.connection_id(), q.path_id(), v3::PathStatusUpdate::REMOVED, std::move(reason)), now);
+        reply(s, path_status_update(q.connection_id(), q.path_id(), v3::PathStatusUpdate::REMOVED, std::move(reason)), now);
     };
     if (q.connection_id() != conn) {
         refuse("add_path.connection_id: \"" + q.connection_id() + "\" is not this session's connection (\"" + conn +
@@ -529,7 +541,7 @@ void control_server::on_add_path(session& s, const KCPMessage& m, clock_sample n
         }
         const std::string refused = kwikd_error(e);
         reply(*to,
-              path_status(conn, id,
+              path_status_update(conn, id,
                           refused.empty() ? (standby ? v3::PathStatusUpdate::STANDBY : v3::PathStatusUpdate::UP)
                                           : v3::PathStatusUpdate::REMOVED,
                           refused.empty() ? std::string() : "kwikd refused the path: " + refused),
@@ -544,7 +556,7 @@ void control_server::on_remove_path(session& s, const KCPMessage& m, clock_sampl
     const auto& q = m.remove_path();
     const std::string& conn = s.hello.accepted()->connection_id;
     auto answer = [&](std::string reason) {
-        reply(s, path_status(q.connection_id(), q.path_id(), v3::PathStatusUpdate::REMOVED, std::move(reason)), now);
+        reply(s, path_status_update(q.connection_id(), q.path_id(), v3::PathStatusUpdate::REMOVED, std::move(reason)), now);
     };
     if (q.connection_id() != conn || s.kwikd_connection == 0) {
         answer("remove_path.connection_id: \"" + q.connection_id() + "\" is not this session's connection");
@@ -560,7 +572,7 @@ void control_server::on_remove_path(session& s, const KCPMessage& m, clock_sampl
                                    }
                                    const std::string refused = kwikd_error(e);
                                    reply(*to,
-                                         path_status(conn, id, v3::PathStatusUpdate::REMOVED,
+                                         path_status_update(conn, id, v3::PathStatusUpdate::REMOVED,
                                                      refused.empty() ? why : "kwikd: " + refused),
                                          clock_sample::now());
                                });
@@ -666,6 +678,10 @@ control_server::session* control_server::session_of_connection(std::uint64_t kwi
     return nullptr;
 }
 
+control_server::session_view control_server::view(const session& s) {
+    return {s.hello.accepted() ? s.hello.accepted()->connection_id : std::string(), s.kwikd_connection, s.ch.fd()};
+}
+
 void control_server::push_path_status(std::uint64_t kwikd_connection, std::uint64_t path_id,
                                       v3::PathStatusUpdate::Status status, std::string reason) {
     session* s = session_of_connection(kwikd_connection);
@@ -673,7 +689,7 @@ void control_server::push_path_status(std::uint64_t kwikd_connection, std::uint6
         return;
     }
     ++_counters.path_updates_pushed;
-    reply(*s, path_status(s->hello.accepted()->connection_id, path_id, status, std::move(reason)),
+    reply(*s, path_status_update(s->hello.accepted()->connection_id, path_id, status, std::move(reason)),
           clock_sample::now());
 }
 

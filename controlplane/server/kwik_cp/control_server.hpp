@@ -17,11 +17,14 @@
 //   OperatorRequest         -> OperatorResponse ok = false with error
 // One-way messages and responses (PerformanceMetrics, LoadBalancingUpdate, TrafficDistributionPlan,
 // ServerHello, PathStatusUpdate, ...) have nothing to answer: before the hello the session is
-// closed without a reply; after it they are counted in ignored_messages.
+// closed without a reply; after it they are counted in ignored_messages (PerformanceMetrics,
+// served by on_performance_metrics, excepted).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +36,7 @@
 #include "controlplane/kcp/tls.hpp"
 #include "controlplane/server/auth.hpp"
 #include "controlplane/server/kwik_cp/upstream_registration.hpp"
+#include "controlplane/server/kwik_cp/planning_loop.hpp"
 #include "controlplane/server/link/dataplane_link.hpp"
 #include "controlplane/server/registry.hpp"
 
@@ -56,6 +60,7 @@ struct control_server_config {
     std::chrono::milliseconds heartbeat_interval{0};
     // An upstream registry this server registers itself with ([upstream]); none: it does not.
     std::optional<upstream_config> upstream;
+    planning_config planning; // the planning loop ([planning]; planning_loop.hpp)
 };
 
 struct operator_snapshot; // views.hpp
@@ -70,6 +75,11 @@ struct control_server_counters {
     std::uint64_t operator_errors = 0;      // answered ok = false
     std::uint64_t registry_requests = 0;    // ServerRegistration, ServerHeartbeat, ServerDeregistration
     std::uint64_t registry_refusals = 0;    // answered accepted = false
+    std::uint64_t transport_commands = 0;
+    std::uint64_t scaling_requests = 0;
+    std::uint64_t metrics_refused = 0; // PerformanceMetrics for another connection
+    std::uint64_t plans_pushed = 0;    // LoadBalancingUpdate + TrafficDistributionPlan pairs
+    std::uint64_t role_changes_failed = 0;
 };
 
 class control_server {
@@ -87,6 +97,16 @@ public:
     server_registry& registry() noexcept { return _registry; }
     dataplane_link& link() noexcept { return _link; }
     const control_server_counters& counters() const noexcept { return _counters; }
+    planning_loop& planning() noexcept { return _planning; }
+
+    // The bandwidth manager's decision for a kwikd connection, executed (transport_actions.cpp;
+    // docs/CONTROL_PLANE.md 5.3): scale-up activates standby paths, scale-down puts paths back
+    // to standby, both through the link. done gets the response (reason always set) once kwikd
+    // answered; returns true when that is later, false when done was called already (no change
+    // to make, or refused). request.connection_id must be the connection's KCP id. Used by
+    // BandwidthScalingRequest, TransportCommand SCALE_BANDWIDTH and the operator's scale.
+    bool scale_connection(std::uint64_t kwikd_connection, const kcp::v3::BandwidthScalingRequest& request,
+                          std::uint64_t in_reply_to, std::function<void(kcp::v3::BandwidthScalingResponse)> done);
     std::size_t sessions() const noexcept { return _sessions.size(); }
     // The upstream registration ([upstream]); null when none is configured.
     const upstream_registration* upstream() const noexcept { return _upstream.get(); }
@@ -122,8 +142,8 @@ private:
     void on_server_heartbeat(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
     void on_server_deregistration(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
     void on_operator_request(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
-    // OperatorRequest.scale; defined where bandwidth scaling is (the merge replaces
-    // operator_scale_pending.cpp).
+    // OperatorRequest.scale: a MANUAL scaling request through scale_connection
+    // (operator_actions.cpp).
     void on_operator_scale(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
 
     // The answer to a HealthCheckRequest (KCP's and the operator's health).
@@ -142,6 +162,26 @@ private:
     void operator_registry(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
     // The figures upstream heartbeats carry, measured since the previous call.
     upstream_figures measure_figures(kcp::clock_sample now);
+    void on_transport_command(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void on_scaling_request(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+    void on_performance_metrics(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
+
+    // The planning loop (planning_loop.cpp): a pass when due, kwikd's path events through the
+    // health monitor, and what they decided applied (weights to kwikd, pushes to sessions).
+    void run_planning(kcp::clock_sample now);
+    void on_kwikd_path_up(const api::path_up_body& b);
+    void on_kwikd_path_down(const api::path_down_body& b);
+    void apply(planning_output out, kcp::clock_sample now);
+    // m to the session of a kwikd connection, if it has one; priority HIGH.
+    bool push(std::uint64_t kwikd_connection, kcp::KCPMessage m, kcp::clock_sample now);
+    // What the action functions in other files need of a session (its struct is private to
+    // control_server.cpp): the KCP connection id (empty before ACCEPTED), kwikd's id, the socket.
+    struct session_view {
+        std::string connection_id;
+        std::uint64_t kwikd_connection = 0;
+        int fd = -1;
+    };
+    static session_view view(const session& s);
 
     control_server_config _config;
     hello_server _hello;
@@ -159,6 +199,9 @@ private:
     // The previous measure_figures() sample: kwikd's polls, busy polls, tx bytes, and when.
     std::uint64_t _figures_polls = 0, _figures_busy = 0, _figures_tx_bytes = 0;
     std::chrono::steady_clock::time_point _figures_at{};
+    planning_loop _planning;
+    // UPDATE_QOS's requirements per kwikd connection (transport_actions.cpp).
+    std::map<std::uint64_t, kcp::v3::TransportCommand::QoSRequirements> _qos;
 };
 
 // The kwikd address of a KCP UdpPath, or the field at fault under `field` ("add_path.path.remote_port:

@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     std::printf("kwik-cp: listening on port %u\n", static_cast<unsigned>((*server)->port()));
     std::fflush(stdout);
     while (g_stop == 0) {
-        (*server)->run_once(100);
+        (*server)->run_once(1000); // returns earlier when a socket, kwikd or a timer needs it
     }
     kwik::cp::log_line(kwik::cp::log_level::notice, "stopping: " + std::to_string((*server)->sessions()) +
                                                         " session(s) open");

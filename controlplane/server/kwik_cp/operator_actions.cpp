@@ -425,13 +425,13 @@ void control_server::operator_setting(session& s, const KCPMessage& m, clock_sam
             answer_operator(s, id, failed("set_weights.path_weights: empty (path id -> weight)"), now);
             return;
         }
-        std::vector<api::weight_entry> weights;
+        std::vector<dataplane_link::role_change> weights; // standby flags kept as they are
         for (const auto& [pid, w] : map) {
-            weights.push_back(api::weight_entry{pid, w, 0});
+            weights.push_back({.path_id = pid, .weight = w, .standby = api::standby_change::keep});
         }
         std::sort(weights.begin(), weights.end(),
-                  [](const api::weight_entry& a, const api::weight_entry& b) { return a.path_id < b.path_id; });
-        for (const api::weight_entry& w : weights) {
+                  [](const auto& a, const auto& b) { return a.path_id < b.path_id; });
+        for (const auto& w : weights) {
             const std::string at = "set_weights.path_weights[" + std::to_string(w.path_id) + "]";
             if (!c.value()->paths.contains(w.path_id)) {
                 answer_operator(s, id,
@@ -445,17 +445,10 @@ void control_server::operator_setting(session& s, const KCPMessage& m, clock_sam
                 return;
             }
         }
-        if (weights.size() > api::max_weights) {
-            answer_operator(s, id,
-                            failed("set_weights.path_weights: " + std::to_string(weights.size()) +
-                                   " entries; kwikd takes at most " + std::to_string(api::max_weights) +
-                                   " per request"),
-                            now);
-            return;
-        }
-        sent = _link.set_path_weights(connection, weights,
-                                      answered(std::to_string(weights.size()) + " path weights of connection " +
-                                               std::to_string(connection) + " set"));
+        // More than api::max_weights entries go to kwikd as several set_weights commands.
+        sent = _link.set_roles(connection, weights,
+                               answered(std::to_string(weights.size()) + " path weights of connection " +
+                                        std::to_string(connection) + " set"));
     }
     if (!sent) {
         answer_operator(s, id, failed(field + ": " + sent.message()), now);
@@ -485,6 +478,81 @@ void control_server::operator_registry(session& s, const KCPMessage& m, clock_sa
         *r.add_tables() = servers_table(snap);
     }
     answer_operator(s, id, std::move(r), now);
+}
+
+} // namespace kwik::cp
+
+namespace kwik::cp {
+
+// OperatorRequest.scale: a MANUAL BandwidthScalingRequest for the named connection through the
+// same bandwidth manager as a client's (scale_connection in transport_actions.cpp). ok unless
+// the decision is REJECTED; the answer has the decision as a table and the connection's paths.
+void control_server::on_operator_scale(session& s, const KCPMessage& m, clock_sample now) {
+    const std::uint64_t id = m.header().message_id();
+    const request::Scale& q = m.operator_request().scale();
+    auto c = find_connection(_link.connections(), q.connection(), "scale.connection");
+    if (!c) {
+        answer_operator(s, id, failed(c.message()), now);
+        return;
+    }
+    if (q.target_bandwidth_mbps() == 0) {
+        answer_operator(s, id, failed("scale.target_bandwidth_mbps: missing (the rate to scale the connection to)"),
+                        now);
+        return;
+    }
+    const std::uint64_t connection = c.value()->id;
+    v3::BandwidthScalingRequest r;
+    r.set_connection_id(c.value()->name);
+    r.set_trigger(v3::BandwidthScalingRequest::MANUAL);
+    r.set_target_bandwidth_mbps(q.target_bandwidth_mbps());
+    if (q.has_policy()) {
+        *r.mutable_policy() = q.policy();
+    }
+    const int fd = s.ch.fd();
+    const std::string session_connection = s.hello.accepted()->connection_id;
+    scale_connection(connection, r, id, [this, fd, session_connection, id, connection](v3::BandwidthScalingResponse d) {
+        session* to = live_session(fd, session_connection);
+        if (to == nullptr) {
+            return;
+        }
+        const clock_sample at = clock_sample::now();
+        if (d.decision() == v3::BandwidthScalingResponse::REJECTED) {
+            answer_operator(*to, id, failed("scale: " + d.reason()), at);
+            return;
+        }
+        v3::OperatorResponse out;
+        out.set_ok(true);
+        out.set_detail(d.reason());
+        v3::Table& t = *out.add_tables();
+        t.set_name("scaling");
+        for (const char* col : {"connection", "decision", "old_path_count", "new_path_count", "target_bandwidth_mbps",
+                                "paths_added", "paths_removed", "cooldown_remaining_s", "reason"}) {
+            t.add_columns(col);
+        }
+        auto ids = [](const auto& list) {
+            std::string out;
+            for (const std::uint64_t p : list) {
+                out += (out.empty() ? "" : ",") + std::to_string(p);
+            }
+            return out.empty() ? std::string("-") : out;
+        };
+        auto& row = *t.add_rows();
+        *row.add_values() = unsigned_cell(connection);
+        *row.add_values() = text_cell(v3::BandwidthScalingResponse::Decision_Name(d.decision()));
+        *row.add_values() = unsigned_cell(d.old_path_count());
+        *row.add_values() = unsigned_cell(d.new_path_count());
+        *row.add_values() = unsigned_cell(d.target_bandwidth_mbps());
+        *row.add_values() = text_cell(ids(d.paths_added()));
+        *row.add_values() = text_cell(ids(d.paths_removed()));
+        *row.add_values() = unsigned_cell(d.cooldown_remaining_seconds());
+        *row.add_values() = text_cell(d.reason());
+        if (const desired_connection* dc = _link.find(connection)) {
+            operator_snapshot snap;
+            fill_snapshot(snap, at);
+            *out.add_tables() = paths_table(snap, dc);
+        }
+        answer_operator(*to, id, std::move(out), at);
+    });
 }
 
 } // namespace kwik::cp

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <memory>
 
 namespace kwik::cp {
 
@@ -405,38 +406,6 @@ result<void> dataplane_link::set_scheduler(std::uint64_t connection_id, api::sch
     return {};
 }
 
-result<void> dataplane_link::set_path_weights(std::uint64_t connection_id, const std::vector<api::weight_entry>& weights,
-                                              done cb) {
-    auto it = _desired.find(connection_id);
-    if (it == _desired.end()) {
-        return error{"connection " + std::to_string(connection_id) + " is not known"};
-    }
-    if (weights.empty() || weights.size() > api::max_weights) {
-        return error{"weights: " + std::to_string(weights.size()) + " entries; kwikd takes 1.." +
-                     std::to_string(api::max_weights) + " per command"};
-    }
-    for (const api::weight_entry& w : weights) {
-        if (!it->second.paths.contains(w.path_id)) {
-            return error{"path " + std::to_string(w.path_id) + " of connection " + std::to_string(connection_id) +
-                         " is not known"};
-        }
-        if (!std::isfinite(w.weight) || w.weight < 0.0f) {
-            return error{"path " + std::to_string(w.path_id) + ": weight " + std::to_string(w.weight) +
-                         " is not a finite number >= 0"};
-        }
-    }
-    api::command cmd = api::make_command(api::message_type::set_weights);
-    cmd.set_weights.connection_id = connection_id;
-    cmd.set_weights.count = static_cast<std::uint32_t>(weights.size());
-    for (std::size_t i = 0; i < weights.size(); ++i) {
-        cmd.set_weights.entries[i].path_id = weights[i].path_id;
-        cmd.set_weights.entries[i].weight = weights[i].weight;
-        it->second.paths[weights[i].path_id].weight = weights[i].weight; // resync adds it with this weight
-    }
-    enqueue(cmd, std::move(cb));
-    return {};
-}
-
 result<void> dataplane_link::set_stream_qos(std::uint64_t connection_id, std::uint64_t stream_id,
                                             const desired_stream_qos& qos, done cb) {
     auto it = _desired.find(connection_id);
@@ -448,6 +417,65 @@ result<void> dataplane_link::set_stream_qos(std::uint64_t connection_id, std::ui
     }
     it->second.streams[stream_id] = qos;
     enqueue(set_qos_command(connection_id, stream_id, qos), std::move(cb));
+    return {};
+}
+
+result<void> dataplane_link::set_roles(std::uint64_t connection_id, const std::vector<role_change>& changes, done cb) {
+    auto it = _desired.find(connection_id);
+    if (it == _desired.end()) {
+        return error{"connection " + std::to_string(connection_id) + " is not known"};
+    }
+    if (changes.empty()) {
+        return error{"set_roles: no path given"};
+    }
+    for (std::size_t i = 0; i < changes.size(); ++i) {
+        if (!it->second.paths.contains(changes[i].path_id)) {
+            return error{"set_roles[" + std::to_string(i) + "].path_id: " + std::to_string(changes[i].path_id) +
+                         " is not a path of connection " + std::to_string(connection_id)};
+        }
+        if (!std::isfinite(changes[i].weight) || changes[i].weight < 0.0f) {
+            return error{"set_roles[" + std::to_string(i) + "].weight: must be finite and >= 0"};
+        }
+    }
+    // One answer for the whole change: the first failure, else the last command's result.
+    struct batch {
+        std::size_t left = 0;
+        bool failed = false;
+        done cb;
+    };
+    auto shared = std::make_shared<batch>();
+    shared->left = (changes.size() + api::max_weights - 1) / api::max_weights;
+    shared->cb = std::move(cb);
+    for (std::size_t first = 0; first < changes.size(); first += api::max_weights) {
+        api::command c = api::make_command(api::message_type::set_weights);
+        c.set_weights.connection_id = connection_id;
+        const std::size_t n = std::min(api::max_weights, changes.size() - first);
+        c.set_weights.count = static_cast<std::uint32_t>(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            const role_change& r = changes[first + i];
+            c.set_weights.entries[i].path_id = r.path_id;
+            c.set_weights.entries[i].weight = r.weight;
+            c.set_weights.entries[i].standby = r.standby;
+            desired_path& p = it->second.paths.at(r.path_id);
+            p.weight = r.weight;
+            if (r.standby != api::standby_change::keep) {
+                p.standby = r.standby == api::standby_change::set;
+            }
+        }
+        enqueue(c, [shared](const api::event& e) {
+            const bool ok = e.command_result.status == api::result_status::ok;
+            --shared->left;
+            if (shared->failed) {
+                return;
+            }
+            if (!ok || shared->left == 0) {
+                shared->failed = !ok;
+                if (shared->cb) {
+                    shared->cb(e);
+                }
+            }
+        });
+    }
     return {};
 }
 
@@ -472,6 +500,17 @@ void dataplane_link::fail(in_flight& f, const std::string& reason) {
     if (f.cb) {
         f.cb(local_failure(f.cmd, reason));
     }
+}
+
+time_ns dataplane_link::next_poll(time_ns now) const noexcept {
+    constexpr time_ns ms = 1'000'000;
+    if (!_region.valid()) {
+        return std::max(now, _next_attempt);
+    }
+    if (waiting() > 0 || !_adopted) {
+        return now + 1 * ms;
+    }
+    return now + (_desired.empty() ? 100 : 10) * ms;
 }
 
 const desired_connection* dataplane_link::find(std::uint64_t id) const {

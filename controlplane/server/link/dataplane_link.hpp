@@ -113,6 +113,10 @@ public:
 
     bool attached() const noexcept { return _region.valid(); }
     bool adopted() const noexcept { return _adopted; } // list_state answered since attaching
+    // When the owner should call poll() next (CLOCK_MONOTONIC ns): at once plus 1 ms while a
+    // command waits, 10 ms while attached with connections (their events), the next attach
+    // attempt while detached, else 100 ms (a kwikd restart is noticed then).
+    time_ns next_poll(time_ns now) const noexcept;
     // Commands not answered yet (queued for ring room, or sent).
     std::size_t waiting() const noexcept { return _queue.size() + _sent.size(); }
 
@@ -128,11 +132,18 @@ public:
     // Settings of a known connection, kept in the desired state (path weights in its paths) and
     // sent again after a kwikd restart. Refused here for an unknown connection or path.
     result<void> set_scheduler(std::uint64_t connection_id, api::scheduler_strategy strategy, done cb = {});
-    // At most api::max_weights entries; each weight >= 0 and finite.
-    result<void> set_path_weights(std::uint64_t connection_id, const std::vector<api::weight_entry>& weights,
-                                  done cb = {});
     result<void> set_stream_qos(std::uint64_t connection_id, std::uint64_t stream_id, const desired_stream_qos& qos,
                                 done cb = {});
+    // Weights and standby flags of paths of one connection (kwikd's set_weights, in commands of
+    // api::max_weights entries; cb gets the last one's answer, or the first failure). Recorded
+    // in the desired state, so a restarted kwikd gets the paths with these roles. Refused at
+    // once, naming the entry, for an unknown connection or path or a bad weight.
+    struct role_change {
+        std::uint64_t path_id = 0;
+        float weight = 1.0f;
+        api::standby_change standby = api::standby_change::keep;
+    };
+    result<void> set_roles(std::uint64_t connection_id, const std::vector<role_change>& changes, done cb = {});
     // Commands that change settings without being part of the desired state's identity.
     void send(api::command c, done cb = {});
 

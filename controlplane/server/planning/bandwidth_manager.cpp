@@ -375,6 +375,11 @@ std::uint64_t bandwidth_manager::allocate_path_id(std::string_view connection_id
     return ++st.max_path_id;
 }
 
+void bandwidth_manager::reserve_path_ids(std::string_view connection_id, std::uint64_t highest) {
+    connection_state& st = state_of(connection_id);
+    st.max_path_id = std::max(st.max_path_id, highest);
+}
+
 void bandwidth_manager::forget_path(std::string_view connection_id, std::uint64_t path_id) {
     auto it = _connections.find(connection_id);
     if (it == _connections.end()) {
@@ -382,6 +387,49 @@ void bandwidth_manager::forget_path(std::string_view connection_id, std::uint64_
     }
     if (it->second.paths.erase(path_id) > 0) {
         it->second.retired.insert(path_id);
+    }
+}
+
+void bandwidth_manager::activate_instead(std::string_view connection_id, std::uint64_t planned_id,
+                                         std::uint64_t path_id) {
+    auto c = _connections.find(connection_id);
+    if (c == _connections.end()) {
+        return;
+    }
+    connection_state& st = c->second;
+    std::uint64_t provisioned = 0;
+    auto planned = st.paths.find(planned_id);
+    if (planned_id == path_id || planned == st.paths.end() || !planned->second.planned) {
+        return; // the same path (or no such plan): nothing to move
+    }
+    provisioned = planned->second.provisioned_bps;
+    auto it = st.paths.find(path_id);
+    if (it == st.paths.end()) {
+        // Not reported yet: the planned entry stands for it until a report shows it.
+        auto node = st.paths.extract(planned);
+        node.key() = path_id;
+        node.mapped().latest.path_id = path_id;
+        st.paths.insert(std::move(node));
+        st.retired.insert(planned_id);
+        st.retired.erase(path_id);
+        st.max_path_id = std::max(st.max_path_id, path_id);
+        return;
+    }
+    st.paths.erase(planned);
+    st.retired.insert(planned_id);
+    it->second.latest.standby = false;
+    if (it->second.latest.capacity_bps == 0) {
+        it->second.latest.capacity_bps = provisioned;
+    }
+    if (it->second.provisioned_bps == 0) {
+        it->second.provisioned_bps = provisioned;
+    }
+}
+
+void bandwidth_manager::keep_as_standby(std::string_view connection_id, std::uint64_t path_id) {
+    auto c = _connections.find(connection_id);
+    if (c != _connections.end()) {
+        c->second.retired.erase(path_id);
     }
 }
 

@@ -123,8 +123,21 @@ public:
     // in the data plane, docs/PROTOCOL.md 13.4), reserved at once. For path changes made
     // outside decide(), e.g. a failover path the health monitor asks for.
     std::uint64_t allocate_path_id(std::string_view connection_id);
+    // Ids up to `highest` are taken (paths opened since the last observe): allocate_path_id and
+    // plans give higher ones.
+    void reserve_path_ids(std::string_view connection_id, std::uint64_t highest);
     // A planned path that will not come (its AddPathCommand failed): it stops counting.
     void forget_path(std::string_view connection_id, std::uint64_t path_id);
+    // A planned path that opens as another, already reported path: kwik-cp activates a standby
+    // path the client announced instead of opening a new one (docs/CONTROL_PLANE.md 5.3).
+    // planned_id is retired; path_id counts from now on as a non-standby path, with the planned
+    // capacity while its own is unknown (or, when no report showed path_id yet, as the planned
+    // path itself until one does).
+    void activate_instead(std::string_view connection_id, std::uint64_t planned_id, std::uint64_t path_id);
+    // A path the plan removed that stays open as a standby path (kwik-cp puts a client's path
+    // back to standby rather than closing it): its id is no longer retired, so its next report
+    // counts again (as standby, so not in the capacity).
+    void keep_as_standby(std::string_view connection_id, std::uint64_t path_id);
     // The connection is gone: its state (and its id space) goes with it.
     void forget_connection(std::string_view connection_id);
 

@@ -161,8 +161,8 @@ TEST(commands_builders, every_builder_validates) {
     command weights = make_command(message_type::set_weights);
     weights.set_weights.connection_id = 1;
     weights.set_weights.count = 2;
-    weights.set_weights.entries[0] = {0, 1.0f, 0};
-    weights.set_weights.entries[1] = {1, 3.0f, 0};
+    weights.set_weights.entries[0] = {0, 1.0f, standby_change::keep, {}};
+    weights.set_weights.entries[1] = {1, 3.0f, standby_change::clear, {}};
     command store = make_add_connection(1, "x", endpoint_kind::file_store);
     set_text(store.add_connection.endpoint_path, "/var/lib/kwik/store");
     command pattern = make_add_connection(1, "x", endpoint_kind::pattern_source);
@@ -480,8 +480,8 @@ std::vector<bad_case> bad_commands() {
              command c = make_command(message_type::set_weights);
              c.set_weights.connection_id = 1;
              c.set_weights.count = 2;
-             c.set_weights.entries[0] = {1, 1.0f, 0};
-             c.set_weights.entries[1] = {2, std::numeric_limits<float>::infinity(), 0};
+             c.set_weights.entries[0] = {1, 1.0f, standby_change::keep, {}};
+             c.set_weights.entries[1] = {2, std::numeric_limits<float>::infinity(), standby_change::keep, {}};
              return c;
          },
          "set_weights.entries[1].weight: inf"},
@@ -490,9 +490,9 @@ std::vector<bad_case> bad_commands() {
              command c = make_command(message_type::set_weights);
              c.set_weights.connection_id = 1;
              c.set_weights.count = 3;
-             c.set_weights.entries[0] = {1, 1.0f, 0};
-             c.set_weights.entries[1] = {2, 1.0f, 0};
-             c.set_weights.entries[2] = {1, 1.0f, 0};
+             c.set_weights.entries[0] = {1, 1.0f, standby_change::keep, {}};
+             c.set_weights.entries[1] = {2, 1.0f, standby_change::keep, {}};
+             c.set_weights.entries[2] = {1, 1.0f, standby_change::keep, {}};
              return c;
          },
          "set_weights.entries[2].path_id: 1 already given in entries[0]"},
@@ -501,16 +501,34 @@ std::vector<bad_case> bad_commands() {
              command c = make_command(message_type::set_weights);
              c.set_weights.connection_id = 1;
              c.set_weights.count = 1;
-             c.set_weights.entries[0] = {max_path_id + 1, 1.0f, 0};
+             c.set_weights.entries[0] = {max_path_id + 1, 1.0f, standby_change::keep, {}};
              return c;
          },
          "set_weights.entries[0].path_id: 4611686018427387904 is above 2^62-1"},
+        {"weight standby change out of range",
+         [] {
+             command c = make_command(message_type::set_weights);
+             c.set_weights.connection_id = 1;
+             c.set_weights.count = 1;
+             c.set_weights.entries[0] = {1, 1.0f, static_cast<standby_change>(3), {}};
+             return c;
+         },
+         "set_weights.entries[0].standby: 3 is not keep (0), set (1) or clear (2)"},
+        {"weight entry reserved",
+         [] {
+             command c = make_command(message_type::set_weights);
+             c.set_weights.connection_id = 1;
+             c.set_weights.count = 1;
+             c.set_weights.entries[0] = {1, 1.0f, standby_change::set, {0, 7, 0}};
+             return c;
+         },
+         "set_weights.entries[0].reserved: must be zero"},
         {"unused weight entry",
          [] {
              command c = make_command(message_type::set_weights);
              c.set_weights.connection_id = 1;
              c.set_weights.count = 1;
-             c.set_weights.entries[0] = {1, 1.0f, 0};
+             c.set_weights.entries[0] = {1, 1.0f, standby_change::keep, {}};
              c.set_weights.entries[5].path_id = 3;
              return c;
          },

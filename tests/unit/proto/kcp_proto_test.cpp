@@ -629,11 +629,25 @@ TEST(kcp_schema, seed_messages_have_no_fields_beyond_the_seed) {
         ASSERT_NE(f, nullptr) << name;
         EXPECT_EQ(f->number(), number) << name;
     }
+    // Fields designed beyond the seed at the end of a seed message (PROTOCOL.md 11.7).
+    const std::map<std::string, std::map<std::string, int>> designed_fields{
+        {"TransportResponse.TransportResult.PathContribution", {{"path_id", 5}, {"standby", 6}}},
+    };
+    for (const auto& [message, fields] : designed_fields) {
+        for (const auto& [name, number] : fields) {
+            const FieldDescriptor* f = find_message(message)->FindFieldByName(name);
+            ASSERT_NE(f, nullptr) << message << "." << name;
+            EXPECT_EQ(f->number(), number) << message << "." << name;
+        }
+    }
     for (const auto& [name, count] : counts) {
         SCOPED_TRACE(name);
         const Descriptor* d = find_message(name);
         ASSERT_NE(d, nullptr);
-        const int designed = name == "KCPMessage" ? static_cast<int>(designed_members.size()) : 0;
+        int designed = name == "KCPMessage" ? static_cast<int>(designed_members.size()) : 0;
+        if (auto it = designed_fields.find(name); it != designed_fields.end()) {
+            designed += static_cast<int>(it->second.size());
+        }
         EXPECT_EQ(d->field_count(), count + designed);
     }
 }

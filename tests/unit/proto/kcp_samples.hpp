@@ -218,6 +218,8 @@ inline void fill(TransportResponse::TransportResult::PathContribution& m) {
     m.set_bandwidth_mbps(750);
     m.set_latency_ms(12.5f);
     m.set_packet_loss_rate(0.001f);
+    m.set_path_id(3);
+    m.set_standby(true);
 }
 
 inline void fill(TransportResponse::TransportResult& m) {

@@ -33,6 +33,35 @@ TEST(kwik_cp_config, reads_every_section) {
     EXPECT_EQ(c->self.server.address(), "[::1]:7800");
 }
 
+TEST(kwik_cp_config, planning_section_and_its_defaults) {
+    const std::string base = "[kwik_cp]\nserver_id = \"cp-1\"\n[tls]\nenabled = false\n" + key_section;
+    auto d = cp::parse_control_server_config(base, "cp.toml", false);
+    ASSERT_TRUE(d.ok()) << d.message();
+    EXPECT_TRUE(d->planning.enabled);
+    EXPECT_EQ(d->planning.interval.count(), 1000);
+    EXPECT_EQ(d->planning.health.failure_threshold, 3u);
+    EXPECT_FLOAT_EQ(d->planning.weight_threshold, 0.05f);
+
+    auto c = cp::parse_control_server_config(base + "[planning]\nenabled = false\ninterval_ms = 250\n"
+                                                    "check_interval_ms = 200\nfailure_threshold = 5\n"
+                                                    "recovery_threshold = 4\nweight_threshold_percent = 10\n"
+                                                    "default_path_mbps = 40\n",
+                                             "cp.toml", false);
+    ASSERT_TRUE(c.ok()) << c.message();
+    EXPECT_FALSE(c->planning.enabled);
+    EXPECT_EQ(c->planning.interval.count(), 250);
+    EXPECT_EQ(c->planning.health.check_interval_us, 200'000u);
+    EXPECT_EQ(c->planning.health.failure_threshold, 5u);
+    EXPECT_EQ(c->planning.health.recovery_threshold, 4u);
+    EXPECT_FLOAT_EQ(c->planning.weight_threshold, 0.10f);
+    EXPECT_EQ(c->planning.default_path_mbps, 40u);
+
+    auto bad = cp::parse_control_server_config(base + "[planning]\ninterval_ms = 1\nfailover = 2\n", "cp.toml", false);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.message().find("planning.interval_ms: expected an integer in 10.."), std::string::npos) << bad.message();
+    EXPECT_NE(bad.message().find("planning.failover: unknown field"), std::string::npos) << bad.message();
+}
+
 struct bad_case {
     const char* description;
     std::string text;
