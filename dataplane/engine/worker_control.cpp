@@ -308,10 +308,23 @@ void worker::apply_set_connection_keys(connection_state& c, const worker_command
     transport::aead_key k;
     k.phase = b.key_phase;
     k.max_frames = b.max_frames;
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    // Nonces under this key start at the wall clock in ns (frame_protection.hpp aead_key): a
+    // resync that installs the same key into a restarted kwikd cannot repeat a nonce.
+    k.nonce_base = std::uint64_t(ts.tv_sec) * 1'000'000'000u + std::uint64_t(ts.tv_nsec);
     if (b.valid_until_unix_ms != 0) {
-        timespec ts{};
-        clock_gettime(CLOCK_REALTIME, &ts);
         const std::uint64_t wall_ms = std::uint64_t(ts.tv_sec) * 1000 + std::uint64_t(ts.tv_nsec) / 1'000'000;
+        constexpr std::uint64_t max_lifetime_ms = 366ull * 24 * 3600 * 1000; // keeps the ns arithmetic exact
+        if (b.valid_until_unix_ms > wall_ms && b.valid_until_unix_ms - wall_ms > max_lifetime_ms) {
+            char reason[api::reason_size];
+            std::snprintf(reason, sizeof reason,
+                          "set_connection_keys.valid_until_unix_ms: %" PRIu64 " is more than 366 days after now (%" PRIu64
+                          ")",
+                          b.valid_until_unix_ms, wall_ms);
+            answer(wc, api::result_status::invalid_command, reason);
+            return;
+        }
         if (b.valid_until_unix_ms <= wall_ms) {
             char reason[api::reason_size];
             std::snprintf(reason, sizeof reason,

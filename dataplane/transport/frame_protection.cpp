@@ -152,6 +152,7 @@ key_install frame_protection::install(const aead_key& k) noexcept {
     s.key = k.key;
     s.valid_until = k.valid_until;
     s.max_frames = k.max_frames;
+    s.nonce_base = k.nonce_base;
     s.seal_ctx = seal_ctx;
     s.open_ctx = open_ctx;
     if (first) {
@@ -162,7 +163,7 @@ key_install frame_protection::install(const aead_key& k) noexcept {
 
 bool frame_protection::usable_for_seal(const slot& s, time_ns now) noexcept {
     return s.live && !expired(s.valid_until, now) && (s.max_frames == 0 || s.sealed < s.max_frames) &&
-           s.sealed != std::numeric_limits<std::uint64_t>::max();
+           s.sealed < std::numeric_limits<std::uint64_t>::max() - s.nonce_base; // the counter never wraps
 }
 
 seal_refusal frame_protection::can_seal(time_ns now) noexcept {
@@ -188,7 +189,7 @@ seal_refusal frame_protection::seal(kdp::frame_desc& f, std::uint8_t* data, std:
     f.flags |= kdp::frame_flag::encrypted;
     f.key_phase = s.phase;
     store_be32(f.nonce.data(), _seal_prefix);
-    store_be64(f.nonce.data() + 4, s.sealed);
+    store_be64(f.nonce.data() + 4, s.nonce_base + s.sealed);
     std::array<std::uint8_t, kdp::max_aead_aad> aad;
     const std::size_t aad_len = kdp::frame_aad(f, aad);
     // A failure here is OpenSSL's own (no input can cause one): the frame is not sent.

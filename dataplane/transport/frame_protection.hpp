@@ -25,6 +25,10 @@ struct aead_key {
     std::array<std::uint8_t, aead_key_len> key{};
     time_ns valid_until = 0;      // the owner's clock; at or past it the key neither seals nor opens; 0: none
     std::uint64_t max_frames = 0; // frames this side seals, and frames it opens, under it; 0: no limit
+    // The nonce counter's first value under this key (13.8). kwikd gives the wall clock in ns at
+    // install: a key installed again into a restarted kwikd (kwik-cp's resync) then starts above
+    // every nonce the previous instance used, as no connection seals a frame per nanosecond.
+    std::uint64_t nonce_base = 0;
 };
 
 enum class key_install : std::uint8_t {
@@ -91,7 +95,8 @@ private:
         std::array<std::uint8_t, aead_key_len> key{};
         time_ns valid_until = 0;
         std::uint64_t max_frames = 0;
-        std::uint64_t sealed = 0; // also the nonce counter: never reused under this key
+        std::uint64_t nonce_base = 0; // the nonce counter is nonce_base + sealed: never reused
+        std::uint64_t sealed = 0;
         std::uint64_t opened = 0;
         evp_cipher_ctx_st* seal_ctx = nullptr;
         evp_cipher_ctx_st* open_ctx = nullptr;

@@ -285,7 +285,7 @@ void control_server::run_once(int timeout_ms) {
     for (const auto& [fd, s] : _sessions) {
         const auto d = s->ch.next_deadline();
         if (d != std::chrono::steady_clock::time_point::max()) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(d - before).count();
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(d - before).count(); // no spin on a fraction
             timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, timeout_ms));
         }
     }

@@ -656,6 +656,10 @@ TEST_F(command_handling, every_command_type_is_answered_once_with_the_field_or_s
         {"set_connection_keys: valid_until passed", [] { return set_keys(1, 6, 0x33, false, 1); },
          result_status::invalid_command, "set_connection_keys.valid_until_unix_ms: 1 is not after now",
          [](command_handling& t) { EXPECT_EQ(t.workers[0]->connection_of(0)->live_keys(), 1u); }},
+        {"set_connection_keys: valid_until beyond a year", [] { return set_keys(1, 6, 0x33, false, ~0ull); },
+         result_status::invalid_command,
+         "set_connection_keys.valid_until_unix_ms: 18446744073709551615 is more than 366 days after now",
+         [](command_handling& t) { EXPECT_EQ(t.workers[0]->connection_of(0)->live_keys(), 1u); }},
         {"set_connection_keys: another AEAD (validate)",
          [] {
              api::command c = set_keys(1, 6, 0x33);

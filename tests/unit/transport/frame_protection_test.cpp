@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <cstring>
 #include <deque>
 #include <map>
@@ -287,6 +289,44 @@ TEST_F(server_fixture, expired_and_exhausted_keys_are_refused) {
     deliver({old}, 6 * ms);
     EXPECT_EQ(drops(kdp::drop_reason::aead_key_expired), 1u);
     EXPECT_EQ(received, "xx");
+}
+
+// The nonce counter starts at the key's nonce_base: kwikd gives its wall clock in ns, so the same
+// key installed into a restarted kwikd (kwik-cp's resync) never repeats a nonce of the previous
+// instance; a counter that would wrap past 2^64 refuses to seal.
+TEST(frame_protection, nonce_counter_starts_at_the_base_and_never_wraps) {
+    auto counter_of = [](const kdp::frame_desc& f) {
+        std::uint64_t v = 0;
+        for (std::size_t i = 4; i < 12; ++i) {
+            v = (v << 8) | f.nonce[i];
+        }
+        return v;
+    };
+    std::vector<std::uint8_t> data(64, 0);
+    aead_key k = make_key(0, 0x42);
+    k.nonce_base = 1'000'000;
+    frame_protection before_restart{false};
+    ASSERT_EQ(before_restart.install(k), key_install::installed);
+    kdp::frame_desc f{};
+    f.stream_id = 1;
+    ASSERT_EQ(before_restart.seal(f, data.data(), 8, 0), seal_refusal::none);
+    EXPECT_EQ(counter_of(f), 1'000'000u);
+    ASSERT_EQ(before_restart.seal(f, data.data(), 8, 0), seal_refusal::none);
+    EXPECT_EQ(counter_of(f), 1'000'001u);
+
+    k.nonce_base = 2'000'000; // installed again later, by a new instance
+    frame_protection after_restart{false};
+    ASSERT_EQ(after_restart.install(k), key_install::installed);
+    ASSERT_EQ(after_restart.seal(f, data.data(), 8, 0), seal_refusal::none);
+    EXPECT_EQ(counter_of(f), 2'000'000u);
+
+    k.nonce_base = std::numeric_limits<std::uint64_t>::max() - 2;
+    frame_protection near_wrap{false};
+    ASSERT_EQ(near_wrap.install(k), key_install::installed);
+    ASSERT_EQ(near_wrap.seal(f, data.data(), 8, 0), seal_refusal::none);
+    ASSERT_EQ(near_wrap.seal(f, data.data(), 8, 0), seal_refusal::none);
+    EXPECT_EQ(counter_of(f), std::numeric_limits<std::uint64_t>::max() - 1);
+    EXPECT_EQ(near_wrap.seal(f, data.data(), 8, 0), seal_refusal::exhausted) << "the counter never wraps";
 }
 
 TEST(frame_protection, install_rules) {
