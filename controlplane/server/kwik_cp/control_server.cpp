@@ -90,6 +90,19 @@ KCPMessage path_status_update(const std::string& connection_id, std::uint64_t pa
 
 } // namespace
 
+bool needs_client_role(const KCPMessage& m) noexcept {
+    switch (m.payload_case()) {
+    case KCPMessage::kAddPath:
+    case KCPMessage::kRemovePath:
+    case KCPMessage::kTransportCommand:
+    case KCPMessage::kScalingRequest:
+    case KCPMessage::kPerformanceMetrics:
+        return true;
+    default:
+        return false; // discovery, capabilities and health checks (the keep-alive) are for every role
+    }
+}
+
 std::optional<KCPMessage> error_answer(const KCPMessage& m, const std::string& reason) {
     KCPMessage out;
     const std::uint64_t id = m.header().message_id();
@@ -417,6 +430,15 @@ void control_server::handle(session& s, const KCPMessage& m, clock_sample now) {
         }
         s.ch.close_when_sent(reason, now);
         return;
+    }
+    if (needs_client_role(m) && (s.hello.accepted()->roles & role_bit(role::client)) == 0) {
+        ++_counters.refused_for_role;
+        const accepted_hello& a = *s.hello.accepted();
+        if (auto answer = error_answer(m, payload_name(m) + ": this session's key \"" + a.key_id +
+                                              "\" lacks the client role (it has: " + role_names(a.roles) + ")")) {
+            reply(s, std::move(*answer), now);
+        }
+        return; // one-way messages (PerformanceMetrics) are counted and dropped
     }
     switch (m.payload_case()) {
     case KCPMessage::kServerDiscoveryReq:

@@ -71,6 +71,7 @@ struct control_server_counters {
     std::uint64_t not_handled = 0;
     std::uint64_t ignored_messages = 0;
     std::uint64_t path_updates_pushed = 0;
+    std::uint64_t refused_for_role = 0;     // a client request from a key without the client role
     std::uint64_t operator_requests = 0;
     std::uint64_t operator_errors = 0;      // answered ok = false
     std::uint64_t registry_requests = 0;    // ServerRegistration, ServerHeartbeat, ServerDeregistration
@@ -214,5 +215,8 @@ std::string kwikd_error(const api::event& e);
 // The answer to m carrying `reason` in its response type's reason field, as listed above;
 // nullopt for a message that has no answer. Pure; any thread.
 std::optional<kcp::KCPMessage> error_answer(const kcp::KCPMessage& m, const std::string& reason);
+// Whether m acts on the session's own connection in kwikd (paths, transport commands, scaling,
+// metrics), which takes a key with the client role. Pure; any thread.
+bool needs_client_role(const kcp::KCPMessage& m) noexcept;
 
 } // namespace kwik::cp

@@ -126,7 +126,13 @@ void control_server::fill_snapshot(operator_snapshot& out, clock_sample now) {
                        {"operator_requests", c.operator_requests},
                        {"operator_errors", c.operator_errors},
                        {"registry_requests", c.registry_requests},
-                       {"registry_refusals", c.registry_refusals}};
+                       {"registry_refusals", c.registry_refusals},
+                       {"refused_for_role", c.refused_for_role},
+                       {"transport_commands", c.transport_commands},
+                       {"scaling_requests", c.scaling_requests},
+                       {"metrics_refused", c.metrics_refused},
+                       {"plans_pushed", c.plans_pushed},
+                       {"role_changes_failed", c.role_changes_failed}};
     if (_upstream) {
         const upstream_registration& u = *_upstream;
         const auto& n = u.counters();

@@ -245,6 +245,43 @@ TEST_F(operator_test, a_client_key_is_refused_and_the_session_stays) {
     EXPECT_TRUE(da->has_server_discovery_resp());
 }
 
+// A key without the client role cannot act on a connection in kwikd: each request is answered
+// in its own reply type naming the missing role; discovery and health checks stay open to it.
+TEST_F(operator_test, a_server_key_cannot_act_as_a_client) {
+    std::string connection;
+    auto c = session("server-b", "server-key", server_key, &connection);
+    ASSERT_TRUE(c);
+    const std::string lacks = "this session's key \"server-key\" lacks the client role (it has: server)";
+    KCPMessage add;
+    add.mutable_add_path()->set_connection_id(connection);
+    add.mutable_add_path()->set_path_id(1);
+    auto a1 = c->request(add, 5s);
+    ASSERT_TRUE(a1.ok()) << a1.message();
+    EXPECT_EQ(a1->path_status().status(), v3::PathStatusUpdate::REMOVED);
+    EXPECT_EQ(a1->path_status().reason(), "add_path: " + lacks);
+    KCPMessage t;
+    t.mutable_transport_command()->set_command_id("t1");
+    t.mutable_transport_command()->set_type(v3::TransportCommand::SYNC_STATE);
+    auto a2 = c->request(t, 5s);
+    ASSERT_TRUE(a2.ok()) << a2.message();
+    EXPECT_EQ(a2->transport_response().status(), v3::TransportResponse::FAILURE);
+    EXPECT_EQ(a2->transport_response().error_message(), "transport_command: " + lacks);
+    KCPMessage sc;
+    sc.mutable_scaling_request()->set_connection_id(connection);
+    auto a3 = c->request(sc, 5s);
+    ASSERT_TRUE(a3.ok()) << a3.message();
+    EXPECT_EQ(a3->scaling_response().decision(), v3::BandwidthScalingResponse::REJECTED);
+    KCPMessage h;
+    h.mutable_health_check_req()->set_sequence(7);
+    h.mutable_health_check_req()->set_server_id("cp-a");
+    auto a4 = c->request(h, 5s);
+    ASSERT_TRUE(a4.ok()) << "health checks (the keep-alive) are open to every role: " << a4.message();
+    EXPECT_TRUE(a4->has_health_check_resp());
+    a->pause();
+    EXPECT_EQ(a->server->counters().refused_for_role, 3u);
+    a->resume();
+}
+
 TEST_F(operator_test, views_settings_and_paths_with_kwikd) {
     test::kwikd_process kwikd(g_kwikd, name, dir);
     std::string client_connection;
