@@ -23,6 +23,7 @@
 #include "dataplane/kdp/drop_reason.hpp"
 #include "tests/integration/controlplane/kcp_hello.hpp"
 #include "tests/integration/controlplane/kwikd_process.hpp"
+#include "tests/integration/controlplane/server_loop.hpp"
 
 namespace {
 
@@ -47,29 +48,12 @@ constexpr cp::role_set server_role = cp::role_bit(cp::role::server);
 constexpr cp::role_set operator_only = cp::role_bit(cp::role::operator_);
 
 // A control_server whose loop runs on its own thread; the test touches it only while paused.
-class running_server {
-public:
-    explicit running_server(std::unique_ptr<cp::control_server> s) : server(std::move(s)) { resume(); }
-    ~running_server() { pause(); }
-    void resume() {
-        stop = false;
-        loop = std::thread([this] {
-            while (!stop) {
-                server->run_once(5);
-            }
-        });
-    }
-    void pause() {
-        stop = true;
-        if (loop.joinable()) {
-            loop.join();
-        }
-    }
+struct running_server {
+    explicit running_server(std::unique_ptr<cp::control_server> s) : server(std::move(s)), loop(*server) {}
+    void pause() { loop.pause(); }
+    void resume() { loop.resume(); }
     std::unique_ptr<cp::control_server> server;
-
-private:
-    std::atomic<bool> stop{false};
-    std::thread loop;
+    test::server_loop loop; // declared after server: stops before it goes
 };
 
 // The value in row `row` under column `column` (a failure when the column is missing).
