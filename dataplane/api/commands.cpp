@@ -214,28 +214,45 @@ command make_set_connection_keys(std::uint64_t connection_id, std::uint8_t key_p
     return c;
 }
 
-std::uint64_t connection_of(const command& c) noexcept {
+namespace {
+
+// The connection id field a command carries (const or not, as the command), or null.
+template <class Command>
+auto connection_field(Command& c) noexcept -> decltype(&c.add_connection.connection_id) {
     switch (c.header.type) {
     case message_type::add_connection:
-        return c.add_connection.connection_id;
+        return &c.add_connection.connection_id;
     case message_type::remove_connection:
-        return c.remove_connection.connection_id;
+        return &c.remove_connection.connection_id;
     case message_type::add_path:
-        return c.add_path.connection_id;
+        return &c.add_path.connection_id;
     case message_type::remove_path:
-        return c.remove_path.connection_id;
+        return &c.remove_path.connection_id;
     case message_type::set_scheduler:
-        return c.set_scheduler.connection_id;
+        return &c.set_scheduler.connection_id;
     case message_type::set_weights:
-        return c.set_weights.connection_id;
+        return &c.set_weights.connection_id;
     case message_type::set_qos:
-        return c.set_qos.connection_id;
+        return &c.set_qos.connection_id;
     case message_type::set_windows:
-        return c.set_windows.connection_id;
+        return &c.set_windows.connection_id;
     case message_type::set_connection_keys:
-        return c.set_connection_keys.connection_id;
+        return &c.set_connection_keys.connection_id;
     default:
-        return 0;
+        return nullptr;
+    }
+}
+
+} // namespace
+
+std::uint64_t connection_of(const command& c) noexcept {
+    const std::uint64_t* field = connection_field(c);
+    return field != nullptr ? *field : 0;
+}
+
+void set_connection_of(command& c, std::uint64_t connection_id) noexcept {
+    if (std::uint64_t* field = connection_field(c)) {
+        *field = connection_id;
     }
 }
 

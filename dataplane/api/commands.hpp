@@ -125,6 +125,11 @@ static_assert(sizeof(five_tuple) == 40);
 
 // ---- command bodies -----------------------------------------------------------------------
 
+// Connection ids are split in two ranges so that the two sources never collide: kwikd numbers
+// the connections of its configuration file 1..n (n <= limits.max_connections <= 2^24), and a
+// control process numbers the connections it adds from first_dynamic_connection_id up.
+inline constexpr std::uint64_t first_dynamic_connection_id = std::uint64_t{1} << 32;
+
 struct add_connection_body {
     std::uint64_t connection_id;     // nonzero, unused among live connections
     char name[connection_name_size]; // the KCP connection id, 1..63 bytes + NUL
@@ -458,6 +463,9 @@ event make_info(message_type type, std::uint64_t request_sequence) noexcept;
 
 // The connection id and path id a command names (0 where it names none).
 std::uint64_t connection_of(const command& c) noexcept;
+// Makes a command that names a connection name `connection_id` instead (no effect on one that
+// names none): a control process re-numbering a connection it has not sent yet.
+void set_connection_of(command& c, std::uint64_t connection_id) noexcept;
 std::uint64_t path_of(const command& c) noexcept;
 
 // The outcome of validate(): valid, or a reason naming the message and field at fault, e.g.

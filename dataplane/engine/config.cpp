@@ -21,6 +21,8 @@
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include "dataplane/api/commands.hpp"
+
 namespace kwik::engine {
 
 namespace {
@@ -1017,10 +1019,16 @@ void read_transport(checker& c, const toml::table& t, transport_defaults& tr) {
     r.choice("scheduler", tr.scheduler, scheduler_names);
 }
 
+// kwikd numbers the configuration's connections 1..n with n <= limits.max_connections (checked
+// below); the ids a control process gives its connections start above (docs/PROTOCOL.md 13.2).
+constexpr std::uint32_t max_connections_limit = 16777216;
+static_assert(max_connections_limit < api::first_dynamic_connection_id,
+              "kwikd's configured connection ids must stay below a control process's");
+
 void read_limits(checker& c, const toml::table& t, limits_settings& l, positions& pos) {
     table_reader r(c, t, "limits");
     r.known_keys({"max_connections", "max_paths", "mbufs", "mbuf_cache", "burst"}, "[limits]");
-    r.integer("max_connections", l.max_connections, 1, 16777216);
+    r.integer("max_connections", l.max_connections, 1, max_connections_limit);
     r.integer("max_paths", l.max_paths, 1, 67108864);
     pos.mbufs_given = r.integer("mbufs", l.mbufs, 1023, max_mbufs);
     r.integer("mbuf_cache", l.mbuf_cache, 0, max_mempool_cache);

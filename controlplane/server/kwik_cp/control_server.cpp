@@ -192,6 +192,12 @@ control_server::control_server(control_server_config config)
                                       log_kwikd_attach(attached, restarted, _config.link.region_name,
                                                        _link.counters().attaches, restarts);
                                   },
+                              .on_connection_renumbered =
+                                  [this](std::uint64_t from, std::uint64_t to) {
+                                      if (session* s = session_of_connection(from)) {
+                                          s->kwikd_connection = to;
+                                      }
+                                  },
                           }),
       _planning(_config.planning, _config.hello.server_id) {}
 
@@ -496,13 +502,16 @@ void control_server::handle_hello(session& s, const KCPMessage& m, clock_sample 
     if (result == v3::ServerHello::ACCEPTED) {
         const auto& a = *s.hello.accepted();
         s.ch.set_connection_id(a.connection_id);
-        desired_connection c;
-        c.id = _link.next_connection_id();
-        c.name = a.connection_id;
-        c.endpoint = _config.endpoint;
-        c.data_key.emplace(a.key_phase, a.data_key, a.valid_until_ms, a.max_frames, false); // kwikd encrypts when the client does
-        if (_link.add_connection(c)) {
-            s.kwikd_connection = c.id;
+        // Only a client carries data: an operator's or a server's session gets no kwikd connection.
+        if ((a.roles & role_bit(role::client)) != 0) {
+            desired_connection c;
+            c.id = _link.next_connection_id();
+            c.name = a.connection_id;
+            c.endpoint = _config.endpoint;
+            c.data_key.emplace(a.key_phase, a.data_key, a.valid_until_ms, a.max_frames, false); // kwikd encrypts when the client does
+            if (_link.add_connection(c)) {
+                s.kwikd_connection = c.id;
+            }
         }
         reply(s, std::move(out), now);
         return;

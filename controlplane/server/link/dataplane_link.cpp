@@ -272,8 +272,20 @@ void dataplane_link::adopt(const api::event& e) {
     default:
         return;
     }
-    // The listing is complete: union of what kwikd holds and what we want.
+    // The listing is complete: union of what kwikd holds and what we want. A connection of ours
+    // whose id kwikd holds under another name was added while detached (nothing about it was
+    // sent): it moves to a free id, theirs is adopted as it is.
     _list_sequence = 0;
+    for (const desired_connection& listed : _listed) {
+        auto it = _desired.find(listed.id);
+        if (it != _desired.end() && it->second.name != listed.name) {
+            std::uint64_t to = next_connection_id();
+            for (const desired_connection& l : _listed) {
+                to = std::max(to, l.id + 1);
+            }
+            renumber(listed.id, to);
+        }
+    }
     for (desired_connection& listed : _listed) {
         auto it = _desired.find(listed.id);
         if (it == _desired.end()) {
@@ -287,6 +299,21 @@ void dataplane_link::adopt(const api::event& e) {
     }
     resync();
     _adopted = true;
+}
+
+void dataplane_link::renumber(std::uint64_t from, std::uint64_t to) {
+    auto node = _desired.extract(from);
+    node.key() = to;
+    node.mapped().id = to;
+    _desired.insert(std::move(node));
+    for (in_flight& f : _queue) {
+        if (api::connection_of(f.cmd) == from) {
+            api::set_connection_of(f.cmd, to);
+        }
+    }
+    if (_cb.on_connection_renumbered) {
+        _cb.on_connection_renumbered(from, to);
+    }
 }
 
 // Whatever we want that kwikd does not hold (it restarted): sent again, ahead of new commands,
@@ -368,7 +395,28 @@ result<void> dataplane_link::remove_connection(std::uint64_t id, std::uint32_t d
     if (_desired.erase(id) == 0) {
         return error{"connection " + std::to_string(id) + " is not known"};
     }
-    enqueue(api::make_remove_connection(id, drain_timeout_ms), std::move(cb));
+    api::command remove = api::make_remove_connection(id, drain_timeout_ms);
+    const bool unsent = std::any_of(_queue.begin(), _queue.end(), [&](const in_flight& f) {
+        return f.cmd.header.type == api::message_type::add_connection && f.cmd.add_connection.connection_id == id;
+    });
+    if (!unsent) {
+        enqueue(remove, std::move(cb));
+        return {};
+    }
+    // kwikd never heard of it (added while detached): its commands are dropped, not sent, so
+    // that a connection kwikd holds under this id (an earlier control process's) is untouched.
+    for (auto it = _queue.begin(); it != _queue.end();) {
+        if (api::connection_of(it->cmd) != id) {
+            ++it;
+            continue;
+        }
+        in_flight f = std::move(*it);
+        it = _queue.erase(it);
+        fail(f, "connection " + std::to_string(id) + " was removed before it reached kwikd");
+    }
+    if (cb) {
+        cb(api::make_command_result(remove, api::result_status::ok));
+    }
     return {};
 }
 
@@ -528,7 +576,8 @@ const desired_connection* dataplane_link::find(const std::string& name) const {
 }
 
 std::uint64_t dataplane_link::next_connection_id() const {
-    return _desired.empty() ? 1 : _desired.rbegin()->first + 1;
+    const std::uint64_t highest = _desired.empty() ? 0 : _desired.rbegin()->first;
+    return highest < api::first_dynamic_connection_id ? api::first_dynamic_connection_id : highest + 1;
 }
 
 std::optional<api::counters_reader> dataplane_link::counters_reader() const {

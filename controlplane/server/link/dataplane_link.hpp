@@ -97,6 +97,10 @@ struct link_callbacks {
     std::function<void(const api::connection_closed_body&)> on_connection_closed;
     // attached: a (new) kwikd is there and the desired state is being applied; detached: gone.
     std::function<void(bool attached)> on_attach_change;
+    // A connection added while kwikd was not adopted yet took an id that kwikd's list_state
+    // shows for a connection of another name (one an earlier control process added): ours was
+    // re-numbered before any command about it was sent, and is known by `to` from now on.
+    std::function<void(std::uint64_t from, std::uint64_t to)> on_connection_renumbered;
 };
 
 class dataplane_link {
@@ -150,7 +154,8 @@ public:
     const std::map<std::uint64_t, desired_connection>& connections() const noexcept { return _desired; }
     const desired_connection* find(std::uint64_t id) const;
     const desired_connection* find(const std::string& name) const;
-    // A free connection id (above every one in use).
+    // A free id for a connection this control process adds: api::first_dynamic_connection_id
+    // or above every such id in use, never one of kwikd's configured connections (1..n).
     std::uint64_t next_connection_id() const;
 
     // The counters region, read lock-free; empty while detached.
@@ -170,6 +175,7 @@ private:
     void attach(time_ns now);
     void detach(const char* why);
     void adopt(const api::event& e);
+    void renumber(std::uint64_t from, std::uint64_t to);
     void resync();
     void pump(time_ns now);
     void take_events(time_ns now);

@@ -30,6 +30,7 @@
 #include "controlplane/server/kwik_cp/log.hpp"
 #include "tests/integration/controlplane/kcp_hello.hpp"
 #include "tests/integration/controlplane/kwikd_process.hpp"
+#include "tests/integration/controlplane/server_loop.hpp"
 
 namespace {
 
@@ -106,30 +107,15 @@ protected:
         auto s = cp::control_server::create(std::move(c));
         ASSERT_TRUE(s.ok()) << s.message();
         server = std::move(s.value());
-        resume();
+        loop.emplace(*server);
     }
     void TearDown() override {
-        pause();
+        loop.reset();
         server.reset();
         if (HasFailure()) {
             test::print_logs(dir);
         }
         fs::remove_all(dir);
-    }
-    // The loop runs on its own thread; the test touches the server itself only while paused.
-    void resume() {
-        stop = false;
-        loop = std::thread([this] {
-            while (!stop) {
-                server->run_once(5);
-            }
-        });
-    }
-    void pause() {
-        stop = true;
-        if (loop.joinable()) {
-            loop.join();
-        }
     }
     std::unique_ptr<kcp::blocking_client> connect() {
         kcp::client_options o;
@@ -154,8 +140,7 @@ protected:
     cp::bytes32 key{};
     kcp::key_pin pin{};
     std::unique_ptr<cp::control_server> server;
-    std::atomic<bool> stop{false};
-    std::thread loop;
+    std::optional<test::server_loop> loop; // declared after server: stops before it goes
 };
 
 TEST_F(control_server_test, wrong_key_is_rejected_and_the_session_closed) {
@@ -291,7 +276,7 @@ TEST_F(control_server_test, add_and_remove_a_path_in_kwikd) {
         << refused->path_status().reason();
 
     // The path is in kwikd: its counters region lists it once the workers published.
-    pause();
+    loop->pause();
     const cp::desired_connection* dc = server->link().find(conn);
     ASSERT_NE(dc, nullptr);
     bool published = false;
@@ -309,7 +294,7 @@ TEST_F(control_server_test, add_and_remove_a_path_in_kwikd) {
     }
     EXPECT_TRUE(found) << "path 3 of connection " << dc->id << " in kwikd's counters";
     EXPECT_NE(log.lines_with("notice: kwikd attached: shared memory /" + name + " (attach "), "");
-    resume();
+    loop->resume();
 
     KCPMessage h;
     h.mutable_health_check_req()->set_sequence(1);
@@ -345,7 +330,7 @@ TEST_F(control_server_test, the_hellos_data_key_is_installed_in_kwikd) {
     ASSERT_TRUE(data_key.ok()) << data_key.message();
     const auto phase = static_cast<std::uint8_t>(accepted.data_key().key_phase());
 
-    pause();
+    loop->pause();
     const cp::desired_connection* dc = server->link().find(accepted.connection_id());
     ASSERT_NE(dc, nullptr);
     ASSERT_TRUE(dc->data_key.has_value());
@@ -370,7 +355,7 @@ TEST_F(control_server_test, the_hellos_data_key_is_installed_in_kwikd) {
     const auto same = ask(data_key.value());
     ASSERT_TRUE(same.has_value());
     EXPECT_EQ(same->command_result.status, api::result_status::ok) << api::get_text(same->command_result.reason);
-    resume();
+    loop->resume();
 }
 
 } // namespace

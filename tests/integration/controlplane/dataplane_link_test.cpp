@@ -20,6 +20,8 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "controlplane/server/link/dataplane_link.hpp"
 #include "tests/integration/controlplane/kwikd_process.hpp"
@@ -155,7 +157,7 @@ TEST_F(link_test, attaches_adopts_resyncs_and_times_out) {
     EXPECT_EQ(second->find("upload-5")->paths.count(1), 1u);
     EXPECT_EQ(second->counters().adopted_connections, 1u);
     EXPECT_EQ(second->counters().resync_commands, 0u);
-    EXPECT_EQ(second->next_connection_id(), 6u);
+    EXPECT_EQ(second->next_connection_id(), api::first_dynamic_connection_id) << "a control process numbers its own above kwikd's";
 
     // kwikd dies and comes back: the desired state is sent again.
     EXPECT_NE(kwikd->stop(SIGKILL), 0);
@@ -222,6 +224,71 @@ TEST_F(link_test, the_data_key_is_installed_and_resynced_after_a_kwikd_restart) 
 }
 
 } // namespace
+
+// A restarted control process may add a connection before it has adopted kwikd's state, with
+// an id kwikd holds under another name (an earlier control process's): adoption re-numbers
+// ours and tells the owner; kwikd's is adopted untouched. A connection removed before kwikd
+// was reached sends nothing, so it cannot remove kwikd's connection of the same id.
+TEST_F(link_test, an_id_kwikd_holds_under_another_name_is_renumbered_not_removed) {
+    auto kwikd = std::make_unique<kwikd_process>(g_kwikd, name, dir);
+    const std::uint64_t first = api::first_dynamic_connection_id;
+    {
+        auto earlier = std::make_unique<cp::dataplane_link>(config(), cp::link_callbacks{});
+        cp::desired_connection c = connection_5();
+        c.id = earlier->next_connection_id();
+        ASSERT_EQ(c.id, first);
+        c.name = "earlier";
+        ASSERT_TRUE(earlier->add_connection(c).ok());
+        ASSERT_TRUE(poll_until(*earlier, [&] { return earlier->adopted() && earlier->waiting() == 0; }));
+        ASSERT_EQ(earlier->counters().commands_failed, 0u);
+    }
+
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> renumbered;
+    cp::link_callbacks cb;
+    cb.on_connection_renumbered = [&](std::uint64_t from, std::uint64_t to) { renumbered.emplace_back(from, to); };
+    auto link = std::make_unique<cp::dataplane_link>(config(), cb);
+    cp::desired_connection ours = connection_5();
+    ours.id = link->next_connection_id(); // nothing adopted yet: the same id as the earlier one's
+    ASSERT_EQ(ours.id, first);
+    ours.name = "ours";
+    ours.paths.clear();
+    ours.paths[1] = cp::desired_path{1, tuple(5011), 1.0f, 0, false};
+    answer_box added;
+    ASSERT_TRUE(link->add_connection(ours, added.sink()).ok());
+    cp::desired_connection gone = ours; // added and removed while detached: never sent
+    gone.id = first + 7;
+    gone.name = "gone";
+    gone.paths.clear();
+    answer_box gone_added, gone_removed;
+    ASSERT_TRUE(link->add_connection(gone, gone_added.sink()).ok());
+    ASSERT_TRUE(link->remove_connection(gone.id, 0, gone_removed.sink()).ok());
+    EXPECT_TRUE(gone_added.got && gone_removed.got) << "answered at once";
+    EXPECT_EQ(gone_removed.status(), api::result_status::ok);
+
+    ASSERT_TRUE(poll_until(*link, [&] { return added.got && link->waiting() == 0; }));
+    EXPECT_EQ(added.status(), api::result_status::ok) << added.reason();
+    ASSERT_EQ(renumbered.size(), 1u);
+    EXPECT_EQ(renumbered[0], std::make_pair(first, first + 1));
+    ASSERT_NE(link->find(first), nullptr);
+    EXPECT_EQ(link->find(first)->name, "earlier");
+    ASSERT_NE(link->find(first + 1), nullptr);
+    EXPECT_EQ(link->find(first + 1)->name, "ours");
+    EXPECT_EQ(link->find(first + 1)->paths.count(1), 1u);
+    EXPECT_EQ(link->next_connection_id(), first + 2);
+
+    // Removing ours leaves the earlier one in kwikd, with its path.
+    answer_box removed;
+    ASSERT_TRUE(link->remove_connection(first + 1, 0, removed.sink()).ok());
+    ASSERT_TRUE(poll_until(*link, [&] { return removed.got; }));
+    EXPECT_EQ(removed.status(), api::result_status::ok) << removed.reason();
+    link.reset(); // one control process at a time: a fresh one reads what kwikd holds
+    auto check = std::make_unique<cp::dataplane_link>(config(), cp::link_callbacks{});
+    ASSERT_TRUE(poll_until(*check, [&] { return check->adopted(); }));
+    ASSERT_EQ(check->connections().size(), 1u);
+    ASSERT_NE(check->find(first), nullptr);
+    EXPECT_EQ(check->find(first)->name, "earlier");
+    EXPECT_EQ(check->find(first)->paths.count(1), 1u);
+}
 
 int main(int argc, char** argv) {
     ::testing::InitGoogleTest(&argc, argv);

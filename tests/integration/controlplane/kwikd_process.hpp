@@ -1,6 +1,6 @@
 // A kwikd process for the control-plane integration tests: one net_null port with address
-// 10.9.0.1/24 and kwik port 7707, no static connection, its region named `name`, its log in
-// dir/name.log. Test thread only.
+// 10.9.0.1/24 and kwik port 7707, no static connection unless `extra` (TOML appended to the
+// configuration) adds some, its region named `name`, its log in dir/name.log. Test thread only.
 #pragma once
 
 #include <fcntl.h>
@@ -18,12 +18,14 @@ namespace kwik::test {
 
 class kwikd_process {
 public:
-    kwikd_process(const std::string& kwikd, const std::string& name, const std::filesystem::path& dir) {
+    kwikd_process(const std::string& kwikd, const std::string& name, const std::filesystem::path& dir,
+                  const std::string& extra = {}) {
         const std::filesystem::path config = dir / (name + ".toml");
         std::ofstream(config) << "[kwikd]\nname = \"" << name
                               << "\"\nworker_lcores = [1]\nhugepages = false\nmemory_mb = 256\n"
                                  "stats_interval_ms = 0\n\n[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\n"
-                                 "addresses = [\"10.9.0.1/24\"]\nkwik_ports = [7707]\n";
+                                 "addresses = [\"10.9.0.1/24\"]\nkwik_ports = [7707]\n"
+                              << extra;
         const std::filesystem::path log = dir / (name + ".log");
         _pid = ::fork();
         if (_pid == 0) {

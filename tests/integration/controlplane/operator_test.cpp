@@ -23,6 +23,7 @@
 #include "dataplane/kdp/drop_reason.hpp"
 #include "tests/integration/controlplane/kcp_hello.hpp"
 #include "tests/integration/controlplane/kwikd_process.hpp"
+#include "tests/integration/controlplane/server_loop.hpp"
 
 namespace {
 
@@ -44,31 +45,15 @@ cp::bytes32 random_key() {
 constexpr cp::role_set client_role = cp::role_bit(cp::role::client);
 constexpr cp::role_set operator_roles = cp::role_bit(cp::role::client) | cp::role_bit(cp::role::operator_);
 constexpr cp::role_set server_role = cp::role_bit(cp::role::server);
+constexpr cp::role_set operator_only = cp::role_bit(cp::role::operator_);
 
 // A control_server whose loop runs on its own thread; the test touches it only while paused.
-class running_server {
-public:
-    explicit running_server(std::unique_ptr<cp::control_server> s) : server(std::move(s)) { resume(); }
-    ~running_server() { pause(); }
-    void resume() {
-        stop = false;
-        loop = std::thread([this] {
-            while (!stop) {
-                server->run_once(5);
-            }
-        });
-    }
-    void pause() {
-        stop = true;
-        if (loop.joinable()) {
-            loop.join();
-        }
-    }
+struct running_server {
+    explicit running_server(std::unique_ptr<cp::control_server> s) : server(std::move(s)), loop(*server) {}
+    void pause() { loop.pause(); }
+    void resume() { loop.resume(); }
     std::unique_ptr<cp::control_server> server;
-
-private:
-    std::atomic<bool> stop{false};
-    std::thread loop;
+    test::server_loop loop; // declared after server: stops before it goes
 };
 
 // The value in row `row` under column `column` (a failure when the column is missing).
@@ -130,7 +115,8 @@ protected:
         c.hello.server_id = "cp-a";
         c.keys = cp::key_store({cp::key_entry{"op-key", operator_key, {}, false, operator_roles},
                                 cp::key_entry{"client-key", client_key, {}, false, client_role},
-                                cp::key_entry{"server-key", server_key, {}, false, server_role}});
+                                cp::key_entry{"server-key", server_key, {}, false, server_role},
+                                cp::key_entry{"ops-key", operator_key, {}, false, operator_only}});
         c.link.region_name = region;
         c.link.retry_interval = 50'000'000;
         c.registry.expiry_ms = 1500;
@@ -463,6 +449,76 @@ TEST_F(operator_test, views_settings_and_paths_with_kwikd) {
     const auto again = ask(*op, rm);
     EXPECT_FALSE(again.ok());
     EXPECT_EQ(again.error(), "remove_path: path 3 of connection " + std::to_string(number) + " is not known");
+}
+
+// The regression of sessions accepted before kwik-cp adopted kwikd's state: they used to get
+// kwikd id 1, and closing them removed kwikd's static connection 1. Now kwik-cp's ids start at
+// api::first_dynamic_connection_id, and a session without the client role gets no connection.
+TEST_F(operator_test, sessions_before_kwikd_leave_its_static_connection_alone) {
+    {
+        auto early = session("op-a", "op-key", operator_key); // kwikctl status, kwikd absent
+        ASSERT_TRUE(early);
+        const auto status = show(*early, request::STATUS);
+        ASSERT_TRUE(status.ok()) << status.error();
+    }
+    std::string client_connection;
+    auto client = session("client-a", "client-key", client_key, &client_connection); // stays open
+    auto ops = session("ops-a", "ops-key", operator_key);
+    ASSERT_TRUE(client && ops);
+
+    test::kwikd_process kwikd(g_kwikd, name, dir,
+                              "\n[[connection]]\nid = \"static-1\"\nendpoint = \"discard\"\n"
+                              "path = [{ path_id = 1, local = \"10.9.0.1:7707\", remote = \"10.9.0.2:5001\" }]\n");
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    bool adopted = false;
+    while (!adopted && std::chrono::steady_clock::now() < deadline) {
+        a->pause();
+        adopted = a->server->link().adopted() && a->server->link().waiting() == 0;
+        a->resume();
+        std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_TRUE(adopted);
+    a->pause();
+    const cp::desired_connection* static_1 = a->server->link().find(1);
+    ASSERT_NE(static_1, nullptr) << "kwikd's static connection 1 is adopted";
+    EXPECT_EQ(static_1->name, "static-1");
+    const cp::desired_connection* own = a->server->link().find(client_connection);
+    ASSERT_NE(own, nullptr);
+    EXPECT_GE(own->id, api::first_dynamic_connection_id);
+    EXPECT_EQ(a->server->link().connections().size(), 2u) << "static-1 and the client's: none for ops-a";
+    a->resume();
+
+    client.reset(); // its connection goes; static-1 stays
+    bool gone = false;
+    while (!gone && std::chrono::steady_clock::now() < deadline) {
+        a->pause();
+        gone = a->server->link().connections().size() == 1 && a->server->link().waiting() == 0;
+        a->resume();
+        std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_TRUE(gone) << "the client's connection was removed";
+    request add;
+    auto* p = add.mutable_add_path();
+    p->set_connection("1");
+    p->set_path_id(4);
+    p->mutable_path()->set_local_address("10.9.0.1");
+    p->mutable_path()->set_local_port(7707);
+    p->mutable_path()->set_remote_address("10.9.0.2");
+    p->mutable_path()->set_remote_port(5004);
+    p->set_weight(1.0f);
+    const auto added = ask(*ops, add, 30s);
+    ASSERT_TRUE(added.ok()) << added.error();
+    EXPECT_NE(added.detail().find("path 4 added to connection"), std::string::npos) << added.detail();
+
+    const auto sessions = show(*ops, request::SESSIONS);
+    ASSERT_TRUE(sessions.ok()) << sessions.error();
+    ASSERT_EQ(sessions.tables(0).rows_size(), 1);
+    EXPECT_EQ(cell(sessions.tables(0), 0, "client_id").text(), "ops-a");
+    EXPECT_EQ(cell(sessions.tables(0), 0, "connection").unsigned_value(), 0u) << "an operator-only session";
+    a->pause();
+    ASSERT_NE(a->server->link().find(1), nullptr);
+    EXPECT_EQ(a->server->link().find(1)->paths.count(4), 1u);
+    a->resume();
 }
 
 TEST_F(operator_test, bad_arguments_are_refused_with_the_field_named) {

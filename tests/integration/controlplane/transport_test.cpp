@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "controlplane/server/kwik_cp/control_server.hpp"
 #include "tests/integration/controlplane/kcp_hello.hpp"
 #include "tests/integration/controlplane/kwikd_process.hpp"
+#include "tests/integration/controlplane/server_loop.hpp"
 
 namespace {
 
@@ -48,7 +50,7 @@ protected:
         start_server();
     }
     void TearDown() override {
-        pause();
+        loop.reset();
         server.reset();
         if (HasFailure()) {
             test::print_logs(dir);
@@ -72,21 +74,7 @@ protected:
         auto s = cp::control_server::create(std::move(c));
         ASSERT_TRUE(s.ok()) << s.message();
         server = std::move(s.value());
-        resume();
-    }
-    void resume() {
-        stop = false;
-        loop = std::thread([this] {
-            while (!stop) {
-                server->run_once(5);
-            }
-        });
-    }
-    void pause() {
-        stop = true;
-        if (loop.joinable()) {
-            loop.join();
-        }
+        loop.emplace(*server);
     }
     // A client session with an accepted hello; conn is its connection id.
     std::unique_ptr<kcp::blocking_client> session() {
@@ -177,8 +165,7 @@ protected:
     cp::bytes32 key{};
     std::string conn;
     std::unique_ptr<cp::control_server> server;
-    std::atomic<bool> stop{false};
-    std::thread loop;
+    std::optional<test::server_loop> loop; // declared after server: stops before it goes
     std::vector<KCPMessage> pushed;
     std::size_t seen = 0;
 };
@@ -236,11 +223,11 @@ TEST_F(transport_test, bad_commands_fail_naming_the_field) {
     report.mutable_performance_metrics()->set_connection_id("someone-else");
     ASSERT_TRUE(c->send(report, 5s).ok());
     ASSERT_TRUE(c->request(transport("after-metrics", command::SYNC_STATE), 5s).ok());
-    pause();
+    loop->pause();
     EXPECT_EQ(server->planning().counters().client_reports, 1u);
     EXPECT_EQ(server->planning().counters().client_unknown_paths, 1u);
     EXPECT_EQ(server->counters().metrics_refused, 1u);
-    resume();
+    loop->resume();
 
     KCPMessage scale;
     scale.mutable_scaling_request()->set_connection_id("someone-else");
@@ -395,11 +382,11 @@ TEST_F(transport_test, scale_up_activates_a_standby_path_in_kwikd_and_the_cooldo
     // kwikd holds path 2 as a data path now: a fresh kwik-cp adopts kwikd's state (list_state)
     // and reads the flags from kwikd itself. The session closes only after the first kwik-cp
     // stopped, so kwikd keeps the connection (as when kwik-cp restarts).
-    pause();
+    loop.reset();
     server.reset();
     c->close();
     start_server();
-    pause();
+    loop->pause();
     const cp::desired_connection* adopted = nullptr;
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     while (std::chrono::steady_clock::now() < deadline && !server->link().adopted()) {
@@ -411,7 +398,7 @@ TEST_F(transport_test, scale_up_activates_a_standby_path_in_kwikd_and_the_cooldo
     ASSERT_TRUE(adopted->paths.contains(2));
     EXPECT_FALSE(adopted->paths.at(2).standby) << "kwikd activated the standby path";
     EXPECT_TRUE(adopted->paths.at(3).standby);
-    resume();
+    loop->resume();
 }
 
 TEST_F(transport_test, a_path_kwikd_fails_goes_down_and_the_standby_takes_over) {
@@ -454,12 +441,12 @@ TEST_F(transport_test, a_path_kwikd_fails_goes_down_and_the_standby_takes_over) 
         downs += status_update(m, 1, v3::PathStatusUpdate::DOWN) ? 1 : 0;
     }
     EXPECT_EQ(downs, 1);
-    pause();
+    loop->pause();
     const cp::desired_connection* dc = server->link().find(conn);
     ASSERT_NE(dc, nullptr);
     EXPECT_FALSE(dc->paths.at(2).standby);
     EXPECT_EQ(dc->paths.at(1).weight, 0.0f);
-    resume();
+    loop->resume();
 }
 
 // Recovery: a restarted kwikd gets the paths back from kwik-cp's desired state, path 1 is up in
@@ -486,12 +473,12 @@ TEST_F(transport_test, a_down_path_recovers_when_a_restarted_kwikd_holds_it_up) 
     ASSERT_NE(up, nullptr) << "path 1 UP after the restart";
     ASSERT_NE(wait_for(*c, 5s, [&](const KCPMessage& m) { return status_update(m, 2, v3::PathStatusUpdate::STANDBY); }),
               nullptr);
-    pause();
+    loop->pause();
     const cp::desired_connection* dc = server->link().find(conn);
     ASSERT_NE(dc, nullptr);
     EXPECT_TRUE(dc->paths.at(2).standby) << "the standby role is restored";
     EXPECT_GT(dc->paths.at(1).weight, 0.0f) << "path 1 carries again";
-    resume();
+    loop->resume();
 }
 
 } // namespace
