@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <memory>
 
 namespace kwik::cp {
@@ -39,6 +40,12 @@ void forget_key(api::command& c) {
     if (c.header.type == api::message_type::set_connection_keys) {
         OPENSSL_cleanse(c.set_connection_keys.key, sizeof c.set_connection_keys.key);
     }
+}
+
+bool same_tuple(const api::five_tuple& a, const api::five_tuple& b) noexcept {
+    return a.version == b.version && a.local_port == b.local_port && a.remote_port == b.remote_port &&
+           std::memcmp(a.local.bytes, b.local.bytes, sizeof a.local.bytes) == 0 &&
+           std::memcmp(a.remote.bytes, b.remote.bytes, sizeof a.remote.bytes) == 0;
 }
 
 api::command add_path_command(std::uint64_t connection_id, const desired_path& p) {
@@ -185,7 +192,9 @@ void dataplane_link::take_events(time_ns) {
                 if (!ok) {
                     ++_counters.commands_failed;
                 }
-                // What kwikd refused is not held (already_exists: it is): the desired state follows.
+                // What kwikd refused is not held (already_exists: the very same object is, e.g. a
+                // path with this id and tuple; conflict, a tuple bound elsewhere, is not): the
+                // desired state follows.
                 if (!ok && e.header.type == api::message_type::command_result &&
                     e.command_result.status != api::result_status::already_exists) {
                     if (f.cmd.header.type == api::message_type::add_connection) {
@@ -379,6 +388,21 @@ result<void> dataplane_link::add_path(std::uint64_t connection_id, const desired
     }
     if (it->second.paths.contains(p.path_id)) {
         return error{"path " + std::to_string(p.path_id) + " exists in connection " + std::to_string(connection_id)};
+    }
+    if (it->second.paths.size() >= _config.max_paths_per_connection) {
+        return error{"connection " + std::to_string(connection_id) + " has its maximum of " +
+                     std::to_string(_config.max_paths_per_connection) + " paths"};
+    }
+    // A tuple another desired path holds is refused here, so that a resync after a kwikd
+    // restart never re-adds it ahead of its owner. A scan over every desired path: add_path
+    // is a control-plane request, far rarer than the packets those paths carry.
+    for (const auto& [cid, c] : _desired) {
+        for (const auto& [pid, held] : c.paths) {
+            if (same_tuple(held.tuple, p.tuple)) {
+                return error{"path.tuple: bound already to connection " + std::to_string(cid) + " path " +
+                             std::to_string(pid)};
+            }
+        }
     }
     it->second.paths.emplace(p.path_id, p);
     enqueue(add_path_command(connection_id, p), std::move(cb));

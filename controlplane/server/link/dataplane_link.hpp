@@ -81,6 +81,7 @@ struct link_config {
     time_ns retry_interval = 500'000'000;   // between attach attempts while kwikd is absent
     time_ns command_timeout = 5'000'000'000; // an unanswered command fails with this
     std::size_t max_queued = 65536;          // commands waiting for ring room
+    std::size_t max_paths_per_connection = 8; // desired paths one connection may hold (kwikd's transport.max_paths)
 };
 
 struct link_counters {
