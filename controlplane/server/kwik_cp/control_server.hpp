@@ -149,9 +149,12 @@ private:
     // The answer to a HealthCheckRequest (KCP's and the operator's health).
     kcp::v3::HealthCheckResponse health_of(const kcp::v3::HealthCheckRequest& q, kcp::clock_sample now);
     // Registers, refreshes or removes a server; `field` prefixes the fields named in errors
-    // ("server_registration", "register_server"). ServerRegistrationResponse without in_reply_to.
+    // ("server_registration", "register_server"); owner_key_id: the registering session's key.
+    // ServerRegistrationResponse without in_reply_to.
     kcp::v3::ServerRegistrationResponse register_in_registry(const kcp::v3::ServerRegistration& m,
-                                                             std::string_view field, kcp::clock_sample now);
+                                                             std::string_view field, kcp::clock_sample now,
+                                                             const std::string& owner_key_id);
+    std::string deregistration_refusal(const session& s, const std::string& server_id) const;
     kcp::v3::ServerRegistrationResponse deregister_from_registry(const kcp::v3::ServerDeregistration& m,
                                                                  std::string_view field);
     // Operator requests: what the views read, and the answer of one request.
