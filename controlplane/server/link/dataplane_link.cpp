@@ -382,6 +382,9 @@ result<void> dataplane_link::remove_connection(std::uint64_t id, std::uint32_t d
 }
 
 result<void> dataplane_link::add_path(std::uint64_t connection_id, const desired_path& p, done cb) {
+    if (auto room = room_for(1); !room) {
+        return room;
+    }
     auto it = _desired.find(connection_id);
     if (it == _desired.end()) {
         return error{"connection " + std::to_string(connection_id) + " is not known"};
@@ -411,6 +414,9 @@ result<void> dataplane_link::add_path(std::uint64_t connection_id, const desired
 
 result<void> dataplane_link::remove_path(std::uint64_t connection_id, std::uint64_t path_id,
                                          std::uint32_t drain_timeout_ms, done cb) {
+    if (auto room = room_for(1); !room) {
+        return room;
+    }
     auto it = _desired.find(connection_id);
     if (it == _desired.end() || it->second.paths.erase(path_id) == 0) {
         return error{"path " + std::to_string(path_id) + " of connection " + std::to_string(connection_id) +
@@ -421,6 +427,9 @@ result<void> dataplane_link::remove_path(std::uint64_t connection_id, std::uint6
 }
 
 result<void> dataplane_link::set_scheduler(std::uint64_t connection_id, api::scheduler_strategy strategy, done cb) {
+    if (auto room = room_for(1); !room) {
+        return room;
+    }
     auto it = _desired.find(connection_id);
     if (it == _desired.end()) {
         return error{"connection " + std::to_string(connection_id) + " is not known"};
@@ -432,6 +441,9 @@ result<void> dataplane_link::set_scheduler(std::uint64_t connection_id, api::sch
 
 result<void> dataplane_link::set_stream_qos(std::uint64_t connection_id, std::uint64_t stream_id,
                                             const desired_stream_qos& qos, done cb) {
+    if (auto room = room_for(1); !room) {
+        return room;
+    }
     auto it = _desired.find(connection_id);
     if (it == _desired.end()) {
         return error{"connection " + std::to_string(connection_id) + " is not known"};
@@ -445,6 +457,9 @@ result<void> dataplane_link::set_stream_qos(std::uint64_t connection_id, std::ui
 }
 
 result<void> dataplane_link::set_roles(std::uint64_t connection_id, const std::vector<role_change>& changes, done cb) {
+    if (auto room = room_for((changes.size() + api::max_weights - 1) / api::max_weights); !room) {
+        return room;
+    }
     auto it = _desired.find(connection_id);
     if (it == _desired.end()) {
         return error{"connection " + std::to_string(connection_id) + " is not known"};
@@ -499,6 +514,14 @@ result<void> dataplane_link::set_roles(std::uint64_t connection_id, const std::v
                 }
             }
         });
+    }
+    return {};
+}
+
+result<void> dataplane_link::room_for(std::size_t n) const {
+    if (_queue.size() + n > _config.max_queued) {
+        return error{"too many commands waiting for kwikd (" + std::to_string(_queue.size()) + " queued, link max_queued " +
+                     std::to_string(_config.max_queued) + ")"};
     }
     return {};
 }
