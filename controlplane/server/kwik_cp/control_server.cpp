@@ -424,7 +424,8 @@ void control_server::resume_listener(clock_sample now) {
 }
 
 void control_server::update_interest(session& s) {
-    const std::uint32_t want = EPOLLIN | (s.ch.wants_write() ? EPOLLOUT : 0u);
+    // Not reading while the session's answers pile up unsent (channel_options.max_unsent_bytes).
+    const std::uint32_t want = (s.ch.wants_read() ? EPOLLIN : 0u) | (s.ch.wants_write() ? EPOLLOUT : 0u);
     if (want != s.interest) {
         epoll_event ev{};
         ev.events = want;
