@@ -79,6 +79,8 @@ std::string_view to_string(close_cause c) noexcept {
         return "idle_timeout";
     case close_cause::socket_error:
         return "socket_error";
+    case close_cause::send_backlog:
+        return "send_backlog";
     }
     return "unknown";
 }
@@ -198,6 +200,7 @@ result<std::uint64_t> channel::send(KCPMessage m, clock_sample now) {
                      std::to_string(_reader.max_message_size()) + " bytes"};
     }
     _queue[static_cast<std::size_t>(priority)].push_back(std::move(m));
+    _queued_bytes += size;
     return _next_id++;
 }
 
@@ -235,7 +238,13 @@ bool channel::expired_in_queue(const KCPMessage& m, clock_sample now) {
 
 void channel::drop_expired(clock_sample now) {
     for (auto& q : _queue) {
-        std::erase_if(q, [&](const KCPMessage& m) { return expired_in_queue(m, now); });
+        std::erase_if(q, [&](const KCPMessage& m) {
+            if (!expired_in_queue(m, now)) {
+                return false;
+            }
+            _queued_bytes -= m.ByteSizeLong();
+            return true;
+        });
     }
 }
 
@@ -268,6 +277,7 @@ void channel::fill_output(clock_sample now) {
         }
         const KCPMessage m = std::move(q->front());
         q->pop_front();
+        _queued_bytes -= m.ByteSizeLong();
         if (expired_in_queue(m, now)) {
             continue;
         }
@@ -483,6 +493,15 @@ void channel::poll(clock_sample now) {
         return;
     }
     drop_expired(now);
+    if (wants_read()) {
+        _backlog_since.reset();
+    } else if (!_backlog_since) {
+        _backlog_since = now.steady;
+    } else if (now.steady - *_backlog_since >= backlog_time()) {
+        fail(close_cause::send_backlog, std::to_string(unsent_bytes()) + " bytes of answers unsent for " +
+                                            duration_text(backlog_time()) + " (max_unsent_bytes " +
+                                            std::to_string(_options.max_unsent_bytes) + "): the peer does not read them");
+    }
 }
 
 std::chrono::steady_clock::time_point channel::next_deadline() const noexcept {
@@ -499,6 +518,9 @@ std::chrono::steady_clock::time_point channel::next_deadline() const noexcept {
     if (_closing) {
         next = std::min(next, _closing_deadline);
     }
+    if (_backlog_since) {
+        next = std::min(next, *_backlog_since + backlog_time());
+    }
     return next;
 }
 
@@ -507,6 +529,8 @@ void channel::finish_close(close_cause cause, std::string reason) {
     for (auto& q : _queue) {
         q.clear();
     }
+    _queued_bytes = 0;
+    _backlog_since.reset();
     // A TLS alert or close_notify, if the socket takes it now; the session ends either way.
     if (_out_pos < _out.size()) {
         (void)::send(_fd.fd, _out.data() + _out_pos, _out.size() - _out_pos,
@@ -540,6 +564,10 @@ void channel::close(std::string reason) {
         _tls->take_ciphertext(_out);
     }
     finish_close(close_cause::local, std::move(reason));
+}
+
+std::chrono::milliseconds channel::backlog_time() const noexcept {
+    return _options.read_timeout.count() > 0 ? _options.read_timeout : default_closing_time;
 }
 
 void channel::close_when_sent(std::string reason, clock_sample now) {

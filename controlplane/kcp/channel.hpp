@@ -46,6 +46,11 @@ struct channel_options {
     std::chrono::milliseconds idle_timeout{120'000};
     // Written into outgoing headers whose connection_id is empty; set_connection_id() changes it.
     std::string connection_id;
+    // Bytes queued and not yet written (unsent_bytes()) above which the owner stops reading the
+    // socket (wants_read() false): a peer that pipelines requests and never reads the answers
+    // cannot grow the queue without bound. Still above it after read_timeout (10 s when that
+    // is 0): the session ends (send_backlog). 0: no limit.
+    std::size_t max_unsent_bytes = 4 * 1024 * 1024;
 };
 
 // Why a channel closed.
@@ -58,6 +63,7 @@ enum class close_cause : std::uint8_t {
     read_timeout, // a frame or the handshake took longer than read_timeout
     idle_timeout, // nothing received for idle_timeout
     socket_error, // recv/send failed (reset, ...)
+    send_backlog, // more than max_unsent_bytes unsent for read_timeout: the peer does not read
 };
 std::string_view to_string(close_cause c) noexcept;
 
@@ -118,6 +124,13 @@ public:
     // True when on_writable() has bytes to write: pending output, or queued messages once the
     // handshake is done.
     bool wants_write() const noexcept;
+    // False while more than max_unsent_bytes wait to be written: the owner then leaves the
+    // socket's read interest off (on_readable still reads when called, e.g. for a hang-up).
+    bool wants_read() const noexcept {
+        return !closed() && (_options.max_unsent_bytes == 0 || unsent_bytes() <= _options.max_unsent_bytes);
+    }
+    // Serialized bytes of the queued messages plus output not yet taken by the socket.
+    std::size_t unsent_bytes() const noexcept { return _queued_bytes + (_out.size() - _out_pos); }
     // Runs the timeouts and drops queued messages whose TTL passed.
     void poll(clock_sample now);
     // When poll() has a timeout to check next (time_point::max() when none).
@@ -162,6 +175,7 @@ private:
     void fill_output(clock_sample now);
     bool flush_output();
     void drop_expired(clock_sample now);
+    std::chrono::milliseconds backlog_time() const noexcept; // read_timeout, or 10 s when 0
     bool all_written() const noexcept { return _out_pos == _out.size() && queued() == 0; }
 
     owned_fd _fd;
@@ -174,6 +188,9 @@ private:
 
     // Send side: one FIFO per MessagePriority (index = priority), then bytes for the socket.
     std::array<std::deque<KCPMessage>, 4> _queue;
+    std::size_t _queued_bytes = 0; // ByteSizeLong() of the messages in _queue
+    // Since when unsent_bytes() has been above max_unsent_bytes (poll() looks); none: not above.
+    std::optional<std::chrono::steady_clock::time_point> _backlog_since;
     std::string _out;         // frames (plain) or TLS records, not yet written
     std::size_t _out_pos = 0; // written so far
     std::string _plain;       // TLS: plaintext scratch, both directions

@@ -267,7 +267,8 @@ void server_registry::release_names(const server_summary& s) {
     _places.release(s.datacenter);
 }
 
-result<void> server_registry::register_server(server_registration registration, std::uint64_t now_ms) {
+result<void> server_registry::register_server(server_registration registration, std::uint64_t now_ms,
+                                              std::string owner_key_id) {
     if (result<void> ok = check_registration(registration); !ok) {
         return ok;
     }
@@ -289,12 +290,14 @@ result<void> server_registry::register_server(server_registration registration, 
         r.registration = std::move(registration);
         r.last_heartbeat_ms = now_ms;
         r.expires_at_ms = summary->expires_at_ms;
+        r.owner_key_id = std::move(owner_key_id);
         return {};
     }
     const auto slot = static_cast<std::uint32_t>(_servers.size());
     _slots.emplace(registration.server_id, slot);
     _summaries.push_back(*summary);
-    _servers.push_back(registered_server{std::move(registration), now_ms, now_ms, summary->expires_at_ms});
+    _servers.push_back(
+        registered_server{std::move(registration), now_ms, now_ms, summary->expires_at_ms, std::move(owner_key_id)});
     return {};
 }
 

@@ -74,6 +74,10 @@ struct registered_server {
     std::uint64_t registered_at_ms = 0;
     std::uint64_t last_heartbeat_ms = 0; // or the registration
     std::uint64_t expires_at_ms = 0;
+    // The key (KCP hello key_id) of the session that registered it last; empty: kwik-cp's own
+    // registration or one made in-process. kwik-cp refuses a server-role session of another
+    // key that would replace, refresh or remove it (docs/KCP_SERVER.md section 4).
+    std::string owner_key_id{};
 };
 
 // Milli-points per unit (see the formula above). All zero ranks by server_id alone.
@@ -128,9 +132,11 @@ public:
 
     explicit server_registry(registry_config config = {});
 
-    // Adds a server or replaces what the registry knows of it; counts as a heartbeat. Errors name
-    // the field ("server_registration.server.current_load_percent: 140 is above 100").
-    result<void> register_server(server_registration registration, std::uint64_t now_ms);
+    // Adds a server or replaces what the registry knows of it (owner_key_id with it); counts as
+    // a heartbeat. Errors name the field ("server_registration.server.current_load_percent: 140
+    // is above 100").
+    result<void> register_server(server_registration registration, std::uint64_t now_ms,
+                                 std::string owner_key_id = {});
     // Refreshes the expiry (and the fields status sets); an error for an unknown server.
     result<void> heartbeat(std::string_view server_id, std::uint64_t now_ms, const server_status& status = {});
     bool remove(std::string_view server_id);

@@ -77,6 +77,8 @@ std::string_view to_string(result_status s) noexcept {
         return "not_supported";
     case result_status::internal_error:
         return "internal_error";
+    case result_status::conflict:
+        return "conflict";
     }
     return "unknown";
 }

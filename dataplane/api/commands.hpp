@@ -15,8 +15,9 @@ namespace kwik::api {
 // Checked twice: the region header carries it (the control process refuses to attach to a
 // kwikd speaking another version) and every message header carries it (kwikd answers a message
 // of another version with result_status::unsupported_version).
-inline constexpr std::uint16_t protocol_version = 3; // 2: list_state, connection_closed, *_info;
-                                                     // 3: set_connection_keys, connection_info's key state
+inline constexpr std::uint16_t protocol_version = 4; // 2: list_state, connection_closed, *_info;
+                                                     // 3: set_connection_keys, connection_info's key state;
+                                                     // 4: result_status::conflict
 
 inline constexpr std::size_t message_size = 256;
 inline constexpr std::size_t message_header_size = 24;
@@ -249,8 +250,12 @@ enum class result_status : std::uint16_t {
     no_capacity = 6,   // a table (connections, paths, flow rules) is full
     not_supported = 7, // valid, but this kwikd cannot do it (e.g. an endpoint not built)
     internal_error = 8,
+    // What the command names is held by something else (add_path: the tuple is bound to another
+    // connection or path, or the path id holds another tuple); already_exists means the very
+    // same object is there, so a control process may treat it as applied.
+    conflict = 9,
 };
-inline constexpr std::uint16_t result_status_max = 8;
+inline constexpr std::uint16_t result_status_max = 9;
 std::string_view to_string(result_status s) noexcept;
 
 struct command_result_body {

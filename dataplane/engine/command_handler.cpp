@@ -303,9 +303,17 @@ void command_handler::on_add_path(const api::command& c) {
                       r == nullptr ? "does not exist" : "is being removed"));
         return;
     }
-    if (find_path(*r, b.path_id) != nullptr) {
-        answer(c, result_status::already_exists,
-               format("add_path.path_id: %" PRIu64 " exists in connection %" PRIu64, b.path_id, b.connection_id));
+    const five_tuple t = to_engine(b.tuple);
+    if (const path_record* held = find_path(*r, b.path_id); held != nullptr) {
+        // already_exists only for the very same path (a resync); another tuple is a conflict.
+        if (key_of(held->tuple) == key_of(t)) {
+            answer(c, result_status::already_exists,
+                   format("add_path.path_id: %" PRIu64 " exists in connection %" PRIu64, b.path_id, b.connection_id));
+        } else {
+            answer(c, result_status::conflict,
+                   format("add_path.path_id: %" PRIu64 " exists in connection %" PRIu64 " with another tuple",
+                          b.path_id, b.connection_id));
+        }
         return;
     }
     if (r->paths.size() >= _config.transport.max_paths) {
@@ -314,7 +322,6 @@ void command_handler::on_add_path(const api::command& c) {
                       b.connection_id, _config.transport.max_paths));
         return;
     }
-    const five_tuple t = to_engine(b.tuple);
     const std::optional<std::uint16_t> port = port_of(t);
     if (!port) {
         answer(c, result_status::invalid_command,
@@ -323,7 +330,7 @@ void command_handler::on_add_path(const api::command& c) {
         return;
     }
     if (auto it = _tuples.find(key_of(t)); it != _tuples.end()) {
-        answer(c, result_status::already_exists,
+        answer(c, result_status::conflict,
                format("add_path.tuple: bound already to connection %" PRIu64 " path %" PRIu64, it->second.first,
                       it->second.second));
         return;

@@ -82,7 +82,7 @@ namespace kwik::kdp {
     X(aead_auth_failed, "ENCRYPTED frame fails AES-256-GCM authentication (forged, or another key)") \
     X(aead_unknown_key_phase, "ENCRYPTED frame under a key phase the connection holds no key for") \
     X(aead_key_expired, "ENCRYPTED frame under a key past its valid_until")                       \
-    X(aead_key_exhausted, "ENCRYPTED frame under a key that already opened max_frames frames")    \
+    X(aead_key_exhausted, "ENCRYPTED frame under a key retired after its integrity limit of forgeries") \
     X(aead_wrong_direction, "ENCRYPTED frame whose nonce names this side as its sender (reflected)") \
     X(encryption_required, "plaintext stream frame on a connection that requires encryption")
 

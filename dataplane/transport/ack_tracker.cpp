@@ -22,6 +22,22 @@ void ack_tracker::erase_range(std::size_t at) noexcept {
     --_count;
 }
 
+std::size_t ack_tracker::position(std::uint64_t seq) const noexcept {
+    std::size_t pos = _count;
+    while (pos > 0 && _ranges[pos - 1].smallest > seq) {
+        --pos;
+    }
+    return pos;
+}
+
+ack_tracker::verdict ack_tracker::lookup(std::uint64_t seq) const noexcept {
+    if (seq < _floor) {
+        return verdict::too_old;
+    }
+    const std::size_t pos = position(seq);
+    return pos > 0 && _ranges[pos - 1].largest >= seq ? verdict::duplicate : verdict::fresh;
+}
+
 ack_tracker::verdict ack_tracker::on_packet(std::uint64_t seq, bool ack_eliciting, bool ecn_ce,
                                             time_ns now) noexcept {
     if (seq < _floor) {
@@ -30,11 +46,7 @@ ack_tracker::verdict ack_tracker::on_packet(std::uint64_t seq, bool ack_elicitin
     const bool had_any = _count != 0;
     const std::uint64_t expected = had_any ? _ranges[_count - 1].largest + 1 : 0;
 
-    // pos: ranges[pos - 1] starts at or below seq, ranges[pos] starts above it.
-    std::size_t pos = _count;
-    while (pos > 0 && _ranges[pos - 1].smallest > seq) {
-        --pos;
-    }
+    std::size_t pos = position(seq);
     if (pos > 0 && _ranges[pos - 1].largest >= seq) {
         return verdict::duplicate;
     }

@@ -35,6 +35,10 @@ public:
     // declared it lost). An ack-eliciting packet that arrives out of order (below the largest
     // seen, or above it with a gap) makes an ACK due at once, so the sender detects loss fast.
     verdict on_packet(std::uint64_t seq, bool ack_eliciting, bool ecn_ce, time_ns now) noexcept;
+    // What on_packet would answer, recording nothing: duplicate or too_old when the number is
+    // already known as such, else fresh (on_packet may still find it too_old when the set is
+    // full). Lets the receiver skip work, such as opening ENCRYPTED frames, for a replay.
+    verdict lookup(std::uint64_t seq) const noexcept;
 
     // An ack-eliciting packet has arrived since the last ACK was sent. Packets that are not
     // ack-eliciting are reported in the next ACK but never make one owed (PROTOCOL.md 4.2).
@@ -60,6 +64,8 @@ public:
     time_ns last_ack_sent() const noexcept { return _last_ack_sent; }
 
 private:
+    // pos: _ranges[pos - 1] starts at or below seq, _ranges[pos] starts above it.
+    std::size_t position(std::uint64_t seq) const noexcept;
     void insert_range(std::size_t at, std::uint64_t seq) noexcept;
     void erase_range(std::size_t at) noexcept;
 

@@ -651,6 +651,13 @@ void connection::on_datagram(path_id path, std::span<const std::uint8_t> data, v
         ++_counters.drops[static_cast<std::size_t>(r)];
         return;
     }
+    // A number already received is not opened again: a replayed packet costs no AES work and
+    // is counted as what on_packet would call it.
+    if (p->acks.lookup(_rx_view.seq) != ack_tracker::verdict::fresh) {
+        ++_counters.duplicate_packets;
+        ++p->counters.duplicates;
+        return;
+    }
     // ENCRYPTED frames are verified before the packet counts as received: a packet with a
     // forged frame is dropped whole and never acknowledged (9.1: accepted or dropped as a whole).
     if (const kdp::drop_reason a = open_frames(data, now); a != kdp::drop_reason::none) {
@@ -676,7 +683,7 @@ void connection::on_datagram(path_id path, std::span<const std::uint8_t> data, v
 }
 
 void connection::set_require_encryption(bool on) noexcept {
-    _require_encryption = on;
+    _require_encryption = on || _peer_encrypted; // a verified ENCRYPTED frame latched it
     _encrypt_tx = _encrypt_tx || on;
 }
 
@@ -703,6 +710,10 @@ kdp::drop_reason connection::open_frames(std::span<const std::uint8_t> datagram,
     if (opened != 0) {
         _counters.encrypted_frames_received += opened;
         _encrypt_tx = true; // the peer encrypts: so does this side
+        // ... and from now on it must: a plaintext stream frame after a verified ENCRYPTED
+        // one is an injection (or a downgrade), dropped as encryption_required.
+        _peer_encrypted = true;
+        _require_encryption = true;
     }
     return kdp::drop_reason::none;
 }

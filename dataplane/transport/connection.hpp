@@ -210,8 +210,8 @@ public:
     // (set-up path). At most two phases are live: the current one and one other.
     key_install install_key(const aead_key& k) noexcept { return _protection.install(k); }
     // Sends every stream frame ENCRYPTED and drops plaintext stream frames (counted
-    // encryption_required). Without it, this side encrypts once a verified ENCRYPTED frame
-    // arrived from the peer.
+    // encryption_required). Without it, this side encrypts, and requires encryption, once a
+    // verified ENCRYPTED frame arrived from the peer (off cannot undo that).
     void set_require_encryption(bool on) noexcept;
     bool require_encryption() const noexcept { return _require_encryption; }
     bool encrypting() const noexcept { return _encrypt_tx; }
@@ -330,6 +330,7 @@ private:
     std::unique_ptr<deflate_decompressor> _decompressor; // created with the first compressed frame
     frame_protection _protection;
     bool _require_encryption = false;
+    bool _peer_encrypted = false; // a verified ENCRYPTED frame arrived: _require_encryption stays on
     bool _encrypt_tx = false; // seal every stream frame sent
     std::vector<std::uint8_t> _tx_buffer;
     std::vector<std::uint8_t> _scratch;

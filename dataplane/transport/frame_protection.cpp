@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -93,9 +94,10 @@ bool aes256gcm_open(std::span<const std::uint8_t, aead_key_len> key, std::span<c
     return ok;
 }
 
-frame_protection::frame_protection(bool client_side) noexcept
+frame_protection::frame_protection(bool client_side, std::uint64_t integrity_limit) noexcept
     : _seal_prefix(client_side ? nonce_prefix_client : nonce_prefix_server),
-      _open_prefix(client_side ? nonce_prefix_server : nonce_prefix_client) {}
+      _open_prefix(client_side ? nonce_prefix_server : nonce_prefix_client),
+      _integrity_limit(std::max<std::uint64_t>(integrity_limit, 1)) {}
 
 frame_protection::~frame_protection() {
     clear();
@@ -162,7 +164,7 @@ key_install frame_protection::install(const aead_key& k) noexcept {
 }
 
 bool frame_protection::usable_for_seal(const slot& s, time_ns now) noexcept {
-    return s.live && !expired(s.valid_until, now) && (s.max_frames == 0 || s.sealed < s.max_frames) &&
+    return s.live && !s.retired && !expired(s.valid_until, now) && (s.max_frames == 0 || s.sealed < s.max_frames) &&
            s.sealed < std::numeric_limits<std::uint64_t>::max() - s.nonce_base; // the counter never wraps
 }
 
@@ -222,16 +224,19 @@ kdp::drop_reason frame_protection::open(std::span<const std::uint8_t> datagram, 
     if (expired(s.valid_until, now)) {
         return kdp::drop_reason::aead_key_expired;
     }
-    if (s.max_frames != 0 && s.opened >= s.max_frames) {
+    if (s.retired) {
         return kdp::drop_reason::aead_key_exhausted;
     }
     std::array<std::uint8_t, kdp::max_aead_aad> aad;
     const std::size_t aad_len = kdp::frame_aad(datagram, f, aad);
     const std::size_t ct_len = f.data_length - kdp::aead_tag_len;
     if (!gcm_open(s.open_ctx, nonce, aad.data(), aad_len, data, ct_len, data + ct_len)) {
+        ++_failed;
+        if (++s.failed >= _integrity_limit) {
+            s.retired = true; // too many forgeries tried under it: RFC 9001 6.6 stops using the key
+        }
         return kdp::drop_reason::aead_auth_failed;
     }
-    ++s.opened;
     ++_opened;
     if (at != _current && s.generation > _slots[_current].generation) {
         _current = at; // the peer sends under the newer key: so does this side from now on

@@ -24,12 +24,18 @@ struct aead_key {
     std::uint8_t phase = 0;
     std::array<std::uint8_t, aead_key_len> key{};
     time_ns valid_until = 0;      // the owner's clock; at or past it the key neither seals nor opens; 0: none
-    std::uint64_t max_frames = 0; // frames this side seals, and frames it opens, under it; 0: no limit
+    std::uint64_t max_frames = 0; // frames this side seals under it (RFC 9001 6.6 confidentiality limit); 0: no limit
     // The nonce counter's first value under this key (13.8). kwikd gives the wall clock in ns at
     // install: a key installed again into a restarted kwikd (kwik-cp's resync) then starts above
     // every nonce the previous instance used, as no connection seals a frame per nanosecond.
     std::uint64_t nonce_base = 0;
 };
+
+// Frames that fail authentication under one key before the key is retired (RFC 9001 6.6
+// integrity limit for AEAD_AES_256_GCM: 2^52 forgery attempts). Frames that open are never
+// counted against a key: the confidentiality limit (aead_key::max_frames) bounds what the
+// sender seals, so replayed or duplicated genuine frames cannot spend the receive key.
+inline constexpr std::uint64_t aead_integrity_limit = std::uint64_t{1} << 52;
 
 enum class key_install : std::uint8_t {
     installed,      // the phase is live (the first key becomes current; a later one the other phase)
@@ -43,8 +49,9 @@ enum class seal_refusal : std::uint8_t { none, no_key, expired, exhausted };
 
 class frame_protection {
 public:
-    // side: who sends what this side seals; it fixes the nonce prefix (13.8).
-    explicit frame_protection(bool client_side) noexcept;
+    // side: who sends what this side seals; it fixes the nonce prefix (13.8). integrity_limit:
+    // failed opens under one key that retire it (tests pass a small one).
+    explicit frame_protection(bool client_side, std::uint64_t integrity_limit = aead_integrity_limit) noexcept;
     ~frame_protection(); // clear()
     frame_protection(const frame_protection&) = delete;
     frame_protection& operator=(const frame_protection&) = delete;
@@ -65,7 +72,8 @@ public:
     // the datagram (ciphertext || tag, f.data_length bytes; the parser checked it holds a tag).
     // On none the first f.data_length - 16 bytes are plaintext. A frame under the other phase
     // that verifies, and was installed after the current one, makes it current (the peer has
-    // moved to the new key; so does this side's sending).
+    // moved to the new key; so does this side's sending). The integrity_limit-th frame that fails
+    // authentication under a key retires it: it then neither opens (aead_key_exhausted) nor seals.
     kdp::drop_reason open(std::span<const std::uint8_t> datagram, const kdp::frame_view& f, std::uint8_t* data,
                           time_ns now) noexcept;
 
@@ -86,6 +94,7 @@ public:
 
     std::uint64_t frames_sealed() const noexcept { return _sealed; }
     std::uint64_t frames_opened() const noexcept { return _opened; }
+    std::uint64_t frames_failed() const noexcept { return _failed; }
 
 private:
     struct slot {
@@ -97,7 +106,8 @@ private:
         std::uint64_t max_frames = 0;
         std::uint64_t nonce_base = 0; // the nonce counter is nonce_base + sealed: never reused
         std::uint64_t sealed = 0;
-        std::uint64_t opened = 0;
+        std::uint64_t failed = 0; // frames that failed authentication under this key
+        bool retired = false;     // failed reached the integrity limit
         evp_cipher_ctx_st* seal_ctx = nullptr;
         evp_cipher_ctx_st* open_ctx = nullptr;
     };
@@ -110,7 +120,8 @@ private:
     std::uint64_t _generation = 0;
     std::uint32_t _seal_prefix; // first 4 nonce bytes of frames this side seals
     std::uint32_t _open_prefix; // ... and of frames the peer seals
-    std::uint64_t _sealed = 0, _opened = 0;
+    std::uint64_t _integrity_limit;
+    std::uint64_t _sealed = 0, _opened = 0, _failed = 0;
 };
 
 // One-shot AES-256-GCM in place over data, with a 12-byte nonce and a 16-byte tag, for tools

@@ -208,7 +208,7 @@ try:
     check(rc == 2 and "add_path.tuple.local" in err, "a local address kwikd does not have is refused: " + err)
     rc, lines, err = cmd("add-path", "--connection", "7", "--path", "9", "--local", APPLIANCE + ":7707", "--remote",
                          "%s:%d" % (PEER, ports1[0]))
-    check(rc == 2 and "already_exists" in err and "add_path.tuple" in err, "a tuple bound already is refused: " + err)
+    check(rc == 2 and "conflict" in err and "add_path.tuple" in err, "a tuple bound already is refused: " + err)
     rc, lines, err = cmd("add-path", "--connection", "77", "--path", "1", "--local", APPLIANCE + ":7707", "--remote",
                          PEER + ":40100")
     check(rc == 2 and "unknown_connection" in err, "a path for an unknown connection is refused: " + err)

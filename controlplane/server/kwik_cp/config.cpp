@@ -274,6 +274,7 @@ result<control_server_config> parse_control_server_config(std::string_view toml_
             p.add(cp_t->get("endpoint"), "kwik_cp.endpoint", "\"" + *endpoint + "\" is not discard or echo");
         }
     }
+    c.max_sessions = cp_r.number("max_sessions", 0, 1'000'000).value_or(c.max_sessions);
     cp_r.finish();
 
     table_reader tls_r(tls_t, "tls", p);

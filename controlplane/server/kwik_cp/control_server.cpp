@@ -323,9 +323,13 @@ void control_server::run_once(int timeout_ms) {
         bound(_planning.next_due());
     }
     bound(_next_sweep);
+    if (_listener_paused_until) {
+        bound(*_listener_paused_until);
+    }
     std::array<epoll_event, 64> events{};
     const int n = ::epoll_wait(_epoll, events.data(), static_cast<int>(events.size()), timeout_ms);
     const clock_sample now = clock_sample::now();
+    resume_listener(now);
     for (int i = 0; i < n; ++i) {
         const int fd = events[static_cast<std::size_t>(i)].data.fd;
         if (fd == _listener) {
@@ -375,9 +379,24 @@ void control_server::accept_all(clock_sample now) {
     for (;;) {
         const int fd = ::accept4(_listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                pause_listener(now, errno);
+            }
             return;
         }
         ++_counters.accepted_sockets;
+        if (_config.max_sessions != 0 && _sessions.size() >= _config.max_sessions) {
+            ++_counters.refused_sessions;
+            if (now.steady - _last_accept_log >= std::chrono::seconds(1)) {
+                _last_accept_log = now.steady;
+                log_line(log_level::warning, "session refused: peer " + peer_of(fd) + ": " +
+                                                 std::to_string(_sessions.size()) + " sessions open, max_sessions " +
+                                                 std::to_string(_config.max_sessions) + " (" +
+                                                 std::to_string(_counters.refused_sessions) + " refused so far)");
+            }
+            ::close(fd);
+            continue;
+        }
         auto ch = _tls ? kcp::channel::tls(fd, *_tls, _config.channel, now)
                        : kcp::channel::plain(fd, _config.channel, now);
         if (!ch) {
@@ -397,8 +416,35 @@ void control_server::accept_all(clock_sample now) {
     }
 }
 
+void control_server::pause_listener(clock_sample now, int error) {
+    ::epoll_ctl(_epoll, EPOLL_CTL_DEL, _listener, nullptr);
+    _listener_paused_until = now.steady + _config.accept_backoff;
+    ++_counters.accept_backoffs;
+    if (now.steady - _last_accept_log >= std::chrono::seconds(1)) {
+        _last_accept_log = now.steady;
+        log_line(log_level::warning, std::string("accept: ") + std::strerror(error) + "; not accepting for " +
+                                         std::to_string(_config.accept_backoff.count()) + " ms (" +
+                                         std::to_string(_counters.accept_backoffs) + " times so far)");
+    }
+}
+
+void control_server::resume_listener(clock_sample now) {
+    if (!_listener_paused_until || now.steady < *_listener_paused_until) {
+        return;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = _listener;
+    if (::epoll_ctl(_epoll, EPOLL_CTL_ADD, _listener, &ev) == 0) {
+        _listener_paused_until.reset();
+    } else {
+        _listener_paused_until = now.steady + _config.accept_backoff; // try again later
+    }
+}
+
 void control_server::update_interest(session& s) {
-    const std::uint32_t want = EPOLLIN | (s.ch.wants_write() ? EPOLLOUT : 0u);
+    // Not reading while the session's answers pile up unsent (channel_options.max_unsent_bytes).
+    const std::uint32_t want = (s.ch.wants_read() ? EPOLLIN : 0u) | (s.ch.wants_write() ? EPOLLOUT : 0u);
     if (want != s.interest) {
         epoll_event ev{};
         ev.events = want;

@@ -61,6 +61,12 @@ struct control_server_config {
     // An upstream registry this server registers itself with ([upstream]); none: it does not.
     std::optional<upstream_config> upstream;
     planning_config planning; // the planning loop ([planning]; planning_loop.hpp)
+    // Open sessions at most ([kwik_cp] max_sessions); a connection beyond it is accepted and
+    // closed at once (counted in refused_sessions, logged at most once a second). 0: no limit.
+    std::size_t max_sessions = 10'000;
+    // After accept fails for want of descriptors (EMFILE, ENFILE), the listener leaves epoll for
+    // this long: level-triggered, the pending connection would otherwise wake it at once, forever.
+    std::chrono::milliseconds accept_backoff{100};
 };
 
 struct operator_snapshot; // views.hpp
@@ -81,6 +87,8 @@ struct control_server_counters {
     std::uint64_t metrics_refused = 0; // PerformanceMetrics for another connection
     std::uint64_t plans_pushed = 0;    // LoadBalancingUpdate + TrafficDistributionPlan pairs
     std::uint64_t role_changes_failed = 0;
+    std::uint64_t refused_sessions = 0; // accepted and closed: max_sessions open already
+    std::uint64_t accept_backoffs = 0;  // accept failed for want of descriptors: listener paused
 };
 
 class control_server {
@@ -120,6 +128,10 @@ private:
     explicit control_server(control_server_config config);
     result<void> listen();
     void accept_all(kcp::clock_sample now);
+    // Takes the listener out of epoll until now + accept_backoff; resume_listener puts it back
+    // once that passed (run_once bounds its wait by it).
+    void pause_listener(kcp::clock_sample now, int error);
+    void resume_listener(kcp::clock_sample now);
     void serve(session& s, kcp::clock_sample now);
     void handle(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
     void handle_hello(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);
@@ -150,9 +162,12 @@ private:
     // The answer to a HealthCheckRequest (KCP's and the operator's health).
     kcp::v3::HealthCheckResponse health_of(const kcp::v3::HealthCheckRequest& q, kcp::clock_sample now);
     // Registers, refreshes or removes a server; `field` prefixes the fields named in errors
-    // ("server_registration", "register_server"). ServerRegistrationResponse without in_reply_to.
+    // ("server_registration", "register_server"); owner_key_id: the registering session's key.
+    // ServerRegistrationResponse without in_reply_to.
     kcp::v3::ServerRegistrationResponse register_in_registry(const kcp::v3::ServerRegistration& m,
-                                                             std::string_view field, kcp::clock_sample now);
+                                                             std::string_view field, kcp::clock_sample now,
+                                                             const std::string& owner_key_id);
+    std::string deregistration_refusal(const session& s, const std::string& server_id) const;
     kcp::v3::ServerRegistrationResponse deregister_from_registry(const kcp::v3::ServerDeregistration& m,
                                                                  std::string_view field);
     // Operator requests: what the views read, and the answer of one request.
@@ -191,6 +206,8 @@ private:
     std::optional<kcp::tls_context> _tls;
     int _epoll = -1;
     int _listener = -1;
+    std::optional<std::chrono::steady_clock::time_point> _listener_paused_until; // none: in epoll
+    std::chrono::steady_clock::time_point _last_accept_log{};                   // rate limit: 1/s
     std::uint16_t _port = 0;
     std::unordered_map<int, std::unique_ptr<session>> _sessions; // by socket
     std::chrono::steady_clock::time_point _next_sweep{};

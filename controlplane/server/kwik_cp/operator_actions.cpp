@@ -465,7 +465,8 @@ void control_server::operator_registry(session& s, const KCPMessage& m, clock_sa
     const std::uint64_t id = m.header().message_id();
     const request& q = m.operator_request();
     const bool add = q.has_register_server();
-    const v3::ServerRegistrationResponse rr = add ? register_in_registry(q.register_server(), "register_server", now)
+    const v3::ServerRegistrationResponse rr = add ? register_in_registry(q.register_server(), "register_server", now,
+                                                                         s.hello.accepted()->key_id)
                                                   : deregister_from_registry(q.remove_server(), "remove_server");
     if (!rr.accepted()) {
         answer_operator(s, id, failed(rr.error_reason()), now);

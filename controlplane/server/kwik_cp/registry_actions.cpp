@@ -6,7 +6,10 @@
 // kwik-cp's own registration. A session with the server role (and not operator): the server_id
 // equal to its hello's client_id, or the one it registered first on this session (which no other
 // open session holds, as its registration or as its client_id); heartbeats and deregistrations
-// name one of those two.
+// name one of those two. And, whatever the id, a server-role session may not replace, refresh
+// or remove an entry another key registered (an operator's, or a server's between reconnects):
+// a key whose client_ids allow any id could otherwise take over a victim's entry by naming its
+// id as client_id. kwik-cp's own registration is never touched by a session.
 #include <algorithm>
 #include <string>
 
@@ -34,7 +37,8 @@ std::string renamed(const std::string& message, std::string_view own, std::strin
 } // namespace
 
 v3::ServerRegistrationResponse control_server::register_in_registry(const v3::ServerRegistration& m,
-                                                                     std::string_view field, clock_sample now) {
+                                                                     std::string_view field, clock_sample now,
+                                                                     const std::string& owner_key_id) {
     v3::ServerRegistrationResponse r;
     r.set_server_id(m.server_id());
     auto refuse = [&](std::string why) {
@@ -50,7 +54,7 @@ v3::ServerRegistrationResponse control_server::register_in_registry(const v3::Se
         return refuse(std::string(field) + ".server_id: \"" + m.server_id() +
                       "\" is this kwik-cp's own registration, which it keeps itself");
     }
-    if (auto ok = _registry.register_server(std::move(registration.value()), now.wall_ms); !ok) {
+    if (auto ok = _registry.register_server(std::move(registration.value()), now.wall_ms, owner_key_id); !ok) {
         return refuse(renamed(ok.message(), "server_registration", field));
     }
     const registered_server* held = _registry.find(m.server_id());
@@ -102,6 +106,22 @@ std::string server_may_name(const std::string& server_id, const accepted_hello& 
     return why + ")";
 }
 
+// Why a (non-operator) session of key a.key_id may not change server_id's entry (empty: it may):
+// another key registered it, or it is this kwik-cp's own.
+std::string owned_elsewhere(const server_registry& registry, const std::string& self_id, const std::string& server_id,
+                            const accepted_hello& a, std::string_view field) {
+    if (server_id == self_id) {
+        return std::string(field) + ".server_id: \"" + server_id +
+               "\" is this kwik-cp's own registration, which it keeps itself";
+    }
+    const registered_server* held = registry.find(server_id);
+    if (held == nullptr || held->owner_key_id == a.key_id) {
+        return {};
+    }
+    return std::string(field) + ".server_id: \"" + server_id + "\" is registered under another key than \"" +
+           a.key_id + "\" (only that key or an operator may change it)";
+}
+
 } // namespace
 
 void control_server::on_server_registration(session& s, const KCPMessage& m, clock_sample now) {
@@ -126,12 +146,15 @@ void control_server::on_server_registration(session& s, const KCPMessage& m, clo
             });
             why = server_may_name(q.server_id(), a, s.registered_server_id, true, held_elsewhere,
                                   "server_registration");
+            if (why.empty()) {
+                why = owned_elsewhere(_registry, _hello.config().server_id, q.server_id(), a, "server_registration");
+            }
         }
         if (!why.empty()) {
             r.set_server_id(q.server_id());
             r.set_error_reason(std::move(why));
         } else {
-            r = register_in_registry(q, "server_registration", now);
+            r = register_in_registry(q, "server_registration", now, a.key_id);
             if (r.accepted() && !as_operator && q.server_id() != a.client_id) {
                 s.registered_server_id = q.server_id();
             }
@@ -158,6 +181,9 @@ void control_server::on_server_heartbeat(session& s, const KCPMessage& m, clock_
               role_names(a.roles) + ")";
     } else {
         why = server_may_name(q.server_id(), a, s.registered_server_id, false, false, "server_heartbeat");
+        if (why.empty() && !has_role(a, role::operator_)) {
+            why = owned_elsewhere(_registry, _hello.config().server_id, q.server_id(), a, "server_heartbeat");
+        }
     }
     if (why.empty()) {
         if (auto ok = _registry.heartbeat(q.server_id(), now.wall_ms, status_from_heartbeat(q)); !ok) {
@@ -180,6 +206,14 @@ void control_server::on_server_heartbeat(session& s, const KCPMessage& m, clock_
     reply(s, std::move(out), now);
 }
 
+// Why a server-role (not operator) session may not deregister server_id; empty: it may.
+std::string control_server::deregistration_refusal(const session& s, const std::string& server_id) const {
+    const accepted_hello& a = *s.hello.accepted();
+    std::string why = server_may_name(server_id, a, s.registered_server_id, false, false, "server_deregistration");
+    return why.empty() ? owned_elsewhere(_registry, _hello.config().server_id, server_id, a, "server_deregistration")
+                       : why;
+}
+
 void control_server::on_server_deregistration(session& s, const KCPMessage& m, clock_sample now) {
     ++_counters.registry_requests;
     const accepted_hello& a = *s.hello.accepted();
@@ -190,9 +224,7 @@ void control_server::on_server_deregistration(session& s, const KCPMessage& m, c
     if (!as_operator && !has_role(a, role::server)) {
         r.set_error_reason("server_deregistration: this session's key \"" + a.key_id +
                            "\" lacks the server or operator role (it has: " + role_names(a.roles) + ")");
-    } else if (std::string why = as_operator ? std::string()
-                                             : server_may_name(q.server_id(), a, s.registered_server_id,
-                                                               false, false, "server_deregistration");
+    } else if (std::string why = as_operator ? std::string() : deregistration_refusal(s, q.server_id());
                !why.empty()) {
         r.set_error_reason(std::move(why));
     } else {

@@ -167,6 +167,14 @@ void control_server::on_transport_command(session& s, const KCPMessage& m, clock
         reply(*to, std::move(a), clock_sample::now());
     };
     auto in_progress = [&] { reply(s, transport_answer(id, response::IN_PROGRESS, ""), now); };
+    // With the link's queue full, the command would fail at once, before IN_PROGRESS: that is
+    // the answer, and nothing is recorded (SCALE_BANDWIDTH checks in scale_connection).
+    if (q.type() == command::ESTABLISH_PATH || q.type() == command::CLOSE_PATH || q.type() == command::UPDATE_QOS) {
+        if (auto room = _link.room_for(1); !room) {
+            fail("kwik-cp cannot send it now: " + room.message());
+            return;
+        }
+    }
 
     switch (q.type()) {
     case command::ESTABLISH_PATH: {
@@ -425,6 +433,10 @@ bool control_server::scale_connection(std::uint64_t kwikd_connection, const v3::
     }
     if (!_link.attached()) {
         return refuse("kwikd is not attached: no path can change");
+    }
+    // Before the bandwidth manager records a plan that could not be sent.
+    if (auto room = _link.room_for(1); !room) {
+        return refuse(room.message());
     }
     const time_us now = wall_clock_us();
     _planning.ensure_observed(*c, now);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <memory>
 
 namespace kwik::cp {
@@ -39,6 +40,12 @@ void forget_key(api::command& c) {
     if (c.header.type == api::message_type::set_connection_keys) {
         OPENSSL_cleanse(c.set_connection_keys.key, sizeof c.set_connection_keys.key);
     }
+}
+
+bool same_tuple(const api::five_tuple& a, const api::five_tuple& b) noexcept {
+    return a.version == b.version && a.local_port == b.local_port && a.remote_port == b.remote_port &&
+           std::memcmp(a.local.bytes, b.local.bytes, sizeof a.local.bytes) == 0 &&
+           std::memcmp(a.remote.bytes, b.remote.bytes, sizeof a.remote.bytes) == 0;
 }
 
 api::command add_path_command(std::uint64_t connection_id, const desired_path& p) {
@@ -185,7 +192,9 @@ void dataplane_link::take_events(time_ns) {
                 if (!ok) {
                     ++_counters.commands_failed;
                 }
-                // What kwikd refused is not held (already_exists: it is): the desired state follows.
+                // What kwikd refused is not held (already_exists: the very same object is, e.g. a
+                // path with this id and tuple; conflict, a tuple bound elsewhere, is not): the
+                // desired state follows.
                 if (!ok && e.header.type == api::message_type::command_result &&
                     e.command_result.status != api::result_status::already_exists) {
                     if (f.cmd.header.type == api::message_type::add_connection) {
@@ -421,12 +430,30 @@ result<void> dataplane_link::remove_connection(std::uint64_t id, std::uint32_t d
 }
 
 result<void> dataplane_link::add_path(std::uint64_t connection_id, const desired_path& p, done cb) {
+    if (auto room = room_for(1); !room) {
+        return room;
+    }
     auto it = _desired.find(connection_id);
     if (it == _desired.end()) {
         return error{"connection " + std::to_string(connection_id) + " is not known"};
     }
     if (it->second.paths.contains(p.path_id)) {
         return error{"path " + std::to_string(p.path_id) + " exists in connection " + std::to_string(connection_id)};
+    }
+    if (it->second.paths.size() >= _config.max_paths_per_connection) {
+        return error{"connection " + std::to_string(connection_id) + " has its maximum of " +
+                     std::to_string(_config.max_paths_per_connection) + " paths"};
+    }
+    // A tuple another desired path holds is refused here, so that a resync after a kwikd
+    // restart never re-adds it ahead of its owner. A scan over every desired path: add_path
+    // is a control-plane request, far rarer than the packets those paths carry.
+    for (const auto& [cid, c] : _desired) {
+        for (const auto& [pid, held] : c.paths) {
+            if (same_tuple(held.tuple, p.tuple)) {
+                return error{"path.tuple: bound already to connection " + std::to_string(cid) + " path " +
+                             std::to_string(pid)};
+            }
+        }
     }
     it->second.paths.emplace(p.path_id, p);
     enqueue(add_path_command(connection_id, p), std::move(cb));
@@ -435,6 +462,9 @@ result<void> dataplane_link::add_path(std::uint64_t connection_id, const desired
 
 result<void> dataplane_link::remove_path(std::uint64_t connection_id, std::uint64_t path_id,
                                          std::uint32_t drain_timeout_ms, done cb) {
+    if (auto room = room_for(1); !room) {
+        return room;
+    }
     auto it = _desired.find(connection_id);
     if (it == _desired.end() || it->second.paths.erase(path_id) == 0) {
         return error{"path " + std::to_string(path_id) + " of connection " + std::to_string(connection_id) +
@@ -445,6 +475,9 @@ result<void> dataplane_link::remove_path(std::uint64_t connection_id, std::uint6
 }
 
 result<void> dataplane_link::set_scheduler(std::uint64_t connection_id, api::scheduler_strategy strategy, done cb) {
+    if (auto room = room_for(1); !room) {
+        return room;
+    }
     auto it = _desired.find(connection_id);
     if (it == _desired.end()) {
         return error{"connection " + std::to_string(connection_id) + " is not known"};
@@ -456,6 +489,9 @@ result<void> dataplane_link::set_scheduler(std::uint64_t connection_id, api::sch
 
 result<void> dataplane_link::set_stream_qos(std::uint64_t connection_id, std::uint64_t stream_id,
                                             const desired_stream_qos& qos, done cb) {
+    if (auto room = room_for(1); !room) {
+        return room;
+    }
     auto it = _desired.find(connection_id);
     if (it == _desired.end()) {
         return error{"connection " + std::to_string(connection_id) + " is not known"};
@@ -469,6 +505,9 @@ result<void> dataplane_link::set_stream_qos(std::uint64_t connection_id, std::ui
 }
 
 result<void> dataplane_link::set_roles(std::uint64_t connection_id, const std::vector<role_change>& changes, done cb) {
+    if (auto room = room_for((changes.size() + api::max_weights - 1) / api::max_weights); !room) {
+        return room;
+    }
     auto it = _desired.find(connection_id);
     if (it == _desired.end()) {
         return error{"connection " + std::to_string(connection_id) + " is not known"};
@@ -523,6 +562,14 @@ result<void> dataplane_link::set_roles(std::uint64_t connection_id, const std::v
                 }
             }
         });
+    }
+    return {};
+}
+
+result<void> dataplane_link::room_for(std::size_t n) const {
+    if (_queue.size() + n > _config.max_queued) {
+        return error{"too many commands waiting for kwikd (" + std::to_string(_queue.size()) + " queued, link max_queued " +
+                     std::to_string(_config.max_queued) + ")"};
     }
     return {};
 }

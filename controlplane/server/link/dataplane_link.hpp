@@ -81,6 +81,7 @@ struct link_config {
     time_ns retry_interval = 500'000'000;   // between attach attempts while kwikd is absent
     time_ns command_timeout = 5'000'000'000; // an unanswered command fails with this
     std::size_t max_queued = 65536;          // commands waiting for ring room
+    std::size_t max_paths_per_connection = 8; // desired paths one connection may hold (kwikd's transport.max_paths)
 };
 
 struct link_counters {
@@ -123,6 +124,10 @@ public:
     time_ns next_poll(time_ns now) const noexcept;
     // Commands not answered yet (queued for ring room, or sent).
     std::size_t waiting() const noexcept { return _queue.size() + _sent.size(); }
+    // Ok when n more commands fit in the queue (max_queued); else why not. The desired-state
+    // calls below check it before they change anything, so a full queue refuses them at once
+    // (their cb is not called) instead of failing the command after the change.
+    result<void> room_for(std::size_t n) const;
 
     // The desired state. Each call records the change and sends the command; cb (optional)
     // gets kwikd's answer. Refused here at once, with a reason, when it contradicts the

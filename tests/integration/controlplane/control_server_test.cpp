@@ -6,8 +6,13 @@
 // Usage (meson passes it): control_server_test <kwikd>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -142,6 +148,116 @@ protected:
     std::unique_ptr<cp::control_server> server;
     std::optional<test::server_loop> loop; // declared after server: stops before it goes
 };
+
+// A plain-TCP control_server driven by hand (no loop thread), for the accept limits.
+std::unique_ptr<cp::control_server> plain_server(std::size_t max_sessions, const std::string& region) {
+    cp::control_server_config c;
+    c.listen_address = "127.0.0.1";
+    c.listen_port = 0;
+    c.hello.server_id = "cp-limits";
+    c.link.region_name = region;
+    c.self.server_id = "cp-limits";
+    c.max_sessions = max_sessions;
+    c.accept_backoff = 100ms;
+    auto s = cp::control_server::create(std::move(c));
+    EXPECT_TRUE(s.ok()) << s.message();
+    return s.ok() ? std::move(s.value()) : nullptr;
+}
+
+// A blocking TCP socket connected to 127.0.0.1:port (the connection waits in the backlog).
+int tcp_connect(std::uint16_t port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
+    return fd;
+}
+
+// True when the peer closed fd within a second (read returns 0).
+bool closed_by_peer(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) != 1) {
+        return false;
+    }
+    char b;
+    return ::recv(fd, &b, 1, 0) == 0;
+}
+
+TEST_F(control_server_test, connections_beyond_max_sessions_are_accepted_and_closed) {
+    auto s = plain_server(1, name + "-lim");
+    ASSERT_TRUE(s);
+    const int first = tcp_connect(s->port());
+    s->run_once(50);
+    ASSERT_EQ(s->sessions(), 1u);
+    const int second = tcp_connect(s->port());
+    const int third = tcp_connect(s->port());
+    s->run_once(50);
+    s->run_once(50);
+    EXPECT_EQ(s->sessions(), 1u);
+    EXPECT_EQ(s->counters().accepted_sockets, 3u);
+    EXPECT_EQ(s->counters().refused_sessions, 2u);
+    EXPECT_TRUE(closed_by_peer(second));
+    EXPECT_TRUE(closed_by_peer(third));
+    // The first session closes: there is room again.
+    ::close(first);
+    for (int i = 0; i < 10 && s->sessions() != 0; ++i) {
+        s->run_once(20);
+    }
+    ASSERT_EQ(s->sessions(), 0u);
+    const int fourth = tcp_connect(s->port());
+    s->run_once(50);
+    EXPECT_EQ(s->sessions(), 1u);
+    EXPECT_EQ(s->counters().refused_sessions, 2u);
+    for (int fd : {second, third, fourth}) {
+        ::close(fd);
+    }
+}
+
+// Out of descriptors: accept fails with EMFILE while a connection waits. The listener leaves
+// epoll for accept_backoff, so run_once waits instead of spinning; once descriptors are free
+// again the connection is accepted.
+TEST_F(control_server_test, out_of_descriptors_the_listener_backs_off_instead_of_spinning) {
+    loop->pause(); // the fixture's loop thread opens and closes descriptors of its own
+    auto s = plain_server(0, name + "-fd");
+    ASSERT_TRUE(s);
+    const int client = tcp_connect(s->port());
+    rlimit saved{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+    int highest = 0;
+    for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+        highest = std::max(highest, std::stoi(e.path().filename().string()));
+    }
+    rlimit low = saved;
+    low.rlim_cur = static_cast<rlim_t>(highest + 1);
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+    std::vector<int> fillers; // every free descriptor below the limit
+    for (int fd; (fd = ::dup(client)) >= 0;) {
+        fillers.push_back(fd);
+    }
+    int loops = 0;
+    const auto until = std::chrono::steady_clock::now() + 300ms;
+    while (std::chrono::steady_clock::now() < until) {
+        s->run_once(50);
+        ++loops;
+    }
+    const std::uint64_t backoffs = s->counters().accept_backoffs;
+    const std::uint64_t accepted = s->counters().accepted_sockets;
+    for (int fd : fillers) {
+        ::close(fd);
+    }
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+    EXPECT_EQ(accepted, 0u);
+    EXPECT_GE(backoffs, 1u);
+    EXPECT_LE(backoffs, 4u) << "one pause per accept_backoff (100 ms) in 300 ms";
+    EXPECT_LE(loops, 20) << "run_once waited; it did not spin on the pending connection";
+    for (int i = 0; i < 10 && s->sessions() == 0; ++i) {
+        s->run_once(50);
+    }
+    EXPECT_EQ(s->sessions(), 1u) << "accepted once descriptors are free";
+    ::close(client);
+}
 
 TEST_F(control_server_test, wrong_key_is_rejected_and_the_session_closed) {
     log_capture log;

@@ -223,6 +223,58 @@ TEST_F(link_test, the_data_key_is_installed_and_resynced_after_a_kwikd_restart) 
     EXPECT_EQ(kwikd->stop(SIGTERM), 0);
 }
 
+// A path kwikd refuses because its tuple is bound elsewhere (conflict) is not kept in the
+// desired state, so a resync after a kwikd restart cannot re-add it ahead of the tuple's owner;
+// the link itself refuses a tuple another desired path holds, and more paths than the cap.
+TEST_F(link_test, a_tuple_bound_elsewhere_is_never_desired) {
+    cp::link_config cfg = config();
+    cfg.max_paths_per_connection = 2;
+    auto link = std::make_unique<cp::dataplane_link>(cfg, cp::link_callbacks{});
+    auto kwikd = std::make_unique<kwikd_process>(g_kwikd, name, dir);
+    answer_box added, added6;
+    ASSERT_TRUE(link->add_connection(connection_5(), added.sink()).ok());
+    cp::desired_connection c6;
+    c6.id = 6;
+    c6.name = "upload-6";
+    ASSERT_TRUE(link->add_connection(c6, added6.sink()).ok());
+    ASSERT_TRUE(poll_until(*link, [&] { return added.got && added6.got && link->waiting() == 0; }));
+    ASSERT_EQ(added6.status(), api::result_status::ok) << added6.reason();
+
+    // Refused at once: connection 5's tuple for connection 6, and a third path for 5.
+    const auto taken = link->add_path(6, cp::desired_path{1, tuple(5001), 1.0f, 0, false});
+    ASSERT_FALSE(taken.ok());
+    EXPECT_EQ(taken.message(), "path.tuple: bound already to connection 5 path 1");
+    ASSERT_TRUE(link->add_path(5, cp::desired_path{2, tuple(5002), 1.0f, 0, false}).ok());
+    const auto third = link->add_path(5, cp::desired_path{3, tuple(5003), 1.0f, 0, false});
+    ASSERT_FALSE(third.ok());
+    EXPECT_EQ(third.message(), "connection 5 has its maximum of 2 paths");
+
+    // A tuple kwikd holds for a path the link does not desire (sent around it): kwikd answers
+    // conflict naming the holder, and the link drops the path from connection 6.
+    answer_box raw;
+    link->send(api::make_add_path(5, 9, tuple(6000), 1.0f), raw.sink());
+    ASSERT_TRUE(poll_until(*link, [&] { return raw.got; }));
+    ASSERT_EQ(raw.status(), api::result_status::ok) << raw.reason();
+    answer_box phantom;
+    ASSERT_TRUE(link->add_path(6, cp::desired_path{1, tuple(6000), 1.0f, 0, false}, phantom.sink()).ok());
+    ASSERT_TRUE(poll_until(*link, [&] { return phantom.got; }));
+    EXPECT_EQ(phantom.status(), api::result_status::conflict);
+    EXPECT_EQ(phantom.reason(), "add_path.tuple: bound already to connection 5 path 9");
+    EXPECT_TRUE(link->find(6)->paths.empty()) << "what kwikd refused is not desired";
+
+    // kwikd restarts: the resync sends connections 5 (two paths) and 6 (none).
+    EXPECT_NE(kwikd->stop(SIGKILL), 0);
+    kwikd = std::make_unique<kwikd_process>(g_kwikd, name, dir);
+    ASSERT_TRUE(poll_until(*link, [&] { return link->counters().kwikd_restarts == 1 && link->adopted(); }));
+    EXPECT_EQ(link->counters().resync_commands, 4u) << "two add_connection, two add_path";
+    ASSERT_TRUE(poll_until(*link, [&] { return link->waiting() == 0; }));
+    answer_box listed;
+    link->send(api::make_list_state(), listed.sink());
+    ASSERT_TRUE(poll_until(*link, [&] { return listed.got; }));
+    EXPECT_EQ(listed.reason(), "2 connections, 2 paths");
+    EXPECT_EQ(kwikd->stop(SIGTERM), 0);
+}
+
 } // namespace
 
 // A restarted control process may add a connection before it has adopted kwikd's state, with

@@ -91,6 +91,7 @@ protected:
         operator_key = random_key();
         client_key = random_key();
         server_key = random_key();
+        other_server_key = random_key();
         auto s = cp::control_server::create(config(name));
         ASSERT_TRUE(s.ok()) << s.message();
         a = std::make_unique<running_server>(std::move(s.value()));
@@ -116,7 +117,8 @@ protected:
         c.keys = cp::key_store({cp::key_entry{"op-key", operator_key, {}, false, operator_roles},
                                 cp::key_entry{"client-key", client_key, {}, false, client_role},
                                 cp::key_entry{"server-key", server_key, {}, false, server_role},
-                                cp::key_entry{"ops-key", operator_key, {}, false, operator_only}});
+                                cp::key_entry{"ops-key", operator_key, {}, false, operator_only},
+                                cp::key_entry{"other-server-key", other_server_key, {}, false, server_role}});
         c.link.region_name = region;
         c.link.retry_interval = 50'000'000;
         c.registry.expiry_ms = 1500;
@@ -203,7 +205,7 @@ protected:
 
     std::string name;
     fs::path dir;
-    cp::bytes32 operator_key{}, client_key{}, server_key{};
+    cp::bytes32 operator_key{}, client_key{}, server_key{}, other_server_key{};
     kcp::key_pin pin{};
     std::unique_ptr<running_server> a;
 };
@@ -685,6 +687,68 @@ TEST_F(operator_test, registration_heartbeat_expiry_and_deregistration) {
     const auto twice = registry_request(*srv, bye);
     EXPECT_FALSE(twice.accepted());
     EXPECT_EQ(twice.error_reason(), "server_deregistration.server_id: \"edge-9\" is not registered");
+}
+
+// A registry entry belongs to the key that registered it: a server-role session of another key
+// (whose key allows any client_id, so it can take the victim's id as its own) may not replace,
+// refresh or remove it, nor an operator's entry, nor kwik-cp's own; the owner's key may, after a
+// reconnect too, and so may an operator.
+TEST_F(operator_test, a_registry_entry_is_changed_only_by_the_key_that_registered_it) {
+    auto op = session("op-a", "op-key", operator_key);
+    ASSERT_TRUE(op);
+    request reg;
+    reg.mutable_register_server()->set_server_id("edge-op");
+    reg.mutable_register_server()->mutable_server()->set_address("192.0.2.30:7708");
+    ASSERT_TRUE(ask(*op, reg).ok());
+
+    {
+        auto owner = session("edge-1", "server-key", server_key);
+        ASSERT_TRUE(owner);
+        ASSERT_TRUE(registry_request(*owner, registration("edge-1", "192.0.2.31:7708")).accepted());
+    } // the owner disconnects: its entry stays until it expires
+
+    const std::string other_key = "is registered under another key than \"other-server-key\"";
+    auto thief = session("edge-1", "other-server-key", other_server_key);
+    ASSERT_TRUE(thief);
+    const auto taken = registry_request(*thief, registration("edge-1", "203.0.113.1:7708"));
+    EXPECT_FALSE(taken.accepted());
+    EXPECT_EQ(taken.error_reason().rfind("server_registration.server_id: \"edge-1\" " + other_key, 0), 0u)
+        << taken.error_reason();
+    const auto beat = registry_request(*thief, heartbeat("edge-1", 99));
+    EXPECT_FALSE(beat.accepted());
+    EXPECT_EQ(beat.error_reason().rfind("server_heartbeat.server_id: \"edge-1\" " + other_key, 0), 0u)
+        << beat.error_reason();
+    KCPMessage bye;
+    bye.mutable_server_deregistration()->set_server_id("edge-1");
+    const auto gone = registry_request(*thief, bye);
+    EXPECT_FALSE(gone.accepted());
+    EXPECT_EQ(gone.error_reason().rfind("server_deregistration.server_id: \"edge-1\" " + other_key, 0), 0u)
+        << gone.error_reason();
+    const auto op_entry = registry_request(*thief, registration("edge-op", "203.0.113.1:7708"));
+    EXPECT_FALSE(op_entry.accepted()) << "the operator's entry, held by no session";
+    EXPECT_NE(op_entry.error_reason().find(other_key), std::string::npos) << op_entry.error_reason();
+    auto self = session("cp-a", "other-server-key", other_server_key);
+    ASSERT_TRUE(self);
+    const auto self_beat = registry_request(*self, heartbeat("cp-a", 99));
+    EXPECT_FALSE(self_beat.accepted());
+    EXPECT_EQ(self_beat.error_reason(),
+              "server_heartbeat.server_id: \"cp-a\" is this kwik-cp's own registration, which it keeps itself");
+
+    auto servers = show(*op, request::SERVERS);
+    int row = row_with(servers.tables(0), "server_id", "edge-1");
+    ASSERT_GE(row, 0);
+    EXPECT_EQ(cell(servers.tables(0), row, "address").text(), "192.0.2.31:7708") << "unchanged";
+    row = row_with(servers.tables(0), "server_id", "edge-op");
+    ASSERT_GE(row, 0);
+    EXPECT_EQ(cell(servers.tables(0), row, "address").text(), "192.0.2.30:7708") << "unchanged";
+
+    // The owner's key, reconnected, still may; so may the operator.
+    auto back = session("edge-1", "server-key", server_key);
+    ASSERT_TRUE(back);
+    EXPECT_TRUE(registry_request(*back, heartbeat("edge-1", 5)).accepted());
+    request rs;
+    rs.mutable_remove_server()->set_server_id("edge-1");
+    EXPECT_TRUE(ask(*op, rs).ok());
 }
 
 TEST_F(operator_test, a_second_server_registers_itself_upstream_and_leaves_when_it_stops) {

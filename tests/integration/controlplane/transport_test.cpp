@@ -65,6 +65,7 @@ protected:
         c.keys = cp::key_store({cp::key_entry{"edge-01", key, {}, false}});
         c.link.region_name = name;
         c.link.retry_interval = 50'000'000;
+        c.link.max_queued = max_queued;
         c.self.server_id = "cp-test";
         c.self.server.set_address("127.0.0.1:7708");
         c.planning.interval = 100ms;
@@ -77,6 +78,7 @@ protected:
         loop.emplace(*server);
     }
     // A client session with an accepted hello; conn is its connection id.
+    std::size_t max_queued = 65536; // the link's, for start_server
     std::unique_ptr<kcp::blocking_client> session() {
         auto c = kcp::blocking_client::connect("127.0.0.1:" + std::to_string(server->port()), {});
         EXPECT_TRUE(c.ok()) << c.message();
@@ -169,6 +171,37 @@ protected:
     std::vector<KCPMessage> pushed;
     std::size_t seen = 0;
 };
+
+// No kwikd, and a link queue of one command (the hello's add_connection fills it): a command
+// that cannot be queued is answered FAILURE alone (no IN_PROGRESS before or after it), and the
+// desired state keeps nothing of it.
+TEST_F(transport_test, a_full_link_queue_fails_the_command_at_once_and_records_nothing) {
+    loop.reset();
+    server.reset();
+    max_queued = 1;
+    start_server();
+    auto c = session();
+    ASSERT_TRUE(c);
+    for (const auto& [id, m] : {std::pair{"e", transport("e", command::ESTABLISH_PATH, add_path(1, false))},
+                                std::pair{"q", [&] {
+                                              KCPMessage u = transport("q", command::UPDATE_QOS);
+                                              u.mutable_transport_command()->mutable_options()->mutable_qos();
+                                              return u;
+                                          }()}}) {
+        SCOPED_TRACE(id);
+        const response r = run(*c, m, false);
+        EXPECT_EQ(r.status(), response::FAILURE);
+        EXPECT_EQ(r.error_message(),
+                  "kwik-cp cannot send it now: too many commands waiting for kwikd (1 queued, link max_queued 1)");
+        const auto later = c->receive(300ms);
+        EXPECT_FALSE(later.ok()) << "nothing follows the answer: " << later->DebugString();
+    }
+    loop->pause();
+    const auto& connections = server->link().connections();
+    ASSERT_EQ(connections.size(), 1u);
+    EXPECT_TRUE(connections.begin()->second.paths.empty()) << "the refused path is not desired";
+    loop->resume();
+}
 
 TEST_F(transport_test, bad_commands_fail_naming_the_field) {
     auto c = session();

@@ -583,9 +583,12 @@ TEST_F(command_handling, every_command_type_is_answered_once_with_the_field_or_s
         {"add_path: unknown connection", [=] { return api::make_add_path(9, 1, p12); },
          result_status::unknown_connection, "add_path.connection_id: 9 does not exist",
          [=](command_handling& t) { EXPECT_EQ(t.lookup(p12), nullptr); }},
-        {"add_path: duplicate path id", [=] { return api::make_add_path(1, 1, p12); }, result_status::already_exists,
-         "add_path.path_id: 1 exists in connection 1", [=](command_handling& t) { EXPECT_EQ(t.lookup(p12), nullptr); }},
-        {"add_path: tuple bound already", [=] { return api::make_add_path(2, 5, p11); }, result_status::already_exists,
+        {"add_path: the same path again", [=] { return api::make_add_path(1, 1, p11); }, result_status::already_exists,
+         "add_path.path_id: 1 exists in connection 1", [=](command_handling& t) { EXPECT_EQ(t.lookup(p11)->path, 1u); }},
+        {"add_path: path id with another tuple", [=] { return api::make_add_path(1, 1, p12); }, result_status::conflict,
+         "add_path.path_id: 1 exists in connection 1 with another tuple",
+         [=](command_handling& t) { EXPECT_EQ(t.lookup(p12), nullptr); }},
+        {"add_path: tuple bound already", [=] { return api::make_add_path(2, 5, p11); }, result_status::conflict,
          "add_path.tuple: bound already to connection 1 path 1",
          [=](command_handling& t) {
              EXPECT_EQ(t.lookup(p11)->owner_worker, 0u);

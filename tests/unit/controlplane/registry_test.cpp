@@ -141,6 +141,18 @@ TEST(Registry, ReRegistrationReplacesAndRemoveKeepsTheOthers) {
     EXPECT_EQ(ids(reg.discover(q, t0)), std::vector<std::string>{"d"});
 }
 
+TEST(Registry, RecordsTheOwningKeyOfTheLastRegistration) {
+    server_registry reg;
+    add(reg, {.id = "self"});
+    EXPECT_EQ(reg.find("self")->owner_key_id, "") << "in-process: no key";
+    ASSERT_TRUE(reg.register_server(registration({.id = "e"}), t0, "key-1"));
+    EXPECT_EQ(reg.find("e")->owner_key_id, "key-1");
+    ASSERT_TRUE(reg.heartbeat("e", t0 + 1));
+    EXPECT_EQ(reg.find("e")->owner_key_id, "key-1") << "a heartbeat keeps the owner";
+    ASSERT_TRUE(reg.register_server(registration({.id = "e"}), t0 + 2, "op-key"));
+    EXPECT_EQ(reg.find("e")->owner_key_id, "op-key") << "a replacement records its key";
+}
+
 struct bad_registration_case {
     const char* description;
     std::function<void(server_registration&)> change;

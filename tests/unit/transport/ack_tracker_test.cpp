@@ -139,8 +139,14 @@ TEST(ack_tracker, random_arrival_orders_match_set_model) {
         for (std::size_t i = 0; i < order.size(); ++i) {
             now += 10 * us;
             const verdict want = m.receive(order[i]);
+            // lookup records nothing (on_packet still matches the model after it) and agrees
+            // with on_packet, except that a number below every range of a full set looks fresh.
+            const verdict seen = t.lookup(order[i]);
             const verdict got = t.on_packet(order[i], true, false, now);
             ASSERT_EQ(got, want) << "seed " << seed << " packet " << i << " seq " << order[i];
+            if (got != verdict::too_old || seen != verdict::fresh) {
+                ASSERT_EQ(seen, got) << "seed " << seed << " packet " << i << " seq " << order[i];
+            }
             fresh += got == verdict::fresh;
             dup += got == verdict::duplicate;
             if (i % 41 == 0) {

@@ -145,12 +145,22 @@ protected:
     // Serialises frames into one data packet (checksums computed over the bytes as they are)
     // and hands it to the server.
     void deliver(std::initializer_list<kdp::frame_desc> frames, time_ns now = 1 * ms) {
+        feed(packet(frames), now);
+    }
+
+    // The bytes of the next data packet holding frames.
+    std::vector<std::uint8_t> packet(std::initializer_list<kdp::frame_desc> frames) {
         std::vector<kdp::frame_desc> fs(frames);
         kdp::packet_desc d{seq++, kdp::packet_type::data, kdp::compression::none, fs};
         std::vector<std::uint8_t> out(kdp::max_packet_size);
         const kdp::write_result w = kdp::serialize_packet(d, out);
-        ASSERT_TRUE(w.ok()) << kdp::to_string(w.invalid);
-        out.resize(w.size);
+        EXPECT_TRUE(w.ok()) << kdp::to_string(w.invalid);
+        out.resize(w.ok() ? w.size : 0);
+        return out;
+    }
+
+    // Hands a copy of out to the server (it opens frames in place).
+    void feed(const std::vector<std::uint8_t>& out, time_ns now = 1 * ms) {
         heap_buffer* b = heap_buffer::make(out.size());
         std::memcpy(b->data(), out.data(), out.size());
         conn->on_datagram(1, {b->data(), out.size()}, b, false, now);
@@ -257,7 +267,48 @@ TEST_F(server_fixture, retransmission_with_other_priority_and_retransmit_flag_ve
     EXPECT_EQ(received, "resent later");
 }
 
-TEST_F(server_fixture, expired_and_exhausted_keys_are_refused) {
+// An on-path attacker replays one captured packet many times: the copies are duplicates (not
+// opened, not counted against the key), and genuine frames keep opening afterwards.
+TEST_F(server_fixture, replayed_packets_do_not_spend_the_receive_key) {
+    aead_key k = make_key(1, 0x11);
+    k.max_frames = 2;
+    frame_protection sender{true};
+    ASSERT_EQ(sender.install(k), key_install::installed);
+    ASSERT_EQ(conn->install_key(k), key_install::installed);
+    kdp::frame_desc a = frame(0, "a", false, false);
+    ASSERT_EQ(sender.seal(a, plain.back().data(), 1, 1 * ms), seal_refusal::none);
+    const std::vector<std::uint8_t> captured = packet({a});
+    feed(captured);
+    for (int i = 0; i < 1000; ++i) {
+        feed(captured);
+    }
+    EXPECT_EQ(conn->counters().duplicate_packets, 1000u);
+    kdp::frame_desc b = frame(1, "b", false, false);
+    ASSERT_EQ(sender.seal(b, plain.back().data(), 1, 1 * ms), seal_refusal::none);
+    deliver({b});
+    EXPECT_EQ(drops(kdp::drop_reason::aead_key_exhausted), 0u);
+    EXPECT_EQ(received, "ab");
+    EXPECT_EQ(conn->counters().encrypted_frames_received, 2u);
+}
+
+// Once a verified ENCRYPTED frame arrived, a plaintext stream frame is an injection: dropped,
+// and a later set_require_encryption(false) (a control-plane resync) does not undo that.
+TEST_F(server_fixture, a_verified_encrypted_frame_latches_require_encryption) {
+    deliver({frame(0, "plain", false, false)});
+    EXPECT_EQ(received, "plain");
+    EXPECT_FALSE(conn->require_encryption());
+    deliver({frame(5, " sealed")});
+    EXPECT_EQ(received, "plain sealed");
+    EXPECT_TRUE(conn->require_encryption());
+    deliver({frame(12, " injected", false, false)});
+    EXPECT_EQ(drops(kdp::drop_reason::encryption_required), 1u);
+    conn->set_require_encryption(false);
+    deliver({frame(12, " injected", false, false)});
+    EXPECT_EQ(drops(kdp::drop_reason::encryption_required), 2u);
+    EXPECT_EQ(received, "plain sealed");
+}
+
+TEST_F(server_fixture, expired_keys_are_refused_and_max_frames_bounds_the_sender) {
     aead_key k = make_key(1, 0x11);
     k.valid_until = 5 * ms;
     k.max_frames = 2;
@@ -271,24 +322,90 @@ TEST_F(server_fixture, expired_and_exhausted_keys_are_refused) {
         deliver({f});
     }
     EXPECT_EQ(received, "xx");
-    // The sender refuses a third frame; one sealed regardless (by another instance) is refused
-    // by the receiver.
+    // The sender refuses a third frame (the confidentiality limit bounds what it seals); the
+    // receiver counts nothing it opens (RFC 9001 6.6), so a frame sealed regardless (by another
+    // instance) still opens.
     kdp::frame_desc extra = frame(2, "y", false, false);
     EXPECT_EQ(sender.seal(extra, plain.back().data(), 1, 1 * ms), seal_refusal::exhausted);
     frame_protection again{true};
     ASSERT_EQ(again.install(k), key_install::installed);
     ASSERT_EQ(again.seal(extra, plain.back().data(), 1, 1 * ms), seal_refusal::none);
     deliver({extra});
-    EXPECT_EQ(drops(kdp::drop_reason::aead_key_exhausted), 1u);
+    EXPECT_EQ(drops(kdp::drop_reason::aead_key_exhausted), 0u);
+    EXPECT_EQ(received, "xxy");
     // Past valid_until: the sender refuses, the receiver too.
     frame_protection late{true};
     ASSERT_EQ(late.install(k), key_install::installed);
-    kdp::frame_desc old = frame(2, "z", false, false);
+    kdp::frame_desc old = frame(3, "z", false, false);
     EXPECT_EQ(late.seal(old, plain.back().data(), 1, 6 * ms), seal_refusal::expired);
     ASSERT_EQ(late.seal(old, plain.back().data(), 1, 1 * ms), seal_refusal::none);
     deliver({old}, 6 * ms);
     EXPECT_EQ(drops(kdp::drop_reason::aead_key_expired), 1u);
-    EXPECT_EQ(received, "xx");
+    EXPECT_EQ(received, "xxy");
+}
+
+// Opens f (the only frame of the data packet bytes) with p, on a copy of the bytes.
+kdp::drop_reason open_copy(frame_protection& p, std::vector<std::uint8_t> bytes) {
+    kdp::packet_view v;
+    EXPECT_EQ(kdp::parse_packet(kdp::contiguous_bytes(bytes), v), kdp::drop_reason::none);
+    const kdp::frame_view& f = v.frame_span()[0];
+    return p.open(bytes, f, bytes.data() + f.data_pos, 1 * ms);
+}
+
+// A sealed one-frame data packet's bytes; forged flips a ciphertext bit (checksums recomputed).
+std::vector<std::uint8_t> sealed_packet(frame_protection& sender, bool forged) {
+    std::array<std::uint8_t, 4 + kdp::aead_tag_len> buf{'d', 'a', 't', 'a'};
+    kdp::frame_desc f;
+    f.stream_id = 2;
+    f.flags = kdp::frame_flag::ordered;
+    EXPECT_EQ(sender.seal(f, buf.data(), 4, 1 * ms), seal_refusal::none);
+    if (forged) {
+        buf[0] ^= 0x80;
+    }
+    std::vector<kdp::frame_desc> fs{f};
+    kdp::packet_desc d{0, kdp::packet_type::data, kdp::compression::none, fs};
+    std::vector<std::uint8_t> out(kdp::max_packet_size);
+    const kdp::write_result w = kdp::serialize_packet(d, out);
+    EXPECT_TRUE(w.ok());
+    out.resize(w.ok() ? w.size : 0);
+    return out;
+}
+
+TEST(frame_protection, opening_never_spends_max_frames) {
+    aead_key k = make_key(0, 0x42);
+    k.max_frames = 2;
+    frame_protection sender{true}, receiver{false};
+    ASSERT_EQ(sender.install(k), key_install::installed);
+    ASSERT_EQ(receiver.install(k), key_install::installed);
+    const std::vector<std::uint8_t> good = sealed_packet(sender, false);
+    for (int i = 0; i < 10; ++i) {
+        EXPECT_EQ(open_copy(receiver, good), kdp::drop_reason::none) << "open " << i;
+    }
+    EXPECT_EQ(receiver.frames_opened(), 10u);
+    EXPECT_EQ(receiver.can_seal(1 * ms), seal_refusal::none) << "the receiver sealed nothing yet";
+}
+
+TEST(frame_protection, the_integrity_limit_of_forgeries_retires_the_key) {
+    const aead_key k = make_key(0, 0x42);
+    frame_protection sender{true}, receiver{false, 3};
+    ASSERT_EQ(sender.install(k), key_install::installed);
+    ASSERT_EQ(receiver.install(k), key_install::installed);
+    const std::vector<std::uint8_t> good = sealed_packet(sender, false);
+    const std::vector<std::uint8_t> forged = sealed_packet(sender, true);
+    EXPECT_EQ(open_copy(receiver, good), kdp::drop_reason::none);
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(open_copy(receiver, forged), kdp::drop_reason::aead_auth_failed) << "forgery " << i;
+    }
+    EXPECT_EQ(receiver.frames_failed(), 3u);
+    EXPECT_EQ(open_copy(receiver, good), kdp::drop_reason::aead_key_exhausted) << "retired";
+    EXPECT_EQ(receiver.can_seal(1 * ms), seal_refusal::exhausted) << "a retired key seals nothing either";
+    EXPECT_EQ(receiver.install(k), key_install::unchanged) << "a resync does not revive it";
+    EXPECT_EQ(open_copy(receiver, good), kdp::drop_reason::aead_key_exhausted);
+    // A new key under a new phase works.
+    frame_protection sender2{true};
+    ASSERT_EQ(sender2.install(make_key(1, 0x43)), key_install::installed);
+    ASSERT_EQ(receiver.install(make_key(1, 0x43)), key_install::installed);
+    EXPECT_EQ(open_copy(receiver, sealed_packet(sender2, false)), kdp::drop_reason::none);
 }
 
 // The nonce counter starts at the key's nonce_base: kwikd gives its wall clock in ns, so the same

@@ -183,6 +183,54 @@ TEST_F(kcp_channel, critical_overtakes_a_backlog_behind_a_full_socket) {
     }
 }
 
+// A peer that sends requests and never reads the answers: past max_unsent_bytes the channel
+// asks not to be read; once the peer reads, it asks again; still over it after read_timeout,
+// the session ends (send_backlog) and the queue is freed.
+TEST_F(kcp_channel, answers_the_peer_never_reads_stop_reading_then_end_the_session) {
+    channel_options o;
+    o.max_unsent_bytes = 64 * 1024;
+    o.read_timeout = milliseconds(500);
+    channel a = make_channel(fds.a, t0, o);
+    channel b = make_channel(fds.b, t0);
+    auto big = [](std::uint64_t i) {
+        KCPMessage m = probe(i);
+        m.mutable_health_check_req()->set_connection_id(std::string(1000, 'p'));
+        return m;
+    };
+    std::uint64_t sent = 0;
+    while (a.wants_read() && sent < 100'000) {
+        ASSERT_TRUE(a.send(big(sent++), t0).ok());
+        a.on_writable(t0); // the socket buffer fills; the rest stays queued
+    }
+    ASSERT_FALSE(a.wants_read()) << "the cap stops reading";
+    EXPECT_GT(a.unsent_bytes(), o.max_unsent_bytes);
+    EXPECT_LT(a.unsent_bytes(), o.max_unsent_bytes + 2 * 1024) << "by one message at most";
+    a.poll(t0);
+    EXPECT_EQ(a.next_deadline(), t0.steady + o.read_timeout) << "read_timeout from when it went over";
+
+    // The peer reads: under the cap again, reading resumes and the backlog clock stops.
+    flow(a, b, t0 + milliseconds(100));
+    EXPECT_EQ(sequences(b).size(), sent);
+    EXPECT_TRUE(a.wants_read());
+    EXPECT_EQ(a.unsent_bytes(), 0u);
+    a.poll(t0 + milliseconds(100));
+
+    // Over it again and the peer never reads: closed after read_timeout, not before.
+    const clock_sample t1 = t0 + milliseconds(200);
+    while (a.wants_read()) {
+        ASSERT_TRUE(a.send(big(sent++), t1).ok());
+        a.on_writable(t1);
+    }
+    a.poll(t1);
+    a.poll(t1 + milliseconds(499));
+    EXPECT_FALSE(a.closed());
+    a.poll(t1 + milliseconds(500));
+    ASSERT_TRUE(a.closed());
+    EXPECT_EQ(a.cause(), close_cause::send_backlog);
+    EXPECT_NE(a.close_reason().find("bytes of answers unsent for"), std::string::npos) << a.close_reason();
+    EXPECT_EQ(a.unsent_bytes(), 0u);
+}
+
 TEST_F(kcp_channel, ttl_expired_in_the_send_queue_is_dropped_with_a_reason) {
     channel a = make_channel(fds.a, t0);
     channel b = make_channel(fds.b, t0);
@@ -480,6 +528,7 @@ TEST(kcp_channel_tls, messages_queued_together_leave_in_one_record) {
 TEST(kcp_channel_names, close_causes) {
     EXPECT_EQ(to_string(close_cause::read_timeout), "read_timeout");
     EXPECT_EQ(to_string(close_cause::tls_error), "tls_error");
+    EXPECT_EQ(to_string(close_cause::send_backlog), "send_backlog");
 }
 
 } // namespace

@@ -14,7 +14,7 @@ const std::string key_section = "[[auth.key]]\nkey_id = \"edge-01\"\nsecret = \"
 
 TEST(kwik_cp_config, reads_every_section) {
     const std::string text = "[kwik_cp]\nserver_id = \"cp-1\"\nlisten = \"[::1]:7800\"\nkwikd_region = \"kw\"\n"
-                             "endpoint = \"echo\"\n[tls]\nenabled = false\n[registry]\nexpiry_ms = 5000\n"
+                             "endpoint = \"echo\"\nmax_sessions = 42\n[tls]\nenabled = false\n[registry]\nexpiry_ms = 5000\n"
                              "max_results = 3\n[timeouts]\nidle_ms = 0\nkwikd_command_ms = 250\n" +
                              key_section;
     auto c = cp::parse_control_server_config(text, "cp.toml", false);
@@ -24,6 +24,7 @@ TEST(kwik_cp_config, reads_every_section) {
     EXPECT_EQ(c->listen_port, 7800);
     EXPECT_EQ(c->link.region_name, "kw");
     EXPECT_EQ(c->endpoint, api::endpoint_kind::echo);
+    EXPECT_EQ(c->max_sessions, 42u);
     EXPECT_FALSE(c->tls.has_value());
     EXPECT_EQ(c->registry.expiry_ms, 5000u);
     EXPECT_EQ(c->registry.max_results, 3u);
