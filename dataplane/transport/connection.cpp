@@ -651,9 +651,10 @@ void connection::on_datagram(path_id path, std::span<const std::uint8_t> data, v
         ++_counters.drops[static_cast<std::size_t>(r)];
         return;
     }
-    // A number already received is not opened again: a replayed packet costs no AES work and
-    // is counted as what on_packet would call it.
-    if (p->acks.lookup(_rx_view.seq) != ack_tracker::verdict::fresh) {
+    // With keys, a number already received is not opened again: a replayed packet costs no AES
+    // work and is counted as what on_packet would call it. Without keys there is nothing to
+    // open, so plaintext connections skip this second lookup (on_packet below finds them).
+    if (_protection.has_keys() && p->acks.lookup(_rx_view.seq) != ack_tracker::verdict::fresh) {
         ++_counters.duplicate_packets;
         ++p->counters.duplicates;
         return;
