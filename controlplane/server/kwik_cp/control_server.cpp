@@ -755,10 +755,6 @@ control_server::session* control_server::session_of_connection(std::uint64_t kwi
     return nullptr;
 }
 
-control_server::session_view control_server::view(const session& s) {
-    return {s.hello.accepted() ? s.hello.accepted()->connection_id : std::string(), s.kwikd_connection, s.ch.fd()};
-}
-
 void control_server::push_path_status(std::uint64_t kwikd_connection, std::uint64_t path_id,
                                       v3::PathStatusUpdate::Status status, std::string reason) {
     session* s = session_of_connection(kwikd_connection);

@@ -190,14 +190,6 @@ private:
     void apply(planning_output out, kcp::clock_sample now);
     // m to the session of a kwikd connection, if it has one; priority HIGH.
     bool push(std::uint64_t kwikd_connection, kcp::KCPMessage m, kcp::clock_sample now);
-    // What the action functions in other files need of a session (its struct is private to
-    // control_server.cpp): the KCP connection id (empty before ACCEPTED), kwikd's id, the socket.
-    struct session_view {
-        std::string connection_id;
-        std::uint64_t kwikd_connection = 0;
-        int fd = -1;
-    };
-    static session_view view(const session& s);
 
     control_server_config _config;
     hello_server _hello;

@@ -4,6 +4,7 @@
 
 #include "controlplane/server/kwik_cp/control_server.hpp"
 #include "controlplane/server/kwik_cp/log.hpp"
+#include "controlplane/server/kwik_cp/session.hpp"
 
 #include <arpa/inet.h>
 
@@ -544,7 +545,7 @@ void control_server::on_kwikd_path_down(const api::path_down_body& b) {
 
 bool control_server::push(std::uint64_t kwikd_connection, kcp::KCPMessage m, kcp::clock_sample now) {
     session* s = session_of_connection(kwikd_connection);
-    if (s == nullptr || view(*s).connection_id.empty()) {
+    if (s == nullptr || s->ch.closed() || !s->hello.accepted()) {
         return false;
     }
     m.mutable_header()->set_priority(v3::HIGH);

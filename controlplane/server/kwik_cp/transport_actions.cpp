@@ -11,6 +11,7 @@
 
 #include "controlplane/server/kwik_cp/control_server.hpp"
 #include "controlplane/server/kwik_cp/log.hpp"
+#include "controlplane/server/kwik_cp/session.hpp"
 
 namespace kwik::cp {
 
@@ -112,7 +113,7 @@ std::string kwikd_reason(const api::event& e) {
 void control_server::on_transport_command(session& s, const KCPMessage& m, clock_sample now) {
     ++_counters.transport_commands;
     const command& q = m.transport_command();
-    const session_view v = view(s);
+    const std::string& own_connection = s.hello.accepted()->connection_id; // handle() checked ACCEPTED
     const std::string id = q.command_id();
     auto fail = [&](std::string why) { reply(s, transport_answer(id, response::FAILURE, std::move(why)), now); };
     if (id.empty()) {
@@ -123,19 +124,19 @@ void control_server::on_transport_command(session& s, const KCPMessage& m, clock
         fail("transport_command.type: " + std::to_string(static_cast<int>(q.type())) + " is not a CommandType");
         return;
     }
-    if (q.connection_id() != v.connection_id) {
+    if (q.connection_id() != own_connection) {
         fail("transport_command.connection_id: \"" + q.connection_id() + "\" is not this session's connection (\"" +
-             v.connection_id + "\")");
+             own_connection + "\")");
         return;
     }
-    const desired_connection* c = v.kwikd_connection != 0 ? _link.find(v.kwikd_connection) : nullptr;
+    const desired_connection* c = s.kwikd_connection != 0 ? _link.find(s.kwikd_connection) : nullptr;
     if (c == nullptr) {
         fail("this session has no connection in kwikd");
         return;
     }
     const std::uint64_t conn = c->id;
-    const int fd = v.fd;
-    const std::string name = v.connection_id;
+    const int fd = s.ch.fd();
+    const std::string name = own_connection;
     // The requirements the outcome is held to: the command's own, else UPDATE_QOS's.
     command::QoSRequirements qos;
     if (q.options().has_qos()) {
@@ -374,7 +375,7 @@ void control_server::on_transport_command(session& s, const KCPMessage& m, clock
 void control_server::on_scaling_request(session& s, const KCPMessage& m, clock_sample now) {
     ++_counters.scaling_requests;
     const v3::BandwidthScalingRequest& q = m.scaling_request();
-    const session_view v = view(s);
+    const std::string& own_connection = s.hello.accepted()->connection_id; // handle() checked ACCEPTED
     auto rejected = [&](std::string reason) {
         KCPMessage out;
         auto* r = out.mutable_scaling_response();
@@ -384,18 +385,18 @@ void control_server::on_scaling_request(session& s, const KCPMessage& m, clock_s
         r->set_reason(std::move(reason));
         reply(s, std::move(out), now);
     };
-    if (q.connection_id() != v.connection_id) {
+    if (q.connection_id() != own_connection) {
         rejected("scaling_request.connection_id: \"" + q.connection_id() + "\" is not this session's connection (\"" +
-                 v.connection_id + "\")");
+                 own_connection + "\")");
         return;
     }
-    if (v.kwikd_connection == 0 || _link.find(v.kwikd_connection) == nullptr) {
+    if (s.kwikd_connection == 0 || _link.find(s.kwikd_connection) == nullptr) {
         rejected("this session has no connection in kwikd");
         return;
     }
-    const int fd = v.fd;
-    const std::string name = v.connection_id;
-    scale_connection(v.kwikd_connection, q, m.header().message_id(), [this, fd, name](v3::BandwidthScalingResponse r) {
+    const int fd = s.ch.fd();
+    const std::string name = own_connection;
+    scale_connection(s.kwikd_connection, q, m.header().message_id(), [this, fd, name](v3::BandwidthScalingResponse r) {
         session* to = live_session(fd, name);
         if (to == nullptr) {
             return;
@@ -491,9 +492,9 @@ bool control_server::scale_connection(std::uint64_t kwikd_connection, const v3::
 
 void control_server::on_performance_metrics(session& s, const KCPMessage& m, clock_sample) {
     const v3::PerformanceMetrics& q = m.performance_metrics();
-    const session_view v = view(s);
-    const desired_connection* c = v.kwikd_connection != 0 ? _link.find(v.kwikd_connection) : nullptr;
-    if (q.connection_id() != v.connection_id || c == nullptr) {
+    const std::string& own_connection = s.hello.accepted()->connection_id; // handle() checked ACCEPTED
+    const desired_connection* c = s.kwikd_connection != 0 ? _link.find(s.kwikd_connection) : nullptr;
+    if (q.connection_id() != own_connection || c == nullptr) {
         // One-way: nothing to answer. Logged at the 1st, 2nd, 4th, 8th... refusal.
         const std::uint64_t n = ++_counters.metrics_refused;
         if ((n & (n - 1)) == 0) {
