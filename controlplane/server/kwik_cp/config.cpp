@@ -6,10 +6,13 @@
 
 #include <toml++/toml.h>
 
+#include "dataplane/kdp/wire.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cctype>
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <optional>
@@ -77,6 +80,8 @@ public:
         }
         return static_cast<std::uint32_t>(i->get());
     }
+    // The field's node as it is (nullptr when absent), marked read; the caller checks it.
+    const toml::node* node(std::string_view key) { return take(key); }
     void finish() {
         if (_t == nullptr) {
             return;
@@ -169,6 +174,64 @@ upstream_config parse_upstream(const toml::table& t, problems& p) {
     u.heartbeat_interval = std::chrono::milliseconds(r.number("heartbeat_interval_ms", 0, 86'400'000).value_or(0));
     r.finish();
     return u;
+}
+
+// [kwik_cp] endpoint, endpoint_directory and pattern_max_bytes: what kwikd connects each
+// client session's connection to (api::add_connection_body's endpoint fields).
+void parse_endpoint(const toml::table* cp_t, table_reader& r, control_server_config& c, problems& p) {
+    const auto endpoint = r.text("endpoint");
+    const auto directory = r.text("endpoint_directory");
+    const toml::node* pattern_max = r.node("pattern_max_bytes"); // 64 bits: checked below
+    if (endpoint) {
+        if (*endpoint == "discard") {
+            c.endpoint = api::endpoint_kind::discard;
+        } else if (*endpoint == "echo") {
+            c.endpoint = api::endpoint_kind::echo;
+        } else if (*endpoint == "pattern") {
+            c.endpoint = api::endpoint_kind::pattern_source;
+        } else if (*endpoint == "file_store") {
+            c.endpoint = api::endpoint_kind::file_store;
+        } else {
+            p.add(cp_t->get("endpoint"), "kwik_cp.endpoint",
+                  "\"" + *endpoint + "\" is not discard, echo, pattern or file_store");
+        }
+    }
+    const bool store = c.endpoint == api::endpoint_kind::file_store;
+    const bool pattern = c.endpoint == api::endpoint_kind::pattern_source;
+    if (store && !directory) {
+        p.add(cp_t, "kwik_cp.endpoint_directory", "missing (required by endpoint = \"file_store\")");
+    } else if (!store && directory) {
+        p.add(cp_t->get("endpoint_directory"), "kwik_cp.endpoint_directory",
+              "only the file_store endpoint takes a directory");
+    } else if (directory) {
+        const toml::node* at = cp_t->get("endpoint_directory");
+        std::error_code ec;
+        if (directory->empty() || directory->front() != '/') {
+            p.add(at, "kwik_cp.endpoint_directory", "\"" + *directory + "\" is not an absolute path");
+        } else if (directory->size() > max_endpoint_directory) {
+            p.add(at, "kwik_cp.endpoint_directory",
+                  "is " + std::to_string(directory->size()) + " characters long, above kwikd's " +
+                      std::to_string(max_endpoint_directory));
+        } else if (directory->find("/../") != std::string::npos || directory->ends_with("/..")) {
+            p.add(at, "kwik_cp.endpoint_directory", "\"" + *directory + "\" contains '..'");
+        } else if (!std::filesystem::is_directory(*directory, ec)) {
+            p.add(at, "kwik_cp.endpoint_directory",
+                  "\"" + *directory + "\" is not an existing directory" + (ec ? " (" + ec.message() + ")" : ""));
+        } else {
+            c.endpoint_directory = *directory;
+        }
+    }
+    if (pattern_max != nullptr) {
+        const auto* i = pattern_max->as_integer();
+        if (!pattern) {
+            p.add(pattern_max, "kwik_cp.pattern_max_bytes", "only the pattern endpoint takes a maximum");
+        } else if (i == nullptr || i->get() < 1 || static_cast<std::uint64_t>(i->get()) > kdp::max_stream_offset) {
+            p.add(pattern_max, "kwik_cp.pattern_max_bytes",
+                  "expected an integer in 1.." + std::to_string(kdp::max_stream_offset));
+        } else {
+            c.endpoint_length = static_cast<std::uint64_t>(i->get());
+        }
+    }
 }
 
 } // namespace
@@ -265,15 +328,7 @@ result<control_server_config> parse_control_server_config(std::string_view toml_
     if (auto region = cp_r.text("kwikd_region")) {
         c.link.region_name = *region;
     }
-    if (auto endpoint = cp_r.text("endpoint")) {
-        if (*endpoint == "discard") {
-            c.endpoint = api::endpoint_kind::discard;
-        } else if (*endpoint == "echo") {
-            c.endpoint = api::endpoint_kind::echo;
-        } else {
-            p.add(cp_t->get("endpoint"), "kwik_cp.endpoint", "\"" + *endpoint + "\" is not discard or echo");
-        }
-    }
+    parse_endpoint(cp_t, cp_r, c, p);
     c.max_sessions = cp_r.number("max_sessions", 0, 1'000'000).value_or(c.max_sessions);
     cp_r.finish();
 

@@ -6,7 +6,11 @@
 //   server_id = "cp-1"                 # required
 //   listen = "0.0.0.0:7708"            # numeric address:port; IPv6 as [addr]:port
 //   kwikd_region = "kwik"              # kwikd's shared-memory name
-//   endpoint = "discard"               # discard | echo: what kwikd connects sessions to
+//   endpoint = "discard"               # discard | echo | pattern | file_store: what kwikd
+//                                      # connects each client session's connection to
+//   endpoint_directory = "/srv/kwik"   # file_store (required there): an existing absolute
+//                                      # directory, at most 127 characters (kwikd's limit)
+//   pattern_max_bytes = 17179869184    # pattern: the largest request answered (default 16 GiB)
 //   [tls]
 //   enabled = true
 //   certificate = "/var/lib/kwik/cp.crt"   # both created on first start (load_or_create_identity)
@@ -41,6 +45,9 @@
 namespace kwik::cp {
 
 // The TLS files are read (or created) only when load_tls is true (--check-config does not write).
+// kwikd's limit on a file_store directory (api::endpoint_path_size less its terminating NUL).
+inline constexpr std::size_t max_endpoint_directory = api::endpoint_path_size - 1;
+
 result<control_server_config> parse_control_server_config(std::string_view toml_text, std::string_view source_name,
                                                           bool load_tls);
 

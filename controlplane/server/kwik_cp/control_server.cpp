@@ -554,6 +554,8 @@ void control_server::handle_hello(session& s, const KCPMessage& m, clock_sample 
             c.id = _link.next_connection_id();
             c.name = a.connection_id;
             c.endpoint = _config.endpoint;
+            c.endpoint_length = _config.endpoint == api::endpoint_kind::pattern_source ? _config.endpoint_length : 0;
+            c.endpoint_path = _config.endpoint == api::endpoint_kind::file_store ? _config.endpoint_directory : "";
             c.data_key.emplace(a.key_phase, a.data_key, a.valid_until_ms, a.max_frames, false); // kwikd encrypts when the client does
             if (_link.add_connection(c)) {
                 s.kwikd_connection = c.id;

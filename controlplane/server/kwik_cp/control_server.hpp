@@ -55,6 +55,8 @@ struct control_server_config {
     server_registration self;
     // What kwikd connects a session's connection to (desired_connection.endpoint).
     api::endpoint_kind endpoint = api::endpoint_kind::discard;
+    std::uint64_t endpoint_length = std::uint64_t{16} << 30; // pattern_source: the largest request
+    std::string endpoint_directory;                           // file_store: where streams land
     std::chrono::milliseconds registry_sweep_interval{1000};
     // What ServerRegistrationResponse asks of registered servers; 0: registry.expiry_ms / 3.
     std::chrono::milliseconds heartbeat_interval{0};

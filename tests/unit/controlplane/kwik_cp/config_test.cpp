@@ -94,4 +94,64 @@ TEST(kwik_cp_config, errors_name_the_field) {
     }
 }
 
+// [kwik_cp] endpoint: the four kinds kwikd serves, file_store's directory (required, existing,
+// absolute, within kwikd's 127 characters) and pattern's maximum request; each problem names
+// the field with its line.
+TEST(kwik_cp_config, endpoint_kinds_directory_and_pattern_maximum) {
+    const std::string tail = "[tls]\nenabled = false\n" + key_section;
+    auto with = [&](const std::string& fields) {
+        return cp::parse_control_server_config("[kwik_cp]\nserver_id = \"a\"\n" + fields + tail, "cp.toml", false);
+    };
+    auto d = with("");
+    ASSERT_TRUE(d.ok()) << d.message();
+    EXPECT_EQ(d->endpoint, api::endpoint_kind::discard);
+    EXPECT_TRUE(d->endpoint_directory.empty());
+
+    const std::string dir = ::testing::TempDir();
+    const std::string store_dir = dir.size() > 1 && dir.back() == '/' ? dir.substr(0, dir.size() - 1) : dir;
+    auto store = with("endpoint = \"file_store\"\nendpoint_directory = \"" + store_dir + "\"\n");
+    ASSERT_TRUE(store.ok()) << store.message();
+    EXPECT_EQ(store->endpoint, api::endpoint_kind::file_store);
+    EXPECT_EQ(store->endpoint_directory, store_dir);
+
+    auto pattern = with("endpoint = \"pattern\"\n");
+    ASSERT_TRUE(pattern.ok()) << pattern.message();
+    EXPECT_EQ(pattern->endpoint, api::endpoint_kind::pattern_source);
+    EXPECT_EQ(pattern->endpoint_length, std::uint64_t{16} << 30) << "the default maximum";
+    auto sized = with("endpoint = \"pattern\"\npattern_max_bytes = 68719476736\n");
+    ASSERT_TRUE(sized.ok()) << sized.message();
+    EXPECT_EQ(sized->endpoint_length, std::uint64_t{64} << 30);
+
+    const std::string long_dir = "/" + std::string(127, 'd');
+    const bad_case cases[] = {
+        {"unknown kind", "endpoint = \"sink\"\n",
+         "cp.toml:3: kwik_cp.endpoint: \"sink\" is not discard, echo, pattern or file_store"},
+        {"file_store without a directory", "endpoint = \"file_store\"\n",
+         "kwik_cp.endpoint_directory: missing (required by endpoint = \"file_store\")"},
+        {"a directory for another endpoint", "endpoint = \"echo\"\nendpoint_directory = \"/tmp\"\n",
+         "cp.toml:4: kwik_cp.endpoint_directory: only the file_store endpoint takes a directory"},
+        {"relative directory", "endpoint = \"file_store\"\nendpoint_directory = \"tmp\"\n",
+         "cp.toml:4: kwik_cp.endpoint_directory: \"tmp\" is not an absolute path"},
+        {"directory above kwikd's limit", "endpoint = \"file_store\"\nendpoint_directory = \"" + long_dir + "\"\n",
+         "cp.toml:4: kwik_cp.endpoint_directory: is 128 characters long, above kwikd's 127"},
+        {"missing directory", "endpoint = \"file_store\"\nendpoint_directory = \"/nonexistent/kwik\"\n",
+         "kwik_cp.endpoint_directory: \"/nonexistent/kwik\" is not an existing directory"},
+        {"a file, not a directory", "endpoint = \"file_store\"\nendpoint_directory = \"/etc/hostname\"\n",
+         "kwik_cp.endpoint_directory: \"/etc/hostname\" is not an existing directory"},
+        {"dot-dot", "endpoint = \"file_store\"\nendpoint_directory = \"/tmp/../etc\"\n",
+         "kwik_cp.endpoint_directory: \"/tmp/../etc\" contains '..'"},
+        {"maximum of zero", "endpoint = \"pattern\"\npattern_max_bytes = 0\n",
+         "cp.toml:4: kwik_cp.pattern_max_bytes: expected an integer in 1.."},
+        {"maximum as text", "endpoint = \"pattern\"\npattern_max_bytes = \"1G\"\n",
+         "kwik_cp.pattern_max_bytes: expected an integer in 1.."},
+        {"a maximum for another endpoint", "pattern_max_bytes = 100\n",
+         "cp.toml:3: kwik_cp.pattern_max_bytes: only the pattern endpoint takes a maximum"},
+    };
+    for (const auto& c : cases) {
+        auto r = with(c.text);
+        ASSERT_FALSE(r.ok()) << c.description;
+        EXPECT_NE(r.message().find(c.expected), std::string::npos) << c.description << ": " << r.message();
+    }
+}
+
 } // namespace
