@@ -184,7 +184,8 @@ control_server::control_server(control_server_config config)
                               .on_path_up = [this](const api::path_up_body& b) { on_kwikd_path_up(b); },
                               .on_path_down = [this](const api::path_down_body& b) { on_kwikd_path_down(b); },
                               .on_unknown_path = {},
-                              .on_connection_closed = {},
+                              .on_connection_closed =
+                                  [this](const api::connection_closed_body& b) { on_kwikd_connection_closed(b); },
                               .on_attach_change =
                                   [this, restarts = std::uint64_t{0}](bool attached) mutable {
                                       const bool restarted = _link.counters().kwikd_restarts > restarts;
@@ -192,6 +193,7 @@ control_server::control_server(control_server_config config)
                                       log_kwikd_attach(attached, restarted, _config.link.region_name,
                                                        _link.counters().attaches, restarts);
                                   },
+                              .on_kwikd_restarted = [this] { on_kwikd_restarted(); },
                               .on_connection_renumbered =
                                   [this](std::uint64_t from, std::uint64_t to) {
                                       if (session* s = session_of_connection(from)) {

@@ -91,6 +91,7 @@ struct control_server_counters {
     std::uint64_t role_changes_failed = 0;
     std::uint64_t refused_sessions = 0; // accepted and closed: max_sessions open already
     std::uint64_t accept_backoffs = 0;  // accept failed for want of descriptors: listener paused
+    std::uint64_t connections_lost = 0; // session connections kwikd lost (restart) or closed
 };
 
 class control_server {
@@ -145,6 +146,12 @@ private:
     session* live_session(int fd, const std::string& connection_id);
     void push_path_status(std::uint64_t kwikd_connection, std::uint64_t path_id,
                           kcp::v3::PathStatusUpdate::Status status, std::string reason);
+    // A session's connection that kwikd lost or closed (connection_loss.cpp): REMOVED for each
+    // path with reason, out of the desired state (remove_connection when kwikd still holds it,
+    // forget_connection when a restarted kwikd does not), the session closed once that is sent.
+    void end_connection(session& s, const std::string& reason, bool remove_in_kwikd);
+    void on_kwikd_restarted();
+    void on_kwikd_connection_closed(const api::connection_closed_body& b);
 
     // The action functions, one per message type, after ACCEPTED.
     void on_discovery(session& s, const kcp::KCPMessage& m, kcp::clock_sample now);

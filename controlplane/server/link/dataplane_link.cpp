@@ -116,7 +116,8 @@ void dataplane_link::attach(time_ns now) {
         return;
     }
     const std::uint64_t started = region->header().start_time_ns;
-    if (_ever_attached && started != _kwikd_start) {
+    const bool restarted = _ever_attached && started != _kwikd_start;
+    if (restarted) {
         ++_counters.kwikd_restarts;
     }
     _kwikd_start = started;
@@ -131,6 +132,9 @@ void dataplane_link::attach(time_ns now) {
     }
     _adopted = false;
     _listed.clear();
+    if (restarted && _cb.on_kwikd_restarted) {
+        _cb.on_kwikd_restarted();
+    }
     api::command list = api::make_list_state();
     if (_channel.try_send(list)) {
         _list_sequence = list.header.sequence;
@@ -401,19 +405,39 @@ result<void> dataplane_link::add_connection(const desired_connection& c, done cb
 }
 
 result<void> dataplane_link::remove_connection(std::uint64_t id, std::uint32_t drain_timeout_ms, done cb) {
+    const bool never_sent = unsent(id);
     if (_desired.erase(id) == 0) {
         return error{"connection " + std::to_string(id) + " is not known"};
     }
     api::command remove = api::make_remove_connection(id, drain_timeout_ms);
-    const bool unsent = std::any_of(_queue.begin(), _queue.end(), [&](const in_flight& f) {
-        return f.cmd.header.type == api::message_type::add_connection && f.cmd.add_connection.connection_id == id;
-    });
-    if (!unsent) {
+    if (!never_sent) {
         enqueue(remove, std::move(cb));
         return {};
     }
     // kwikd never heard of it (added while detached): its commands are dropped, not sent, so
     // that a connection kwikd holds under this id (an earlier control process's) is untouched.
+    drop_queued(id, "connection " + std::to_string(id) + " was removed before it reached kwikd");
+    if (cb) {
+        cb(api::make_command_result(remove, api::result_status::ok));
+    }
+    return {};
+}
+
+result<void> dataplane_link::forget_connection(std::uint64_t id, const std::string& reason) {
+    if (_desired.erase(id) == 0) {
+        return error{"connection " + std::to_string(id) + " is not known"};
+    }
+    drop_queued(id, reason);
+    return {};
+}
+
+bool dataplane_link::unsent(std::uint64_t id) const noexcept {
+    return std::any_of(_queue.begin(), _queue.end(), [&](const in_flight& f) {
+        return f.cmd.header.type == api::message_type::add_connection && f.cmd.add_connection.connection_id == id;
+    });
+}
+
+void dataplane_link::drop_queued(std::uint64_t id, const std::string& reason) {
     for (auto it = _queue.begin(); it != _queue.end();) {
         if (api::connection_of(it->cmd) != id) {
             ++it;
@@ -421,12 +445,8 @@ result<void> dataplane_link::remove_connection(std::uint64_t id, std::uint32_t d
         }
         in_flight f = std::move(*it);
         it = _queue.erase(it);
-        fail(f, "connection " + std::to_string(id) + " was removed before it reached kwikd");
+        fail(f, reason);
     }
-    if (cb) {
-        cb(api::make_command_result(remove, api::result_status::ok));
-    }
-    return {};
 }
 
 result<void> dataplane_link::add_path(std::uint64_t connection_id, const desired_path& p, done cb) {

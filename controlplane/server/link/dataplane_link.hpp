@@ -3,7 +3,9 @@
 // region (retrying while kwikd is absent), sends commands and matches their answers, turns
 // kwikd's events into callbacks, and reads the counters. When kwik-cp starts it adopts what
 // kwikd already holds (list_state), so a restarted control process disturbs nothing; when kwikd
-// restarts (its region is replaced) it pushes the desired state again. One thread: kwik-cp's
+// restarts (its region is replaced) it pushes the desired state again, less what the owner
+// forgot in on_kwikd_restarted (kwik-cp: client connections, whose transport state is lost;
+// docs/KCP_SERVER.md 7.2). One thread: kwik-cp's
 // event loop calls poll(); nothing here blocks.
 #pragma once
 
@@ -98,6 +100,10 @@ struct link_callbacks {
     std::function<void(const api::connection_closed_body&)> on_connection_closed;
     // attached: a (new) kwikd is there and the desired state is being applied; detached: gone.
     std::function<void(bool attached)> on_attach_change;
+    // A new kwikd instance replaced the one this link had attached to (not the first attach,
+    // and not a restarted control process adopting kwikd's state): called before list_state is
+    // sent, so what the owner forgets here (forget_connection) is not pushed again.
+    std::function<void()> on_kwikd_restarted;
     // A connection added while kwikd was not adopted yet took an id that kwikd's list_state
     // shows for a connection of another name (one an earlier control process added): ours was
     // re-numbered before any command about it was sent, and is known by `to` from now on.
@@ -135,6 +141,12 @@ public:
     // state is sent again without callbacks.
     result<void> add_connection(const desired_connection& c, done cb = {});
     result<void> remove_connection(std::uint64_t id, std::uint32_t drain_timeout_ms, done cb = {});
+    // Drops a connection kwikd no longer holds (a restarted kwikd) from the desired state
+    // without a command: the resync does not add it again. Its queued commands fail with
+    // `reason`. Refused for an unknown connection.
+    result<void> forget_connection(std::uint64_t id, const std::string& reason);
+    // Whether the connection's add_connection still waits in the queue (kwikd never heard of it).
+    bool unsent(std::uint64_t id) const noexcept;
     result<void> add_path(std::uint64_t connection_id, const desired_path& p, done cb = {});
     result<void> remove_path(std::uint64_t connection_id, std::uint64_t path_id, std::uint32_t drain_timeout_ms,
                              done cb = {});
@@ -186,6 +198,8 @@ private:
     void take_events(time_ns now);
     void fail(in_flight& f, const std::string& reason);
     void enqueue(api::command c, done cb);
+    // Fails and drops every queued (unsent) command about connection id.
+    void drop_queued(std::uint64_t id, const std::string& reason);
 
     link_config _config;
     link_callbacks _cb;

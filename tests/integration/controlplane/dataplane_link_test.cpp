@@ -223,6 +223,56 @@ TEST_F(link_test, the_data_key_is_installed_and_resynced_after_a_kwikd_restart) 
     EXPECT_EQ(kwikd->stop(SIGTERM), 0);
 }
 
+// on_kwikd_restarted: called for a new kwikd instance only (not the first attach, not a new
+// link adopting), before the resync, which then leaves out what the owner forgot there; a
+// command queued for the forgotten connection fails with the owner's reason.
+TEST_F(link_test, a_connection_forgotten_on_a_kwikd_restart_is_not_pushed_again) {
+    int restarts_seen = 0;
+    cp::dataplane_link* self = nullptr;
+    answer_box queued;
+    cp::link_callbacks cb;
+    cb.on_kwikd_restarted = [&] {
+        ++restarts_seen;
+        EXPECT_FALSE(self->unsent(5));
+        EXPECT_TRUE(self->forget_connection(5, "kwikd restarted: connection 5 lost").ok());
+        EXPECT_FALSE(self->forget_connection(5, "again").ok()) << "unknown now";
+    };
+    auto link = std::make_unique<cp::dataplane_link>(config(), cb);
+    self = link.get();
+    cp::desired_connection six = connection_5();
+    six.id = 6;
+    six.name = "upload-6";
+    six.paths = {{1, cp::desired_path{1, tuple(5061), 1.0f, 0, false}}};
+    ASSERT_TRUE(link->add_connection(connection_5()).ok());
+    ASSERT_TRUE(link->add_connection(six).ok());
+    EXPECT_TRUE(link->unsent(5)) << "no kwikd yet";
+    auto kwikd = std::make_unique<kwikd_process>(g_kwikd, name, dir);
+    ASSERT_TRUE(poll_until(*link, [&] { return link->adopted() && link->waiting() == 0; }));
+    EXPECT_EQ(restarts_seen, 0) << "the first attach is no restart";
+
+    EXPECT_EQ(kwikd->stop(SIGTERM), 0);
+    ASSERT_TRUE(poll_until(*link, [&] { return !link->attached(); }, 5)) << "a stopped kwikd is noticed";
+    ASSERT_TRUE(link->add_path(5, cp::desired_path{2, tuple(5002), 1.0f, 0, false}, queued.sink()).ok());
+    kwikd = std::make_unique<kwikd_process>(g_kwikd, name, dir);
+    ASSERT_TRUE(poll_until(*link, [&] { return link->counters().kwikd_restarts == 1 && link->adopted(); }));
+    EXPECT_EQ(restarts_seen, 1);
+    ASSERT_TRUE(queued.got);
+    EXPECT_NE(queued.reason().find("kwikd restarted: connection 5 lost"), std::string::npos) << queued.reason();
+    EXPECT_EQ(link->counters().resync_commands, 2u) << "connection 6 and its path only";
+    ASSERT_TRUE(poll_until(*link, [&] { return link->waiting() == 0; }));
+    EXPECT_EQ(link->find(5), nullptr);
+    link.reset();
+
+    auto fresh = std::make_unique<cp::dataplane_link>(config(), cb);
+    self = fresh.get();
+    ASSERT_TRUE(poll_until(*fresh, [&] { return fresh->adopted(); }));
+    EXPECT_EQ(restarts_seen, 1) << "a new link adopting is no restart";
+    EXPECT_EQ(fresh->find(5), nullptr) << "the new kwikd never got connection 5";
+    ASSERT_NE(fresh->find(6), nullptr);
+    EXPECT_EQ(fresh->find(6)->paths.size(), 1u);
+    EXPECT_EQ(kwikd->stop(SIGTERM), 0);
+}
+
 // A path kwikd refuses because its tuple is bound elsewhere (conflict) is not kept in the
 // desired state, so a resync after a kwikd restart cannot re-add it ahead of the tuple's owner;
 // the link itself refuses a tuple another desired path holds, and more paths than the cap.

@@ -3,8 +3,9 @@
 // TransportResponse (FAILURE naming the field, IN_PROGRESS then the outcome), a scale-up that
 // activates a standby path (kwikd's own state, read back by a fresh kwik-cp, shows it), the
 // cooldown refusing the next one, a path kwikd fails (nobody answers on net_null) pushed DOWN
-// with the standby taking over and UP again once a restarted kwikd holds it up (roles restored),
-// LoadBalancingUpdates after weights change, and PerformanceMetrics
+// with the standby taking over, a kwikd restart ending the session's connection (REMOVED, the
+// session closed) while static connections are pushed again, kwikd closing a connection (idle
+// timeout), LoadBalancingUpdates after weights change, and PerformanceMetrics
 // for unknown paths or another connection counted and ignored.
 // Usage (meson passes it): transport_test <kwikd>
 #include <gtest/gtest.h>
@@ -72,6 +73,9 @@ protected:
         c.planning.health.check_interval_us = 100'000;
         c.planning.health.failure_threshold = 2;
         c.planning.health.recovery_threshold = 2;
+        if (configure) {
+            configure(c);
+        }
         auto s = cp::control_server::create(std::move(c));
         ASSERT_TRUE(s.ok()) << s.message();
         server = std::move(s.value());
@@ -79,6 +83,7 @@ protected:
     }
     // A client session with an accepted hello; conn is its connection id.
     std::size_t max_queued = 65536; // the link's, for start_server
+    std::function<void(cp::control_server_config&)> configure; // more settings, for start_server
     std::unique_ptr<kcp::blocking_client> session() {
         auto c = kcp::blocking_client::connect("127.0.0.1:" + std::to_string(server->port()), {});
         EXPECT_TRUE(c.ok()) << c.message();
@@ -482,36 +487,197 @@ TEST_F(transport_test, a_path_kwikd_fails_goes_down_and_the_standby_takes_over) 
     loop->resume();
 }
 
-// Recovery: a restarted kwikd gets the paths back from kwik-cp's desired state, path 1 is up in
-// its counters again, and after recovery_threshold healthy checks the monitor says UP and puts
-// the standby back (the restored roles go to the new kwikd).
-TEST_F(transport_test, a_down_path_recovers_when_a_restarted_kwikd_holds_it_up) {
-    auto kwikd = std::make_unique<test::kwikd_process>(g_kwikd, name, dir);
+// kwikd restarted (docs/KCP_SERVER.md 7): the session's connection lost its transport state,
+// so the client hears REMOVED for each path with a reason starting "kwikd restarted" and the
+// session closes; the new kwikd never gets the connection (a fresh link's list_state shows it),
+// while kwikd's static connection and the path the operator added to it are pushed again.
+TEST_F(transport_test, a_kwikd_restart_ends_the_sessions_connection_and_keeps_static_ones) {
+    const std::string static_connection = "\n[[connection]]\nid = \"static-1\"\nendpoint = \"discard\"\n"
+                                          "path = [{ path_id = 1, local = \"10.9.0.1:7707\", remote = \"10.9.0.2:6001\" }]\n";
+    auto kwikd = std::make_unique<test::kwikd_process>(g_kwikd, name, dir, static_connection);
     auto c = session();
     ASSERT_TRUE(c);
     ASSERT_EQ(run(*c, transport("a1", command::ESTABLISH_PATH, add_path(1, false))).status(), response::SUCCESS);
-    std::this_thread::sleep_for(300ms);
     ASSERT_EQ(run(*c, transport("a2", command::ESTABLISH_PATH, add_path(2, true))).status(), response::SUCCESS);
-    const KCPMessage* down = wait_for(*c, 20s, [&](const KCPMessage& m) {
-        return status_update(m, 1, v3::PathStatusUpdate::DOWN);
-    });
-    ASSERT_NE(down, nullptr);
-    EXPECT_EQ(down->path_status().failover_path_id(), 2u);
+    loop->pause();
+    const cp::desired_connection* own = server->link().find(conn);
+    ASSERT_NE(own, nullptr);
+    ASSERT_EQ(own->paths.size(), 2u);
+    ASSERT_NE(server->link().find(1), nullptr) << "kwikd's static connection is adopted";
+    cp::desired_path operator_path{7, {}, 1.0f, 0, false}; // what kwikctl add-path does through the link
+    operator_path.tuple = server->link().find(1)->paths.at(1).tuple;
+    operator_path.tuple.remote_port = 6007;
+    ASSERT_TRUE(server->link().add_path(1, operator_path).ok());
+    loop->resume();
 
     kwikd.reset();
-    kwikd = std::make_unique<test::kwikd_process>(g_kwikd, name, dir);
-    const KCPMessage* up = wait_for(*c, 60s, [&](const KCPMessage& m) {
-        return status_update(m, 1, v3::PathStatusUpdate::UP);
-    });
-    ASSERT_NE(up, nullptr) << "path 1 UP after the restart";
-    ASSERT_NE(wait_for(*c, 5s, [&](const KCPMessage& m) { return status_update(m, 2, v3::PathStatusUpdate::STANDBY); }),
-              nullptr);
+    kwikd = std::make_unique<test::kwikd_process>(g_kwikd, name, dir, static_connection);
+    std::vector<const KCPMessage*> removed;
+    for (std::uint64_t path : {1u, 2u}) {
+        const KCPMessage* m = wait_for(*c, 60s, [&](const KCPMessage& x) {
+            return status_update(x, path, v3::PathStatusUpdate::REMOVED);
+        });
+        ASSERT_NE(m, nullptr) << "REMOVED for path " << path;
+        EXPECT_EQ(m->path_status().connection_id(), conn);
+        EXPECT_EQ(m->path_status().reason().rfind("kwikd restarted: connection " + conn + " lost its transport state", 0),
+                  0u)
+            << m->path_status().reason();
+    }
+    // Then the session closes: the channel ends after those notices.
+    bool closed = false;
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (!closed && std::chrono::steady_clock::now() < until) {
+        auto m = c->receive(100ms);
+        closed = !m.ok() && m.message().find("the KCP session is closed") != std::string::npos;
+    }
+    EXPECT_TRUE(closed) << "the session closes after the REMOVED notices";
+
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    bool settled = false;
+    while (!settled && std::chrono::steady_clock::now() < deadline) {
+        loop->pause();
+        settled = server->link().adopted() && server->link().waiting() == 0 && server->sessions() == 0;
+        loop->resume();
+        std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_TRUE(settled);
     loop->pause();
-    const cp::desired_connection* dc = server->link().find(conn);
-    ASSERT_NE(dc, nullptr);
-    EXPECT_TRUE(dc->paths.at(2).standby) << "the standby role is restored";
-    EXPECT_GT(dc->paths.at(1).weight, 0.0f) << "path 1 carries again";
+    EXPECT_EQ(server->link().find(conn), nullptr) << "out of the desired state";
+    EXPECT_EQ(server->link().counters().kwikd_restarts, 1u);
+    EXPECT_EQ(server->counters().connections_lost, 1u);
     loop->resume();
+
+    // What the new kwikd holds, by list_state from a fresh link (kwik-cp stopped first).
+    loop.reset();
+    server.reset();
+    cp::link_config lc;
+    lc.region_name = name;
+    lc.retry_interval = 50'000'000;
+    cp::dataplane_link fresh(lc, {});
+    const auto adopt_deadline = std::chrono::steady_clock::now() + 10s;
+    while (!fresh.adopted() && std::chrono::steady_clock::now() < adopt_deadline) {
+        fresh.poll(static_cast<cp::time_ns>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::steady_clock::now().time_since_epoch())
+                                                .count()));
+        std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_TRUE(fresh.adopted());
+    EXPECT_EQ(fresh.find(conn), nullptr) << "the new kwikd never got the lost connection";
+    ASSERT_NE(fresh.find(1), nullptr);
+    EXPECT_EQ(fresh.find(1)->paths.count(7), 1u) << "the operator's path on the static connection is pushed again";
+    EXPECT_EQ(fresh.connections().size(), 1u);
+}
+
+// kwikd closes a connection itself (here its idle timeout: nobody answers on net_null): the
+// session hears REMOVED for its path with kwikd's reason and closes, and the connection leaves
+// the desired state and kwikd. A connection adopted after a kwik-cp restart, its session gone,
+// is kept until kwikd closes it, then removed the same way.
+TEST_F(transport_test, connections_kwikd_closes_are_reported_and_removed) {
+    test::kwikd_process kwikd(g_kwikd, name, dir, "\n[transport]\nkeepalive_ms = 200\nidle_timeout_ms = 3000\n");
+    auto wait_gone = [&](const std::string& connection) {
+        const auto deadline = std::chrono::steady_clock::now() + 20s;
+        bool gone = false;
+        while (!gone && std::chrono::steady_clock::now() < deadline) {
+            loop->pause();
+            gone = server->link().adopted() && server->link().find(connection) == nullptr &&
+                   server->link().waiting() == 0;
+            loop->resume();
+            std::this_thread::sleep_for(10ms);
+        }
+        return gone;
+    };
+    {
+        auto c = session();
+        ASSERT_TRUE(c);
+        ASSERT_EQ(run(*c, transport("a1", command::ESTABLISH_PATH, add_path(1, false))).status(), response::SUCCESS);
+        const KCPMessage* removed = wait_for(*c, 20s, [&](const KCPMessage& m) {
+            return status_update(m, 1, v3::PathStatusUpdate::REMOVED);
+        });
+        ASSERT_NE(removed, nullptr);
+        EXPECT_EQ(removed->path_status().reason().rfind("kwikd closed connection " + conn + ": ", 0), 0u)
+            << removed->path_status().reason();
+        EXPECT_NE(removed->path_status().reason().find("(close code "), std::string::npos);
+        ASSERT_TRUE(wait_gone(conn));
+        loop->pause();
+        EXPECT_EQ(server->counters().connections_lost, 1u);
+        loop->resume();
+    }
+
+    // kwik-cp restarts while a client's connection lives: the new one adopts it (no session).
+    auto c = session();
+    ASSERT_TRUE(c);
+    ASSERT_EQ(run(*c, transport("b1", command::ESTABLISH_PATH, add_path(2, false))).status(), response::SUCCESS);
+    loop.reset();
+    server.reset();
+    c->close();
+    start_server();
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    bool adopted = false;
+    while (!adopted && std::chrono::steady_clock::now() < deadline) {
+        loop->pause();
+        adopted = server->link().adopted() && server->link().find(conn) != nullptr;
+        loop->resume();
+        std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_TRUE(adopted) << "the connection outlives the kwik-cp that added it";
+    ASSERT_TRUE(wait_gone(conn)) << "removed once kwikd closed it";
+    loop->pause();
+    EXPECT_EQ(server->link().counters().commands_failed, 0u) << "kwikd held it until the remove";
+    loop->resume();
+}
+
+// [kwik_cp] endpoint reaches kwikd through the command ring: a session's connection is a
+// file_store one with the configured directory, then (another kwik-cp) a pattern one with its
+// maximum; kwikd accepts both (their paths come UP) and lists them as configured.
+TEST_F(transport_test, the_configured_endpoint_reaches_kwikd) {
+    test::kwikd_process kwikd(g_kwikd, name, dir);
+    const fs::path store = dir / "store";
+    fs::create_directories(store);
+    auto restart_with = [&](api::endpoint_kind kind) {
+        loop.reset();
+        server.reset();
+        configure = [&, kind](cp::control_server_config& c) {
+            c.endpoint = kind;
+            c.endpoint_directory = store.string();
+            c.endpoint_length = 1 << 20;
+        };
+        start_server();
+    };
+    restart_with(api::endpoint_kind::file_store);
+    auto a = session();
+    ASSERT_TRUE(a);
+    const std::string stored = conn;
+    ASSERT_EQ(run(*a, transport("a1", command::ESTABLISH_PATH, add_path(1, false))).status(), response::SUCCESS);
+    restart_with(api::endpoint_kind::pattern_source); // kwikd keeps the first connection
+    auto b = session();
+    ASSERT_TRUE(b);
+    const std::string patterned = conn;
+    ASSERT_EQ(run(*b, transport("b1", command::ESTABLISH_PATH, add_path(2, false))).status(), response::SUCCESS);
+    loop.reset();
+    server.reset();
+
+    cp::link_config lc;
+    lc.region_name = name;
+    lc.retry_interval = 50'000'000;
+    cp::dataplane_link fresh(lc, {});
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!fresh.adopted() && std::chrono::steady_clock::now() < deadline) {
+        fresh.poll(static_cast<cp::time_ns>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::steady_clock::now().time_since_epoch())
+                                                .count()));
+        std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_TRUE(fresh.adopted());
+    const cp::desired_connection* s1 = fresh.find(stored);
+    ASSERT_NE(s1, nullptr);
+    EXPECT_EQ(s1->endpoint, api::endpoint_kind::file_store);
+    EXPECT_EQ(s1->endpoint_path, store.string());
+    EXPECT_EQ(s1->endpoint_length, 0u);
+    const cp::desired_connection* s2 = fresh.find(patterned);
+    ASSERT_NE(s2, nullptr);
+    EXPECT_EQ(s2->endpoint, api::endpoint_kind::pattern_source);
+    EXPECT_EQ(s2->endpoint_length, 1u << 20);
+    EXPECT_TRUE(s2->endpoint_path.empty());
 }
 
 } // namespace
