@@ -163,6 +163,22 @@ protected:
         }
         return nullptr;
     }
+    // What kwikd holds, by list_state from a link of its own (kwik-cp stopped first: one control
+    // process at a time); check adopted().
+    std::unique_ptr<cp::dataplane_link> kwikd_state() const {
+        cp::link_config lc;
+        lc.region_name = name;
+        lc.retry_interval = 50'000'000;
+        auto link = std::make_unique<cp::dataplane_link>(lc, cp::link_callbacks{});
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (!link->adopted() && std::chrono::steady_clock::now() < deadline) {
+            link->poll(static_cast<cp::time_ns>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                    std::chrono::steady_clock::now().time_since_epoch())
+                                                    .count()));
+            std::this_thread::sleep_for(1ms);
+        }
+        return link;
+    }
     bool status_update(const KCPMessage& m, std::uint64_t path, v3::PathStatusUpdate::Status st) const {
         return m.has_path_status() && m.path_status().path_id() == path && m.path_status().status() == st;
     }
@@ -547,21 +563,11 @@ TEST_F(transport_test, a_kwikd_restart_ends_the_sessions_connection_and_keeps_st
     EXPECT_EQ(server->counters().connections_lost, 1u);
     loop->resume();
 
-    // What the new kwikd holds, by list_state from a fresh link (kwik-cp stopped first).
     loop.reset();
     server.reset();
-    cp::link_config lc;
-    lc.region_name = name;
-    lc.retry_interval = 50'000'000;
-    cp::dataplane_link fresh(lc, {});
-    const auto adopt_deadline = std::chrono::steady_clock::now() + 10s;
-    while (!fresh.adopted() && std::chrono::steady_clock::now() < adopt_deadline) {
-        fresh.poll(static_cast<cp::time_ns>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                std::chrono::steady_clock::now().time_since_epoch())
-                                                .count()));
-        std::this_thread::sleep_for(1ms);
-    }
-    ASSERT_TRUE(fresh.adopted());
+    const auto listed = kwikd_state();
+    ASSERT_TRUE(listed && listed->adopted());
+    const cp::dataplane_link& fresh = *listed;
     EXPECT_EQ(fresh.find(conn), nullptr) << "the new kwikd never got the lost connection";
     ASSERT_NE(fresh.find(1), nullptr);
     EXPECT_EQ(fresh.find(1)->paths.count(7), 1u) << "the operator's path on the static connection is pushed again";
@@ -656,18 +662,9 @@ TEST_F(transport_test, the_configured_endpoint_reaches_kwikd) {
     loop.reset();
     server.reset();
 
-    cp::link_config lc;
-    lc.region_name = name;
-    lc.retry_interval = 50'000'000;
-    cp::dataplane_link fresh(lc, {});
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!fresh.adopted() && std::chrono::steady_clock::now() < deadline) {
-        fresh.poll(static_cast<cp::time_ns>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                std::chrono::steady_clock::now().time_since_epoch())
-                                                .count()));
-        std::this_thread::sleep_for(1ms);
-    }
-    ASSERT_TRUE(fresh.adopted());
+    const auto listed = kwikd_state();
+    ASSERT_TRUE(listed && listed->adopted());
+    const cp::dataplane_link& fresh = *listed;
     const cp::desired_connection* s1 = fresh.find(stored);
     ASSERT_NE(s1, nullptr);
     EXPECT_EQ(s1->endpoint, api::endpoint_kind::file_store);
