@@ -100,6 +100,8 @@ void accumulate(worker_counters& into, const worker_counters& from) noexcept {
     into.handoff_dropped += from.handoff_dropped;
     into.events_dropped += from.events_dropped;
     into.commands_applied += from.commands_applied;
+    into.idle_sleeps += from.idle_sleeps;
+    into.idle_sleep_ns += from.idle_sleep_ns;
 }
 
 void accumulate(port_counters& into, const port_counters& from) noexcept {

@@ -23,7 +23,7 @@
 namespace kwik::api {
 
 inline constexpr char counters_magic[8] = {'K', 'W', 'I', 'K', 'C', 'N', 'T', '1'};
-inline constexpr std::uint32_t counters_layout_version = 1;
+inline constexpr std::uint32_t counters_layout_version = 2; // 2: worker_counters of 128 bytes
 
 // ---- the counter sets: 64-bit words only, so that they are copied word by word ------------
 
@@ -37,6 +37,9 @@ struct worker_counters {
     std::uint64_t events_dropped;   // event ring full (rate-limited events not sent)
     std::uint64_t commands_applied;
     std::uint64_t events_suppressed; // unknown_path events over the worker's budget
+    std::uint64_t idle_sleeps;       // adaptive polling: sleeps of an idle worker
+    std::uint64_t idle_sleep_ns;     // adaptive polling: time spent in them
+    std::uint64_t reserved[6];
 };
 
 // One port as seen by one worker (its queue pair).
@@ -90,7 +93,7 @@ struct path_counters {
     std::uint64_t updated_ns;      // gauge: the worker's clock at this store
 };
 
-static_assert(sizeof(worker_counters) == 64 && sizeof(port_counters) == 64);
+static_assert(sizeof(worker_counters) == 128 && sizeof(port_counters) == 64);
 static_assert(sizeof(connection_counters) == 15 * 8 && sizeof(path_counters) == 15 * 8);
 
 // Adds the counting fields of `from` into `into`; gauges are taken from the more recently

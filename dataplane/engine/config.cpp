@@ -659,6 +659,11 @@ constexpr std::array<std::pair<std::string_view, log_level>, 8> log_level_names{
     {"debug", log_level::debug},
 }};
 
+constexpr std::array<std::pair<std::string_view, poll_mode>, 2> poll_mode_names{{
+    {"busy", poll_mode::busy},
+    {"adaptive", poll_mode::adaptive},
+}};
+
 constexpr std::array<std::pair<std::string_view, transport::cc_algorithm>, 2> cc_names{{
     {"cubic", transport::cc_algorithm::cubic},
     {"newreno", transport::cc_algorithm::newreno},
@@ -713,7 +718,7 @@ void check_eal_args(checker& c, const toml::node* at, const std::string& field, 
 void read_kwikd(checker& c, const toml::table& t, daemon_settings& d, positions& pos) {
     table_reader r(c, t, "kwikd");
     r.known_keys({"name", "log_level", "main_lcore", "worker_lcores", "hugepages", "memory_mb", "eal_args",
-                  "stats_interval_ms", "shm_mode"},
+                  "stats_interval_ms", "shm_mode", "poll_mode", "idle_sleep_max_us"},
                  "[kwikd]");
     if (r.string("name", d.name) && !valid_name(d.name, max_name_length, "_-")) {
         r.fail("name", in_quotes(d.name) + " may hold only letters, digits, '_' and '-' (1 to " +
@@ -787,6 +792,8 @@ void read_kwikd(checker& c, const toml::table& t, daemon_settings& d, positions&
         check_eal_args(c, &e, f, s->get());
         d.eal_args.push_back(s->get());
     });
+    r.choice("poll_mode", d.polling, poll_mode_names);
+    r.integer("idle_sleep_max_us", d.idle_sleep_max_us, 1, max_idle_sleep_us);
     if (r.integer("stats_interval_ms", d.stats_interval_ms, 0, 3600000) && d.stats_interval_ms != 0 &&
         d.stats_interval_ms < 10) {
         r.fail("stats_interval_ms", std::to_string(d.stats_interval_ms) + " is below 10 (0 turns it off)");
@@ -1574,6 +1581,10 @@ std::string_view to_string(stream_endpoint endpoint) noexcept {
     return name_of(endpoint, endpoint_names);
 }
 
+std::string_view to_string(poll_mode mode) noexcept {
+    return name_of(mode, poll_mode_names);
+}
+
 std::string to_string(const ip_address& address) {
     char buf[INET6_ADDRSTRLEN] = {};
     if (address.is_v4()) {
@@ -1843,7 +1854,9 @@ std::string to_toml(const kwikd_config& config) {
     std::snprintf(mode, sizeof mode, "%04o", d.shm_mode);
     o << "eal_args = " << strings(d.eal_args) << "\n"
       << "stats_interval_ms = " << d.stats_interval_ms << "\n"
-      << "shm_mode = " << str(mode) << "\n";
+      << "shm_mode = " << str(mode) << "\n"
+      << "poll_mode = " << str(to_string(d.polling)) << "\n"
+      << "idle_sleep_max_us = " << d.idle_sleep_max_us << "\n";
     for (const port_settings& p : config.ports) {
         std::vector<std::string> addresses;
         for (const ip_prefix& a : p.addresses) {

@@ -40,6 +40,12 @@ inline constexpr std::size_t max_endpoint_path_length = 127;
 // run with the same -m 256).
 inline constexpr std::uint32_t default_no_huge_memory_mb = 256;
 
+// How worker lcores wait for packets ([kwikd] poll_mode): busy polls without pause (production:
+// the lowest latency, one core per worker); adaptive sleeps when idle, for machines whose
+// cores are shared (tests, demos; worker.cpp run_adaptive).
+enum class poll_mode : std::uint8_t { busy, adaptive };
+inline constexpr std::uint32_t max_idle_sleep_us = 100'000;
+
 // Values equal to DPDK's RTE_LOG_EMERG .. RTE_LOG_DEBUG, so rte_log_set_level takes them as they are.
 enum class log_level : std::uint8_t {
     emergency = 1,
@@ -85,6 +91,8 @@ struct daemon_settings {
     std::vector<std::string> eal_args;      // extra EAL arguments, passed through verbatim
     std::uint32_t stats_interval_ms = 1000; // main lcore's counter publication; 0 = never
     std::uint32_t shm_mode = 0600;          // file mode of the shared-memory regions
+    poll_mode polling = poll_mode::busy;    // poll_mode: how workers wait for packets
+    std::uint32_t idle_sleep_max_us = 200; // adaptive: the longest sleep of an idle worker
 
     bool operator==(const daemon_settings&) const = default;
 };
@@ -261,6 +269,7 @@ std::string_view device_name(std::string_view device) noexcept;
 
 std::string_view to_string(log_level level) noexcept;
 std::string_view to_string(stream_endpoint endpoint) noexcept;
+std::string_view to_string(poll_mode mode) noexcept;
 std::string to_string(const ip_address& address); // "10.0.0.1", "fd00::1"
 std::string to_string(const ip_prefix& prefix);
 std::string to_string(const udp_endpoint& endpoint);

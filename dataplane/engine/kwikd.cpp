@@ -46,6 +46,7 @@ int telemetry_workers(const char*, const char*, rte_tel_data* d) {
     const std::lock_guard<std::mutex> hold(g_telemetry_lock);
     rte_tel_data_start_dict(d);
     std::uint64_t rx = 0, tx = 0, kwik = 0, handed = 0, polls = 0, busy = 0, replies = 0, exc = 0;
+    std::uint64_t sleeps = 0, slept_ns = 0;
     engine::neighbor_counters nb;
     for (const engine::worker* w : g_workers) {
         const engine::worker_counters& c = w->counters();
@@ -61,6 +62,8 @@ int telemetry_workers(const char*, const char*, rte_tel_data* d) {
         handed += c.handed_off;
         polls += c.loops;
         busy += c.busy_loops;
+        sleeps += c.idle_sleeps;
+        slept_ns += c.idle_sleep_ns;
         replies += c.replies;
         exc += c.exception_out;
     }
@@ -71,6 +74,8 @@ int telemetry_workers(const char*, const char*, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "handed_off", handed);
     rte_tel_data_add_dict_u64(d, "polls", polls);
     rte_tel_data_add_dict_u64(d, "busy_polls", busy);
+    rte_tel_data_add_dict_u64(d, "idle_sleeps", sleeps); // adaptive polling (kwikd.poll_mode)
+    rte_tel_data_add_dict_u64(d, "idle_sleep_ns", slept_ns);
     rte_tel_data_add_dict_u64(d, "replies", replies);
     rte_tel_data_add_dict_u64(d, "exception_out", exc);
     // Transmit-side neighbour resolution: ARP requests / solicitations asked for, entries
@@ -410,6 +415,9 @@ int main(int argc, char** argv) {
         wc.app_pool = app_pool;
         wc.handoff = handoff;
         wc.burst = cfg.limits.burst;
+        wc.idle_sleep_max = cfg.kwikd.polling == engine::poll_mode::adaptive
+                                ? transport::time_ns{cfg.kwikd.idle_sleep_max_us} * transport::us
+                                : 0;
         wc.max_connections = rc.counters.max_connections;
         wc.mailbox = mailboxes[w];
         wc.counters = &writers[w];

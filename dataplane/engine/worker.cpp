@@ -9,11 +9,15 @@
 #include <rte_ip.h>
 #include <rte_prefetch.h>
 
+#include <sys/prctl.h>
+#include <time.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
+#include "dataplane/engine/idle_backoff.hpp"
 #include "dataplane/engine/mbuf_buffer.hpp"
 
 namespace kwik::engine {
@@ -216,12 +220,55 @@ const transport::connection* worker::connection_of(std::uint32_t connection) con
 void worker::run(const std::atomic<bool>& stop) noexcept {
     _config.paths->register_worker(_config.id);
     _rcu_registered = true;
-    while (!stop.load(std::memory_order_relaxed)) {
-        poll(now_ns());
+    if (_config.idle_sleep_max == 0) {
+        while (!stop.load(std::memory_order_relaxed)) {
+            poll(now_ns());
+        }
+    } else {
+        run_adaptive(stop);
     }
     flush_tx();
     _config.paths->offline(_config.id);
     _rcu_registered = false;
+}
+
+// Adaptive polling: the busy loop's passes, with a sleep after a run of empty ones
+// (idle_backoff). A pass did work when it received, took hand-offs or exception packets (all
+// counted in busy_loops) or applied a command. A sleep ends by the worker's next due work and
+// by idle_sleep_max, which bounds how late a command or a packet is seen; the time the
+// kernel takes to wake the thread comes on top (timer slack set to 1 us below, from 50 us).
+void worker::run_adaptive(const std::atomic<bool>& stop) noexcept {
+    ::prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
+    idle_backoff backoff(_config.idle_sleep_max);
+    while (!stop.load(std::memory_order_relaxed)) {
+        const std::uint64_t busy = _counters.busy_loops;
+        const std::uint64_t commands = _counters.commands_applied;
+        poll(now_ns());
+        const bool worked = _counters.busy_loops != busy || _counters.commands_applied != commands;
+        const transport::time_ns now = now_ns();
+        const transport::time_ns sleep = backoff.after_pass(worked, now, next_due(now));
+        if (sleep == 0) {
+            continue;
+        }
+        const timespec ts{static_cast<time_t>(sleep / transport::sec), static_cast<long>(sleep % transport::sec)};
+        ::clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
+        ++_counters.idle_sleeps;
+        _counters.idle_sleep_ns += now_ns() - now;
+    }
+}
+
+transport::time_ns worker::next_due(transport::time_ns now) const noexcept {
+    if ((_config.counters != nullptr && (_publish_cursor < _conns.size() || !_counters_requests.empty()))) {
+        return now; // a publish in slices goes on every pass
+    }
+    transport::time_ns due = std::min(_wheel.next_expiry(), _next_sweep);
+    if (_config.counters != nullptr) {
+        due = std::min(due, _next_publish);
+    }
+    if (!_draining.empty()) {
+        due = std::min(due, _next_drain_check);
+    }
+    return due;
 }
 
 void worker::poll(transport::time_ns now) noexcept {

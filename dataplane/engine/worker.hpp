@@ -75,6 +75,8 @@ struct worker_config {
     transport::time_ns publish_interval = 100 * transport::ms;
     transport::time_ns unknown_path_interval = 1 * transport::sec; // per tuple, between events
     double unknown_path_events_per_sec = 100;                      // per worker, all tuples
+    // Adaptive polling's longest sleep (idle_backoff.hpp); 0: busy polling, never a sleep.
+    transport::time_ns idle_sleep_max = 0;
 };
 
 struct connection_spec {
@@ -109,6 +111,7 @@ struct alignas(64) worker_counters {
     std::uint64_t commands_applied = 0, events_sent = 0, events_dropped = 0;
     std::uint64_t events_suppressed = 0; // unknown_path events over the per-worker budget
     std::uint64_t rx_linearized = 0; // multi-segment datagrams copied into one buffer
+    std::uint64_t idle_sleeps = 0, idle_sleep_ns = 0; // adaptive polling's sleeps and their time
     std::array<std::uint64_t, kdp::drop_reason_count> drops{};
     struct per_port {
         std::uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0, tx_dropped = 0, rx_dropped = 0;
@@ -148,6 +151,10 @@ public:
     void run(const std::atomic<bool>& stop) noexcept;
     // One iteration at time now (tests drive the worker with virtual time through this).
     void poll(transport::time_ns now) noexcept;
+    // When this worker next has work of its own after a pass at `now`: its earliest connection
+    // timer, neighbour sweep, counters publish or drain check; `now` while a counters publish
+    // or a tx retry is still under way. Adaptive polling never sleeps past it.
+    transport::time_ns next_due(transport::time_ns now) const noexcept;
 
     // ---- control (worker_control.cpp) ----
     // Before launch or after the loop ended (the main lcore, the worker not running): apply
@@ -168,6 +175,9 @@ public:
     unsigned id() const noexcept { return _config.id; }
 
 private:
+    // run()'s loop in adaptive mode (worker.cpp).
+    void run_adaptive(const std::atomic<bool>& stop) noexcept;
+
     struct unknown_tuple {
         five_tuple tuple;
         transport::time_ns first_seen = 0, last_seen = 0, reported = 0;

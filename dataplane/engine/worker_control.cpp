@@ -623,6 +623,8 @@ void worker::publish_counters(transport::time_ns now) noexcept {
     wc.events_dropped = _counters.events_dropped;
     wc.commands_applied = _counters.commands_applied;
     wc.events_suppressed = _counters.events_suppressed;
+    wc.idle_sleeps = _counters.idle_sleeps;
+    wc.idle_sleep_ns = _counters.idle_sleep_ns;
     w.begin_publish();
     w.store_worker(wc);
     for (std::size_t p = 0; p < _config.ports.size() && p < w.ports(); ++p) {

@@ -1,8 +1,9 @@
 """What the end-to-end tests share: the check() report, CRC32C (the manifest's checksum), the
-comparison of stored streams with a kwik-pcapgen manifest, the UDP payloads of a pcap, and a
-peer that sends them from a network namespace. Standard library only."""
+comparison of stored streams with a kwik-pcapgen manifest, the UDP payloads of a pcap, a
+peer that sends them from a network namespace, and kwikd's DPDK telemetry. Standard library only."""
 import json
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -22,6 +23,24 @@ for _i in range(256):
     for _ in range(8):
         _c = (_c >> 1) ^ (0x82F63B78 if _c & 1 else 0)
     _table.append(_c)
+
+
+def telemetry(name, *commands):
+    """kwikd's answers to DPDK telemetry commands ("/kwik/workers", ...), through the socket EAL
+    opens under its runtime directory (file prefix = kwikd's name); None if it cannot be read."""
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sock.connect("/var/run/dpdk/%s/dpdk_telemetry.v2" % name)
+        json.loads(sock.recv(16384).decode())  # the greeting
+        answers = []
+        for c in commands:
+            sock.send(c.encode())
+            answers.append(json.loads(sock.recv(16384).decode())[c])
+        sock.close()
+        return answers
+    except (OSError, ValueError, KeyError) as e:
+        print("telemetry: %r" % e)
+        return None
 
 
 def crc32c(data):

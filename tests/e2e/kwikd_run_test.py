@@ -4,7 +4,7 @@ three connections of deploy/kwikd.toml goes in through rx_pcap; kwikd's file-sto
 must write every stream with the generator's manifest size and CRC32C, its tx_pcap must
 decode as valid KDP, a second kwikd on the same shared-memory name must be refused, and bad
 configuration must be answered with the field named.
-Usage: kwikd_run_test.py <kwikd> <kwik-pcapgen> <kwik-dump> <source root>"""
+Usage: kwikd_run_test.py <kwikd> <kwik-pcapgen> <kwik-dump> <source root> [kwikd arguments...]"""
 import json
 import os
 import shutil
@@ -15,8 +15,10 @@ import tempfile
 import time
 
 kwikd, pcapgen, dump, root = sys.argv[1:5]
+extra = sys.argv[5:]  # more kwikd arguments: the adaptive-polling run adds --set kwikd.poll_mode=adaptive
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kwik_e2e import check, failures, stored_streams  # noqa: E402
+from kwik_e2e import telemetry as telemetry_of  # noqa: E402
 
 
 work = tempfile.mkdtemp(prefix="kwik-kwikd-test-")
@@ -33,7 +35,7 @@ try:
                                                                       os.path.join(work, "out.pcap"))]
     for c in range(3):
         overrides += ["--set", "connection[%d].endpoint_arg=%s" % (c, os.path.join(streams, "demo-%d" % c))]
-    cmd = [kwikd, "--config", os.path.join(root, "deploy/kwikd.toml")] + overrides
+    cmd = [kwikd, "--config", os.path.join(root, "deploy/kwikd.toml")] + overrides + extra
 
     check_cfg = subprocess.run(cmd + ["--check-config"], capture_output=True, text=True)
     check(check_cfg.returncode == 0 and "EAL arguments" in check_cfg.stdout, "--check-config prints the effective configuration")
@@ -42,23 +44,13 @@ try:
 
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(2.5)
-    # DPDK telemetry: the socket EAL opens under its runtime directory (file prefix = name).
-    import socket
-    telemetry = None
-    try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        sock.connect("/var/run/dpdk/%s/dpdk_telemetry.v2" % name)
-        json.loads(sock.recv(16384).decode())  # the greeting
-        sock.send(b"/kwik/workers")
-        telemetry = json.loads(sock.recv(16384).decode())["/kwik/workers"]
-        sock.send(b"/kwik/drops")
-        drops = json.loads(sock.recv(16384).decode())["/kwik/drops"]
-        sock.close()
-    except (OSError, ValueError, KeyError) as e:
-        print("telemetry: %r" % e)
+    telemetry, drops = telemetry_of(name, "/kwik/workers", "/kwik/drops") or (None, None)
     check(telemetry is not None and telemetry.get("rx_packets", 0) > 0 and telemetry.get("workers") == 1,
           "DPDK telemetry /kwik/workers: %s" % telemetry)
     check(telemetry is not None and drops.get("not_for_us", 0) > 0, "DPDK telemetry /kwik/drops names reasons")
+    if "kwikd.poll_mode=adaptive" in extra:
+        check(telemetry is not None and telemetry.get("idle_sleeps", 0) > 0,
+              "the adaptive worker sleeps once the capture is read: %s" % telemetry)
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     check(second.returncode != 0 and ("already running" in second.stdout + second.stderr
                                       or "another primary" in second.stdout + second.stderr),

@@ -264,7 +264,7 @@ kcp::v3::Table workers_table(const operator_snapshot& s) {
     v3::Table t = make_table("workers", {"worker", "lcore", "polls", "busy_polls", "busy_percent", "rx_packets",
                                          "tx_packets", "dropped_packets", "handoff_sent", "handoff_received",
                                          "handoff_dropped", "commands_applied", "events_dropped", "events_suppressed",
-                                         "publish_count"});
+                                         "publish_count", "idle_sleeps", "idle_sleep_ms"});
     for (const api::worker_snapshot& w : s.kwikd.workers) {
         std::uint64_t rx = 0;
         std::uint64_t tx = 0;
@@ -282,7 +282,8 @@ kcp::v3::Table workers_table(const operator_snapshot& s) {
                     real_cell(busy), unsigned_cell(rx), unsigned_cell(tx), unsigned_cell(dropped),
                     unsigned_cell(c.handoff_sent), unsigned_cell(c.handoff_received), unsigned_cell(c.handoff_dropped),
                     unsigned_cell(c.commands_applied), unsigned_cell(c.events_dropped),
-                    unsigned_cell(c.events_suppressed), unsigned_cell(w.publish_count)});
+                    unsigned_cell(c.events_suppressed), unsigned_cell(w.publish_count), unsigned_cell(c.idle_sleeps),
+                    unsigned_cell(c.idle_sleep_ns / 1'000'000)});
     }
     return t;
 }
@@ -409,7 +410,9 @@ std::vector<kcp::v3::Table> counters_tables(const operator_snapshot& s) {
                  {"handoff_dropped", w.handoff_dropped},
                  {"events_dropped", w.events_dropped},
                  {"commands_applied", w.commands_applied},
-                 {"events_suppressed", w.events_suppressed}};
+                 {"events_suppressed", w.events_suppressed},
+                 {"idle_sleeps", w.idle_sleeps},
+                 {"idle_sleep_ns", w.idle_sleep_ns}};
         api::port_counters ports{};
         for (const auto& p : s.kwikd.totals->ports) {
             api::accumulate(ports, p);

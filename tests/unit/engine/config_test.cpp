@@ -361,6 +361,16 @@ TEST(config_valid, shm_mode_as_string_or_toml_octal) {
     EXPECT_EQ(parse_ok(std::string("[kwikd]\nshm_mode = 0o640\n") + base_port).kwikd.shm_mode, 0640u);
 }
 
+TEST(config_valid, poll_mode_and_idle_sleep) {
+    const kwikd_config d = parse_ok(base_port);
+    EXPECT_EQ(d.kwikd.polling, poll_mode::busy) << "production default";
+    EXPECT_EQ(d.kwikd.idle_sleep_max_us, 200u);
+    const kwikd_config a =
+        parse_ok(std::string("[kwikd]\npoll_mode = \"adaptive\"\nidle_sleep_max_us = 50\n") + base_port);
+    EXPECT_EQ(a.kwikd.polling, poll_mode::adaptive);
+    EXPECT_EQ(a.kwikd.idle_sleep_max_us, 50u);
+}
+
 TEST(config_valid, device_kinds) {
     struct dcase {
         const char* device;
@@ -502,7 +512,7 @@ const error_case error_cases[] = {
      true,
      "[kwikd]\nworkers = 2\n",
      {"t.toml:5: kwikd.workers: unknown key (the keys of [kwikd] are name, log_level, main_lcore, worker_lcores, "
-      "hugepages, memory_mb, eal_args, stats_interval_ms, shm_mode)"}},
+      "hugepages, memory_mb, eal_args, stats_interval_ms, shm_mode, poll_mode, idle_sleep_max_us)"}},
     {"name characters",
      true,
      "[kwikd]\nname = \"kw ik\"\n",
@@ -597,6 +607,16 @@ const error_case error_cases[] = {
      {"t.toml:5: kwikd.shm_mode: 600 is not a file mode in octal such as \"0600\" (a decimal integer is ambiguous: "
       "write \"0600\" or 0o600)"}},
     {"shm mode too large", true, "[kwikd]\nshm_mode = 0o1777\n", {"t.toml:5: kwikd.shm_mode: 0o1777 is above 0o777"}},
+    {"poll mode name",
+     true,
+     "[kwikd]\npoll_mode = \"sleepy\"\n",
+     {"t.toml:5: kwikd.poll_mode: 'sleepy' is not one of busy, adaptive"}},
+    {"poll mode type", true, "[kwikd]\npoll_mode = 1\n",
+     {"t.toml:5: kwikd.poll_mode: expected a string (one of busy, adaptive), got an integer"}},
+    {"idle sleep of zero", true, "[kwikd]\nidle_sleep_max_us = 0\n",
+     {"t.toml:5: kwikd.idle_sleep_max_us: 0 is below 1"}},
+    {"idle sleep too long", true, "[kwikd]\nidle_sleep_max_us = 100001\n",
+     {"t.toml:5: kwikd.idle_sleep_max_us: 100001 is above 100000"}},
 
     // [[port]]
     {"unknown port key",
@@ -1103,7 +1123,7 @@ TEST(config_command_line, every_problem_is_named_exactly) {
         {"unknown key through --set",
          {"--set", "kwikd.speed=3"},
          {"--set: kwikd.speed: unknown key (the keys of [kwikd] are name, log_level, main_lcore, worker_lcores, "
-          "hugepages, memory_mb, eal_args, stats_interval_ms, shm_mode)"}},
+          "hugepages, memory_mb, eal_args, stats_interval_ms, shm_mode, poll_mode, idle_sleep_max_us)"}},
         {"new port without its required keys",
          {"--set", "port[1].mtu=9000"},
          {"--set: port[1].device: required (a PCI address such as 0000:3b:00.0, or a virtual device such as "

@@ -98,6 +98,8 @@ protected:
         w.lcore = 1;
         w.worker_totals.polls = 1000;
         w.worker_totals.busy_polls = 250;
+        w.worker_totals.idle_sleeps = 9;
+        w.worker_totals.idle_sleep_ns = 3'500'000;
         w.ports = t.ports;
         w.drops = t.drops;
         snap.kwikd.workers.push_back(w);
@@ -179,6 +181,8 @@ TEST_F(views_test, ports_and_workers) {
     EXPECT_EQ(cell(w, 0, "rx_packets").unsigned_value(), 15u);
     EXPECT_EQ(cell(w, 0, "tx_packets").unsigned_value(), 26u);
     EXPECT_EQ(cell(w, 0, "dropped_packets").unsigned_value(), 7u);
+    EXPECT_EQ(cell(w, 0, "idle_sleeps").unsigned_value(), 9u);
+    EXPECT_EQ(cell(w, 0, "idle_sleep_ms").unsigned_value(), 3u);
 }
 
 TEST_F(views_test, connections_join_the_desired_state_with_kwikd_counters) {
