@@ -235,7 +235,8 @@ void worker::run(const std::atomic<bool>& stop) noexcept {
 // Adaptive polling: the busy loop's passes, with a sleep after a run of empty ones
 // (idle_backoff). A pass did work when it received, took hand-offs or exception packets (all
 // counted in busy_loops) or applied a command. A sleep ends by the worker's next due work and
-// by idle_sleep_max, which bounds how late a command or a packet is seen; the time the
+// by idle_sleep_max, which bounds how late a command or a packet is seen, and how long an RCU
+// grace period (path_table's synchronize on a full table) waits for this worker; the time the
 // kernel takes to wake the thread comes on top (timer slack set to 1 us below, from 50 us).
 void worker::run_adaptive(const std::atomic<bool>& stop) noexcept {
     ::prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
