@@ -330,8 +330,8 @@ _topology_counter = [0]
 
 
 if __name__ == "__main__":
-    # python3 netns_topology.py sweep | python3 netns_topology.py up KWIK_RELAY [PATHS]: builds one
-    # and keeps it until Ctrl-C (for trying things by hand; README).
+    # For trying things by hand (README): sweep; up KWIK_RELAY [PATHS] builds one and keeps it
+    # until Ctrl-C; relay SOCKET COMMAND... sends one control command and prints the answer.
     if len(sys.argv) >= 2 and sys.argv[1] == "sweep":
         print("removed: %s" % " ".join(sweep()))
     elif len(sys.argv) >= 3 and sys.argv[1] == "up":
@@ -343,6 +343,10 @@ if __name__ == "__main__":
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
+    elif len(sys.argv) >= 4 and sys.argv[1] == "relay":
+        answer = relay_control(sys.argv[2]).command(" ".join(sys.argv[3:]))
+        print(json.dumps(answer, indent=1))
+        sys.exit(0 if answer.get("ok") else 1)
     else:
-        print("usage: netns_topology.py sweep | up KWIK_RELAY [PATHS]", file=sys.stderr)
+        print("usage: netns_topology.py sweep | up KWIK_RELAY [PATHS] | relay SOCKET COMMAND...", file=sys.stderr)
         sys.exit(2)
