@@ -19,6 +19,7 @@ import time
 
 PREFIX = "kwt"
 _live = []  # topologies not yet destroyed, for the atexit hook and the SIGTERM handler
+_topology_counter = [0]  # topologies this process made: part of each one's name
 _name_re = re.compile(r"^%s(\d+)x(\d+)-[crs]$" % PREFIX)
 
 
@@ -325,8 +326,6 @@ class topology:
         _batch(self.server_ns, ["link add kbr0 type bridge", "link set s0 master kbr0", "link set %s master kbr0" % tap,
                                 "link set kbr0 up", "link set %s up" % tap])
 
-
-_topology_counter = [0]
 
 
 if __name__ == "__main__":

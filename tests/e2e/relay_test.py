@@ -215,6 +215,22 @@ def main():
     check(len(names) == 3 and existed and not any(os.path.exists("/run/netns/" + ns) for ns in names),
           "SIGTERM: the child's namespaces %s existed and are removed" % names)
 
+    # 12. Device mode: s0 has no address (kwikd takes it with net_af_packet); attach_tap() bridges
+    # a device (kwikd's net_tap TAP; here a veth standing in for it) to s0, and traffic of every
+    # path reaches an address behind it.
+    with netns_topology.topology(relay_exe, paths=2, server_mode="device") as t3:
+        r = t3.run_in(t3.server_ns, ["ip", "-4", "-o", "addr", "show", "dev", "s0"])
+        check(r.returncode == 0 and r.stdout.strip() == "", "device mode: s0 has no IPv4 address: %r" % r.stdout)
+        t3.run_in(t3.server_ns, ["ip", "link", "add", "ktap", "type", "veth", "peer", "name", "kwikd0"], check=True)
+        t3.attach_tap("ktap")
+        for cmd in (["ip", "addr", "add", t3.server_address + "/24", "dev", "kwikd0"], ["ip", "link", "set", "kwikd0", "up"],
+                    ["ip", "route", "add", "default", "via", t3.server_gateway]):
+            t3.run_in(t3.server_ns, cmd, check=True)
+        for path in (1, 2):
+            seqs = transfer(t3, path, 300)
+            check(seqs == list(range(300)), "device mode + attach_tap: path %d, 300 of 300 through the bridge (%d)" %
+                  (path, len(seqs)))
+
     # 11. sweep() removes namespaces of a dead run (the pid in the name is gone).
     dead = subprocess.Popen(["true"])
     dead.wait()

@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
         std::cerr << "kwik-relay: " << created.message() << "\n";
         return 1;
     }
-    std::unique_ptr<relay> r(*created);
+    std::unique_ptr<relay> r = std::move(*created);
     std::cout << "kwik-relay: ready" << std::endl;
     if (auto done = r->run(); !done) {
         std::cerr << "kwik-relay: " << done.message() << "\n";

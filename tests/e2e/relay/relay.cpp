@@ -156,31 +156,31 @@ relay::~relay() {
     }
 }
 
-result<relay*> relay::create(const options& o) {
-    auto* r = new relay(o);
+result<std::unique_ptr<relay>> relay::create(const options& o) {
+    std::unique_ptr<relay> r(new relay(o));
     r->_epoll = epoll_create1(EPOLL_CLOEXEC);
     r->_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (r->_epoll < 0 || r->_timer < 0) {
-        auto e = sys_error("epoll/timerfd");
-        delete r;
-        return e;
+        return sys_error("epoll/timerfd");
     }
+    // SIGINT and SIGTERM end run() through a signalfd, so the loop stops between packets.
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
     sigprocmask(SIG_BLOCK, &mask, nullptr);
     r->_signal = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (r->_signal < 0) {
+        return sys_error("signalfd");
+    }
     epoll_event ev{EPOLLIN, {.u64 = tag_timer}};
     epoll_ctl(r->_epoll, EPOLL_CTL_ADD, r->_timer, &ev);
     ev.data.u64 = tag_signal;
     epoll_ctl(r->_epoll, EPOLL_CTL_ADD, r->_signal, &ev);
     if (auto d = r->open_devices(); !d) {
-        delete r;
         return d.failure();
     }
     if (auto c = r->open_control(); !c) {
-        delete r;
         return c.failure();
     }
     return r;

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <queue>
 #include <string>
 #include <vector>
@@ -39,7 +40,7 @@ enum class direction : std::uint8_t { up = 0, down = 1 };
 class relay {
 public:
     // Creates and brings up the TUN devices and listens on the control socket.
-    static result<relay*> create(const options& o);
+    static result<std::unique_ptr<relay>> create(const options& o);
     ~relay();
     relay(const relay&) = delete;
     relay& operator=(const relay&) = delete;
