@@ -6,7 +6,8 @@ by an atexit hook and on SIGTERM; sweep() removes what dead runs left. Standard 
 
 Addresses, with k unique per run: path i (1..N) is 10.k.i.0/24, client 10.k.i.2 on ci, relay
 10.k.i.1 on rci; relay <-> server 10.k.100.0/24, relay 10.k.100.2 on rs, server (Kwik or kernel)
-10.k.100.1 on s0; management 10.k.254.1 (client, m0) <-> 10.k.254.2 (server, m1)."""
+10.k.100.1 on s0; management 10.k.254.1 (client, m0) <-> 10.k.254.2 (server, m1). With ipv6=True
+the same plan in fd00:k:i::/64 and fd00:k:100::/64 on the same devices, routed the same way."""
 import atexit
 import json
 import os
@@ -32,9 +33,13 @@ def _sh(argv, input=None, check=True, timeout=30):
 
 def _batch(ns, commands):
     """Runs ip commands in namespace ns in one process (ip -batch): tens of times faster than one
-    process per command."""
-    if commands:
-        _sh(["ip", "-n", ns, "-batch", "-"], input="\n".join(commands) + "\n")
+    process per command. Commands starting with "-6 " go to a second, IPv6 batch (a batch line
+    takes no options)."""
+    v4 = [c for c in commands if not c.startswith("-6 ")]
+    v6 = [c[3:] for c in commands if c.startswith("-6 ")]
+    for family, lines in (([], v4), (["-6"], v6)):
+        if lines:
+            _sh(["ip"] + family + ["-n", ns, "-batch", "-"], input="\n".join(lines) + "\n")
 
 
 def _sysctl(ns, settings):
@@ -133,7 +138,7 @@ class topology:
     {(path, "up"|"down"): Mbit/s}, or one number for every path and direction; None = unlimited.
     Paths are named "p1".."pN" on the relay's control socket."""
 
-    def __init__(self, relay_exe, paths=3, server_mode="kernel", rates=None, seed=1, workdir=None):
+    def __init__(self, relay_exe, paths=3, server_mode="kernel", rates=None, seed=1, workdir=None, ipv6=False):
         if server_mode not in ("kernel", "device"):
             raise ValueError("server_mode: %r is not kernel or device" % server_mode)
         if not 1 <= paths <= 99:
@@ -147,6 +152,7 @@ class topology:
         self.relay_exe = relay_exe
         self.seed = seed
         self.rates = rates
+        self.ipv6 = ipv6
         self.workdir = workdir or "/tmp"
         self.relay_proc = None
         self.relay = None
@@ -159,6 +165,20 @@ class topology:
 
     def relay_address(self, i):
         return "10.%d.%d.1" % (self.k, i)
+
+    def client_address6(self, i):
+        return "fd00:%d:%d::2" % (self.k, i)
+
+    def relay_address6(self, i):
+        return "fd00:%d:%d::1" % (self.k, i)
+
+    @property
+    def server_address6(self):
+        return "fd00:%d:100::1" % self.k
+
+    @property
+    def server_gateway6(self):
+        return "fd00:%d:100::2" % self.k
 
     @property
     def server_address(self):
@@ -209,9 +229,14 @@ class topology:
         _sysctl(r, [("net.ipv4.ip_forward", 1), ("net.ipv4.conf.all.rp_filter", 0),
                     ("net.ipv4.conf.default.rp_filter", 0), ("net.ipv4.conf.all.send_redirects", 0),
                     ("net.ipv4.conf.default.send_redirects", 0),
-                    # The paths are IPv4: no IPv6 router solicitations or MLD reports from the TUN
-                    # devices themselves in the relay's counters.
-                    ("net.ipv6.conf.all.disable_ipv6", 1), ("net.ipv6.conf.default.disable_ipv6", 1)])
+                    # Without IPv6 paths, IPv6 is off; with them, the TUN devices get no IPv6
+                    # address (addr_gen_mode 1) so that the relay namespace sends nothing of its own
+                    # (router solicitations, MLD reports) into them: the relay's counters count
+                    # path traffic only.
+                    ("net.ipv6.conf.all.disable_ipv6", 0 if self.ipv6 else 1),
+                    ("net.ipv6.conf.default.disable_ipv6", 0 if self.ipv6 else 1),
+                    ("net.ipv6.conf.all.forwarding", 1 if self.ipv6 else 0),
+                    ("net.ipv6.conf.default.addr_gen_mode", 1)])
         for ns in (c, s):
             _sysctl(ns, [("net.ipv4.conf.all.rp_filter", 0), ("net.ipv4.conf.default.rp_filter", 0)])
         # The relay creates its TUN devices in its namespace before routes name them.
@@ -219,6 +244,8 @@ class topology:
         argv = [self.relay_exe, "--control", self.control_path, "--seed", str(self.seed)]
         for i in range(1, n + 1):
             argv += ["--path", "%s=tun%d" % (self.path_name(i), i), "--up-from", "10.%d.%d.0/24" % (k, i)]
+            if self.ipv6:
+                argv += ["--up-from", "fd00:%d:%d::/64" % (k, i)]
         self.relay_proc = subprocess.Popen(["ip", "netns", "exec", r] + argv, stdout=subprocess.PIPE,
                                            stderr=subprocess.PIPE, text=True)
         cmds = {c: ["link set lo up"], r: ["link set lo up"], s: ["link set lo up"]}
@@ -234,6 +261,20 @@ class topology:
                         "route add default via %s dev c%d table %d" % (self.relay_address(i), i, 100 + i),
                         "rule add from %s lookup %d pref %d" % (self.client_address(i), 100 + i, 1000 + i)]
             cmds[r] += ["addr add %s/24 dev rc%d" % (self.relay_address(i), i), "link set rc%d up" % i]
+        if self.ipv6:
+            for i in range(1, n + 1):
+                cmds[c] += ["-6 addr add %s/64 dev c%d nodad" % (self.client_address6(i), i),
+                            "-6 route add default via %s dev c%d table %d" % (self.relay_address6(i), i, 100 + i),
+                            "-6 rule add from %s lookup %d pref %d" % (self.client_address6(i), 100 + i, 1000 + i)]
+                # The relay's veths get a link-local address by hand (addr_gen_mode 1 there):
+                # neighbour solicitations need one as their source.
+                cmds[r] += ["-6 addr add %s/64 dev rc%d nodad" % (self.relay_address6(i), i),
+                            "-6 addr add fe80::1/64 dev rc%d nodad" % i]
+            cmds[c] += ["-6 route add fd00:%d:100::/64 via %s dev c1" % (k, self.relay_address6(1))]
+            cmds[r] += ["-6 addr add %s/64 dev rs nodad" % self.server_gateway6, "-6 addr add fe80::1/64 dev rs nodad"]
+            if self.server_mode == "kernel":
+                cmds[s] += ["-6 addr add %s/64 dev s0 nodad" % self.server_address6,
+                            "-6 route add default via %s dev s0" % self.server_gateway6]
         # An unbound client socket to the server leaves by path 1.
         cmds[c] += ["route add 10.%d.100.0/24 via %s dev c1" % (k, self.relay_address(1)),
                     "addr add %s/24 dev m0" % self.management_client, "link set m0 up"]
@@ -257,6 +298,10 @@ class topology:
             rules += ["route add default dev tun%d table %d" % (i, 100 + i),
                       "rule add iif rc%d lookup %d pref %d" % (i, 100 + i, 1000 + i),
                       "rule add iif rs to 10.%d.%d.0/24 lookup %d pref %d" % (k, i, 100 + i, 2000 + i)]
+            if self.ipv6:
+                rules += ["-6 route add default dev tun%d table %d" % (i, 100 + i),
+                          "-6 rule add iif rc%d lookup %d pref %d" % (i, 100 + i, 1000 + i),
+                          "-6 rule add iif rs to fd00:%d:%d::/64 lookup %d pref %d" % (k, i, 100 + i, 2000 + i)]
         _batch(r, rules)
         if self.rates is not None:
             for i in range(1, n + 1):

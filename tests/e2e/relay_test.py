@@ -231,6 +231,44 @@ def main():
             check(seqs == list(range(300)), "device mode + attach_tap: path %d, 300 of 300 through the bridge (%d)" %
                   (path, len(seqs)))
 
+    # 13. IPv6 (dual stack): loss on path 2 up counted exactly; delay on path 2 down seen in the
+    # RTT (both directions of IPv6 through the relay); IPv4 on the same topology still passes.
+    with netns_topology.topology(relay_exe, paths=2, ipv6=True) as t6:
+        sink = t6.popen_in(t6.server_ns, PROBE + ["sink", t6.server_address6, str(PORT), "0.5", "20"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        sink.stderr.readline()
+        t6.relay.set("p2", "up", loss=0.1)
+        t6.run_in(t6.client_ns, PROBE + ["send", t6.client_address6(2), t6.server_address6, str(PORT), "2000", "200",
+                                         "5000"], check=True)
+        seqs = sink_result(sink)["seqs"]
+        s = t6.relay.stats("p2")["p2"]
+        sigma = (2000 * 0.1 * 0.9) ** 0.5
+        check(abs(2000 - len(seqs) - 200) <= 5 * sigma and s["up"]["packets_in"] == 2000 and
+              s["up"]["packets_out"] == len(seqs) and s["up"]["dropped"]["loss"] == 2000 - len(seqs),
+              "IPv6 loss 0.1 on path 2 up: %d of 2000 arrived; relay in %d out %d lost %d" %
+              (len(seqs), s["up"]["packets_in"], s["up"]["packets_out"], s["up"]["dropped"]["loss"]))
+        t6.relay.reset("p2")
+        echo = t6.popen_in(t6.server_ns, PROBE + ["echo", t6.server_address6, str(PORT)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+        echo.stderr.readline()
+        try:
+            t6.relay.set("p2", "down", delay_ms=15)
+            r = t6.run_in(t6.client_ns, PROBE + ["rtt", t6.client_address6(2), t6.server_address6, str(PORT), "10"])
+            rtt6 = json.loads(r.stdout)["rtt_ms"]
+        finally:
+            echo.kill()
+            echo.wait()
+        s = t6.relay.stats("p2")["p2"]
+        check(len(rtt6) == 10 and min(rtt6) >= 15 - 0.5 and s["down"]["delayed"] == 10,
+              "IPv6 delay 15 ms on path 2 down: RTT min %s ms, relay delayed %d down" %
+              (min(rtt6) if rtt6 else None, s["down"]["delayed"]))
+        sink = t6.popen_in(t6.server_ns, PROBE + ["sink", t6.server_address, str(PORT), "0.5", "20"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        sink.stderr.readline()
+        t6.run_in(t6.client_ns, PROBE + ["send", t6.client_address(1), t6.server_address, str(PORT), "300", "200",
+                                         "5000"], check=True)
+        check(sink_result(sink)["seqs"] == list(range(300)), "dual stack: IPv4 on path 1 still 300 of 300 in order")
+
     # 11. sweep() removes namespaces of a dead run (the pid in the name is gone).
     dead = subprocess.Popen(["true"])
     dead.wait()

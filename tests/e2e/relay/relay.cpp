@@ -127,7 +127,7 @@ relay::relay(const options& o) : _options(o), _scratch(65536) {
         // Each path and direction draws from its own stream: traffic on one path does not move
         // another's decisions, so a seed replays each path exactly.
         const std::uint64_t base = o.seed * 0x100000001B3ull + i * 2;
-        _paths.push_back(path{o.paths[i].name, o.paths[i].tun_device, -1, false, 0,
+        _paths.push_back(path{o.paths[i].name, o.paths[i].tun_device, -1, false, 0, 0,
                               {direction_state(base), direction_state(base + 1)}});
     }
     _pool.resize(static_cast<std::size_t>(o.pool) * slot_size);
@@ -320,6 +320,12 @@ void relay::on_packet(std::uint16_t p, const std::uint8_t* data, std::size_t len
         ++pa.malformed;
         return;
     }
+    // The relay namespace's own link-scope IPv6 traffic on the device (MLD reports when it comes
+    // up) is no path's: a router never forwards it, so neither does the relay.
+    if ((data[0] >> 4) == 6 && data[24] == 0xFF && (data[25] & 0x0F) == 0x02) {
+        ++pa.link_local;
+        return;
+    }
     direction_state& ds = pa.dirs[static_cast<std::size_t>(d)];
     direction_counters& c = ds.counters;
     ++c.packets_in;
@@ -466,6 +472,7 @@ std::string relay::stats_json(std::string_view name) {
         paths[p.name] = {{"device", p.device},
                          {"blackout", p.blackout},
                          {"malformed", p.malformed},
+                         {"link_local", p.link_local},
                          {"up", counters_json(p.dirs[0].counters)},
                          {"down", counters_json(p.dirs[1].counters)},
                          {"settings", {{"up", settings_json(p.dirs[0].settings)},
@@ -513,6 +520,7 @@ std::string relay::answer(std::string_view line) {
         // Settings and counters start again; packets already waiting still leave when due.
         p->blackout = false;
         p->malformed = 0;
+        p->link_local = 0;
         for (direction_state& d : p->dirs) {
             const std::uint64_t queue = d.counters.queue;
             d.settings = impairment{};

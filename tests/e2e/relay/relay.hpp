@@ -57,7 +57,8 @@ private:
         std::string device;
         int fd = -1;
         bool blackout = false;
-        std::uint64_t malformed = 0; // not IPv4/IPv6, or shorter than its header
+        std::uint64_t malformed = 0;  // not IPv4/IPv6, or shorter than its header
+        std::uint64_t link_local = 0; // IPv6 to ff02::/16 (MLD, router solicitations): never routed
         std::array<direction_state, 2> dirs;
     };
     struct held {
