@@ -3,9 +3,12 @@
 each way (tc tbf), 32 MiB client -> server. Checks: SHA-256 and size equal on both sides, the
 connection stayed MPTCP (no fallback) with 3 subflows, every path carried data (the relay's
 per-path counters), and with path 1 blacked out 0.5 s into a second transfer it still completes
-intact, the blackout dropping packets on path 1 while paths 2 and 3 carry the rest.
+intact, the blackout dropping packets on path 1 while paths 2 and 3 carry the rest. Against a
+plain TCP server the client reports "fallback": true (it never passes TCP off as MPTCP).
 Usage: mptcp_tool_test.py <kwik-relay> <kwik-mptcp>"""
+import json
 import os
+import subprocess
 import sys
 
 relay_exe, mptcp_exe = sys.argv[1:3]
@@ -42,6 +45,21 @@ def main():
         print("goodput %.1f Mbit/s, failover gap %s ms" % (r["goodput_mbit"], r["failover_gap_ms"]), flush=True)
         check(r["failover_gap_ms"] is not None and r["failover_gap_ms"] < 5000,
               "progress resumed after the blackout (gap %s ms)" % r["failover_gap_ms"])
+
+        # A plain TCP server: MPTCP falls back to TCP, and the client says so.
+        tcp_sink = ("import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+                    "s.bind((%r, 5202)); s.listen(1); print('ready', flush=True); c, _ = s.accept(); n = 0\n"
+                    "while True:\n    b = c.recv(1 << 16)\n    n += len(b)\n    if not b: break\n"
+                    "c.close(); print(n, flush=True)" % t.server_address)
+        sink = t.popen_in(t.server_ns, [sys.executable, "-c", tcp_sink], stdout=subprocess.PIPE, text=True)
+        sink.stdout.readline()
+        r = t.run_in(t.client_ns, [mptcp_exe, "client", "--connect", "%s:5202" % t.server_address, "--bind",
+                                   t.client_address(1), "--size", str(1 << 20)], timeout=60)
+        received = sink.communicate(timeout=30)[0].strip()
+        report = json.loads(r.stdout) if r.returncode == 0 else {}
+        check(report.get("fallback") is True and report.get("subflows_max") == 0 and received == str(1 << 20),
+              "against a plain TCP server: fallback true, no MPTCP subflows, %s bytes arrived (exit %d %s)" %
+              (received, r.returncode, r.stderr.strip()))
     check(t.exists() == [], "the namespaces are gone")
 
 
