@@ -191,6 +191,14 @@ def main():
         a = t.relay.command("set p1 down loss=0.5 delay_ms=x")
         check(a.get("ok") is False and t.relay.stats("p1")["p1"]["settings"]["down"]["loss"] == 0,
               "a set with one bad field applies none of its fields")
+        # Every packet is accounted for: in + duplicated == out + dropped + still queued.
+        for name, ps in t.relay.stats().items():
+            for d in ("up", "down"):
+                c = ps[d]
+                check(c["packets_in"] + c["duplicated"] == c["packets_out"] + sum(c["dropped"].values()) + c["queue"],
+                      "%s %s: in %d + duplicated %d == out %d + dropped %d + queued %d" %
+                      (name, d, c["packets_in"], c["duplicated"], c["packets_out"], sum(c["dropped"].values()),
+                       c["queue"]))
         relay_proc = t.relay_proc
     check(relay_proc.returncode == 0, "kwik-relay exited 0 on SIGTERM (%s)" % relay_proc.returncode)
     check(t.exists() == [], "the namespaces are gone after the test: %s" % t.exists())
