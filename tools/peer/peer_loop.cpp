@@ -131,7 +131,8 @@ result<void> peer_loop::open() {
         _report.role = "server";
         _report.mode = std::string(engine::to_string(_settings.endpoint.kind));
     }
-    build_connection(clock_now());
+    _start = clock_now(); // events (the paths' "up") count from here
+    build_connection(_start);
     return {};
 }
 
@@ -431,8 +432,7 @@ void peer_loop::sample(time_ns now) {
 }
 
 int peer_loop::run() {
-    _start = clock_now();
-    _now = _start;
+    _now = clock_now();
     _last_sample = _start;
     _sample_interval = static_cast<time_ns>(_settings.progress_interval_ms != 0 ? _settings.progress_interval_ms
                                                                                 : _settings.timeline_interval_ms) *

@@ -93,6 +93,19 @@ void generate(std::uint64_t seed, std::uint64_t offset, std::span<std::uint8_t> 
     }
 }
 
+std::uint64_t pattern_mismatches(transport::stream_id id, std::uint64_t offset, std::span<const std::uint8_t> data,
+                                 std::uint64_t* first) noexcept {
+    std::uint64_t bad = 0;
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        if (data[i] != engine::pattern_byte(id, offset + i)) [[unlikely]] {
+            if (bad++ == 0 && first != nullptr) {
+                *first = offset + i;
+            }
+        }
+    }
+    return bad;
+}
+
 struct transfer::stream_job {
     transport::stream_id id = 0;
     std::uint64_t source_offset = 0; // echo, upload: where this stream's share of the source starts
@@ -281,15 +294,15 @@ void transfer::received(stream_job& j, std::uint64_t offset, std::span<const std
     j.received += data.size();
     _bytes_received += data.size();
     switch (_settings.mode) {
-    case transfer_mode::download:
-        for (std::size_t i = 0; i < data.size(); ++i) {
-            if (data[i] != engine::pattern_byte(j.id, offset + i)) [[unlikely]] {
-                if (j.mismatched++ == 0) {
-                    j.first_mismatch = offset + i;
-                }
-            }
+    case transfer_mode::download: {
+        std::uint64_t first = 0;
+        const std::uint64_t bad = pattern_mismatches(j.id, offset, data, &first);
+        if (bad != 0 && j.mismatched == 0) {
+            j.first_mismatch = first;
         }
+        j.mismatched += bad;
         break;
+    }
     case transfer_mode::get: {
         std::size_t done = 0;
         while (done < data.size()) {
