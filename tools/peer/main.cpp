@@ -1,12 +1,13 @@
 // kwik-peer: a Kwik endpoint on Linux UDP sockets (docs/KWIK_PEER.md). The main thread parses
-// the command line, opens the sockets and runs the data loop (peer_loop) on itself; SIGINT and
-// SIGTERM stop it. Exit status: 0 verified, 1 transfer failed, 2 usage, 3 cannot open or connect.
+// the command line, opens the sockets and runs the data loop (peer_loop) on itself (--static,
+// server) or beside the KCP session (kcp_client); SIGINT and SIGTERM stop it. Exit status: 0 verified, 1 transfer failed, 2 usage, 3 cannot open or connect.
 #include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "tools/peer/command_line.hpp"
+#include "tools/peer/kcp_client.hpp"
 #include "tools/peer/peer_loop.hpp"
 #include "tools/peer/report.hpp"
 
@@ -44,7 +45,11 @@ int main(int argc, char** argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
-    const int status = (*loop)->run();
+    // --static: the data loop runs here; otherwise on its own thread beside the KCP session.
+    const int status = opts.static_paths ? (*loop)->run() : run_kcp_client(opts, **loop);
+    if (status == exit_unreachable) {
+        return status;
+    }
     const run_report& report = (*loop)->report();
     std::fputs(summary_text(report).c_str(), stdout);
     std::fflush(stdout);

@@ -308,6 +308,11 @@ void peer_loop::handle_actions(time_ns now) {
                 _conn->set_path_weight(a.path, a.weight);
             }
             break;
+        case loop_action::kind::set_strategy:
+            if (_conn) {
+                _conn->set_strategy(a.strategy);
+            }
+            break;
         case loop_action::kind::remove_path:
             if (_conn) {
                 _conn->remove_path(a.path, now);

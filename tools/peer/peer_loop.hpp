@@ -44,6 +44,7 @@ struct loop_action {
     enum class kind : std::uint8_t {
         set_standby,  // path, flag
         set_weight,   // path, weight (pins it)
+        set_strategy, // strategy
         remove_path,  // path
         install_key,  // key
         event,        // record event/reason for path, source "kcp"
@@ -55,6 +56,7 @@ struct loop_action {
     bool flag = false;
     float weight = 0;
     transport::aead_key key{};
+    transport::schedule_strategy strategy = transport::schedule_strategy::min_rtt;
     std::string event, reason;
 };
 
