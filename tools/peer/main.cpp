@@ -45,8 +45,9 @@ int main(int argc, char** argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
-    // --static: the data loop runs here; otherwise on its own thread beside the KCP session.
-    const int status = opts.static_paths ? (*loop)->run() : run_kcp_client(opts, **loop);
+    // --static and server: the data loop runs here; otherwise on its own thread beside the KCP session.
+    const bool with_kcp = opts.loop.side == kwik::transport::role::client && !opts.static_paths;
+    const int status = with_kcp ? run_kcp_client(opts, **loop) : (*loop)->run();
     if (status == exit_unreachable) {
         return status;
     }

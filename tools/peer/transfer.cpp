@@ -74,7 +74,7 @@ std::string sha256::hex(const digest& d) {
     return out;
 }
 
-void generate(std::uint64_t seed, std::uint64_t offset, std::span<std::uint8_t> out) noexcept {
+void generate_data(std::uint64_t seed, std::uint64_t offset, std::span<std::uint8_t> out) noexcept {
     const std::uint64_t base = seed << 32;
     std::size_t i = 0;
     // Leading bytes up to a word boundary, then whole words (about 1 ns per 8 bytes), then the tail.
@@ -214,7 +214,7 @@ transfer::stream_job* transfer::find(transport::stream_id id) noexcept {
 bool transfer::fill(stream_job& j, std::uint8_t* dst, std::size_t n) noexcept {
     const std::uint64_t at = j.source_offset + j.written;
     if (_source_fd < 0) {
-        generate(_settings.seed, at, {dst, n});
+        generate_data(_settings.seed, at, {dst, n});
         return true;
     }
     std::size_t done = 0;

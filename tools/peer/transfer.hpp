@@ -45,8 +45,9 @@ private:
 };
 
 // Byte `offset` of the generated source for `seed`: byte offset % 8 (least significant first)
-// of SplitMix64(seed * 2^32 + offset / 8 + golden), so any range is made without state.
-void generate(std::uint64_t seed, std::uint64_t offset, std::span<std::uint8_t> out) noexcept;
+// of SplitMix64(seed * 2^32 + offset / 8) (the SplitMix64 of pattern_byte, increment included),
+// so any range is made without state.
+void generate_data(std::uint64_t seed, std::uint64_t offset, std::span<std::uint8_t> out) noexcept;
 
 // Bytes of data (stream `id`'s answer from kwikd's pattern endpoint, starting at `offset`) that
 // differ from engine::pattern_byte; the first one's offset goes to *first when there is one.

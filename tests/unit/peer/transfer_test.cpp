@@ -14,7 +14,7 @@ using namespace kwik::peer;
 
 std::vector<std::uint8_t> gen(std::uint64_t seed, std::uint64_t offset, std::size_t n) {
     std::vector<std::uint8_t> v(n);
-    generate(seed, offset, v);
+    generate_data(seed, offset, v);
     return v;
 }
 
