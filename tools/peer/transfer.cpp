@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 
@@ -74,6 +75,8 @@ std::string sha256::hex(const digest& d) {
     return out;
 }
 
+static_assert(std::endian::native == std::endian::little, "generate_data stores words in memory order");
+
 void generate_data(std::uint64_t seed, std::uint64_t offset, std::span<std::uint8_t> out) noexcept {
     const std::uint64_t base = seed << 32;
     std::size_t i = 0;
@@ -83,10 +86,10 @@ void generate_data(std::uint64_t seed, std::uint64_t offset, std::span<std::uint
         ++i;
     }
     for (; i + 8 <= out.size(); i += 8) {
+        // Little-endian host (x86-64, the only target): the word's bytes in memory order are
+        // bytes 0..7 of the definition: one 8-byte store instead of eight.
         const std::uint64_t w = splitmix64(base + ((offset + i) >> 3));
-        for (unsigned k = 0; k < 8; ++k) {
-            out[i + k] = static_cast<std::uint8_t>(w >> (8 * k));
-        }
+        std::memcpy(out.data() + i, &w, sizeof w);
     }
     for (; i < out.size(); ++i) {
         out[i] = static_cast<std::uint8_t>(splitmix64(base + ((offset + i) >> 3)) >> (8 * ((offset + i) & 7)));
