@@ -87,8 +87,10 @@ void endpoint::note(transport::stream_id id, stream_job& j) {
 }
 
 void endpoint::close_job(stream_job& j) {
-    for (auto& [owner, data] : j.backlog) {
-        _alloc.ops->release(owner);
+    for (backlog_item& b : j.backlog) {
+        if (b.owner != nullptr) {
+            _alloc.ops->release(b.owner);
+        }
     }
     j.backlog.clear();
     if (j.serve_fd >= 0) {
@@ -131,22 +133,25 @@ void endpoint::on_data(transport::stream_id id, std::uint64_t offset, std::span<
 }
 
 // Copies data into a new tx buffer and queues it on the stream; false (and kept in the
-// backlog) when the send buffer is full.
+// backlog) when the send buffer is full, or (spilled to the heap) when no tx buffer is left.
 bool endpoint::send_copy(transport::stream_id id, std::span<const std::uint8_t> data) {
+    stream_job& j = job(id);
     std::uint8_t* dst = nullptr;
     void* owner = _alloc.allocate(_alloc.ctx, data.size(), &dst);
     if (owner == nullptr) {
-        ++_counters.io_errors;
+        ++_counters.tx_buffer_waits;
+        _counters.spilled_bytes += data.size();
+        backlog_item& b = j.backlog.emplace_back();
+        b.spill.assign(data.begin(), data.end());
         return false;
     }
     std::memcpy(dst, data.data(), data.size());
-    stream_job& j = job(id);
     if (j.backlog.empty() && _conn.write(id, {dst, static_cast<std::uint32_t>(data.size()), owner})) {
         _counters.bytes_sent += data.size();
         _alloc.ops->release(owner);
         return true;
     }
-    j.backlog.emplace_back(owner, std::span<const std::uint8_t>(dst, data.size()));
+    j.backlog.push_back({owner, std::span<const std::uint8_t>(dst, data.size()), {}});
     return false;
 }
 
@@ -316,7 +321,7 @@ void endpoint::answer(transport::stream_id id, stream_job& j) {
         std::uint8_t* dst = nullptr;
         void* owner = _alloc.allocate(_alloc.ctx, n, &dst);
         if (owner == nullptr) {
-            ++_counters.io_errors;
+            ++_counters.tx_buffer_waits; // pump() comes back to it
             return;
         }
         if (j.serve_fd >= 0) {
@@ -337,7 +342,7 @@ void endpoint::answer(transport::stream_id id, stream_job& j) {
             _counters.bytes_sent += n;
             _alloc.ops->release(owner);
         } else {
-            j.backlog.emplace_back(owner, std::span<const std::uint8_t>(dst, n));
+            j.backlog.push_back({owner, std::span<const std::uint8_t>(dst, n), {}});
         }
     }
     if (j.backlog.empty() && j.answered == j.answer_length && !j.finished) {
@@ -369,12 +374,23 @@ void endpoint::pump() {
 
 void endpoint::pump_job(transport::stream_id id, stream_job& j) {
     while (!j.backlog.empty()) {
-        auto& [owner, data] = j.backlog.front();
-        if (!_conn.write(id, {data.data(), static_cast<std::uint32_t>(data.size()), owner})) {
+        backlog_item& b = j.backlog.front();
+        if (b.owner == nullptr) { // spilled: a tx buffer for it first
+            std::uint8_t* dst = nullptr;
+            b.owner = _alloc.allocate(_alloc.ctx, b.spill.size(), &dst);
+            if (b.owner == nullptr) {
+                ++_counters.tx_buffer_waits;
+                break;
+            }
+            std::memcpy(dst, b.spill.data(), b.spill.size());
+            b.data = std::span<const std::uint8_t>(dst, b.spill.size());
+            std::vector<std::uint8_t>().swap(b.spill);
+        }
+        if (!_conn.write(id, {b.data.data(), static_cast<std::uint32_t>(b.data.size()), b.owner})) {
             break;
         }
-        _counters.bytes_sent += data.size();
-        _alloc.ops->release(owner);
+        _counters.bytes_sent += b.data.size();
+        _alloc.ops->release(b.owner);
         j.backlog.pop_front();
     }
     if (!j.backlog.empty()) {

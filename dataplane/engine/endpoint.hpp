@@ -41,6 +41,8 @@ std::uint8_t pattern_byte(transport::stream_id id, std::uint64_t offset) noexcep
 struct endpoint_counters {
     std::uint64_t streams = 0, bytes_received = 0, bytes_sent = 0, files_written = 0, files_served = 0;
     std::uint64_t requests = 0, rejected = 0, io_errors = 0;
+    // No tx buffer when one was needed: the bytes waited (echo: on the heap), nothing was lost.
+    std::uint64_t tx_buffer_waits = 0, spilled_bytes = 0;
 };
 
 // Buffers for the data an endpoint sends (echo copies, pattern bytes, file contents), owned
@@ -75,9 +77,20 @@ public:
     const endpoint_config& config() const noexcept { return _config; }
 
 private:
+    // Bytes waiting to be written on a stream: in a tx buffer (owner, data), or, when no tx
+    // buffer could be had (an mbuf pool exhausted while paths hold unacknowledged data), copied
+    // to the heap (owner nullptr, bytes in spill) until pump() gets a tx buffer for them. Never
+    // dropped: an echo stream reads nothing more while its backlog is not empty, so a spill is
+    // at most one delivery (bounded by the stream's receive window).
+    struct backlog_item {
+        void* owner = nullptr;
+        std::span<const std::uint8_t> data;
+        std::vector<std::uint8_t> spill;
+    };
+
     struct stream_job {
-        // echo: bytes received, not yet written back
-        std::deque<std::pair<void*, std::span<const std::uint8_t>>> backlog;
+        // echo: bytes received, not yet written back; answers: chunks the send buffer refused
+        std::deque<backlog_item> backlog;
         bool peer_finished = false;
         bool finished = false;
         bool readable = false;

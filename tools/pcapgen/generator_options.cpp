@@ -393,6 +393,10 @@ const option_def option_table[] = {
     {"start-time", "--start-time", "SECONDS", "1700000000", "timestamp of the first record (Unix "
      "seconds)", option_kind::single,
      [](option_state& s, const values& v) { return set_uint(s.o.start_time, v, 0, 4000000000); }},
+    {"first-sequence", "--first-sequence", "N", "0", "the path sequence number of each path's first packet in "
+     "each direction (0 to 2^61): traffic that continues a connection already under way",
+     option_kind::single,
+     [](option_state& s, const values& v) { return set_uint(s.o.first_sequence, v, 0, std::uint64_t{1} << 61); }},
     {"encrypt-key", "--encrypt-key", "HEX", "", "seal every stream frame as an ENCRYPTED frame under this "
      "AES-256-GCM key (64 hex digits); the manifest does not record it", option_kind::single,
      [](option_state& s, const values& v) -> result<void> {
@@ -743,6 +747,7 @@ nlohmann::json to_json(const generator_options& o) {
         {"retransmit_delay", o.retransmit_delay},
         {"interval_us", o.interval_us},
         {"start_time", o.start_time},
+        {"first_sequence", o.first_sequence},
         {"encrypted", o.encrypt_key.has_value()},
         {"key_phase", o.key_phase},
     };

@@ -63,6 +63,7 @@ struct generator_options {
     std::uint32_t retransmit_delay = 4;
     std::uint64_t interval_us = 10;
     std::uint64_t start_time = 1700000000;
+    std::uint64_t first_sequence = 0; // every path's first sequence number, both directions
     // --encrypt-key: every stream frame is sealed as an ENCRYPTED frame (PROTOCOL.md 5.4, 13.8)
     // under this AES-256-GCM key and key_phase, with the client's nonces (prefix "KCLI", a
     // counter per connection from 0). The manifest records that it was used, never the key.

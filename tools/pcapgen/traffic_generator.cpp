@@ -236,6 +236,9 @@ private:
 void traffic_generator::plan_connection(connection_state& c) {
     const std::uint32_t npaths = static_cast<std::uint32_t>(_o.paths.size());
     c.paths.resize(npaths);
+    for (path_state& ps : c.paths) {
+        ps.next_seq = {_o.first_sequence, _o.first_sequence};
+    }
     c.scheduler.emplace(_o.weights);
     weighted_round_robin stream_paths(_o.weights);
     std::vector<std::uint8_t> chunk(64 * 1024);

@@ -200,6 +200,58 @@ TEST(endpoint, echo_returns_every_byte_in_order) {
     EXPECT_NE(std::find(f.finished.begin(), f.finished.end(), id), f.finished.end()) << "no FIN came back";
 }
 
+// A tx allocator that runs dry: no buffer for its first 40 calls and for every third after
+// that (an mbuf pool drained by unacknowledged data on a blacked-out path).
+struct starving_allocator {
+    std::uint64_t calls = 0, refused = 0;
+};
+
+void* starving_allocate(void* ctx, std::size_t size, std::uint8_t** data) {
+    auto* a = static_cast<starving_allocator*>(ctx);
+    if (a->calls++ < 40 || a->calls % 3 == 0) {
+        ++a->refused;
+        return nullptr;
+    }
+    return heap_allocate(nullptr, size, data);
+}
+
+TEST(endpoint, echo_loses_nothing_when_tx_buffers_run_out) {
+    pair_fixture f(config_of(endpoint_kind::echo));
+    starving_allocator starve;
+    f.ep = std::make_unique<endpoint>(config_of(endpoint_kind::echo), *f.server,
+                                      tx_allocator{&starve, starving_allocate, &transport::heap_buffer_ops});
+    const auto a = f.client->open_stream({});
+    const auto b = f.client->open_stream({});
+    const auto da = bytes_of(600000, 3);
+    const auto db = bytes_of(250000, 4);
+    f.write(a, da, true);
+    f.write(b, db, true);
+    f.run();
+    EXPECT_EQ(f.received[a], da);
+    EXPECT_EQ(f.received[b], db);
+    EXPECT_GT(starve.refused, 40u);
+    EXPECT_EQ(f.ep->counters().tx_buffer_waits, starve.refused);
+    EXPECT_GT(f.ep->counters().spilled_bytes, 0u);
+    EXPECT_EQ(f.ep->counters().io_errors, 0u);
+    EXPECT_EQ(f.ep->counters().bytes_sent, da.size() + db.size());
+}
+
+TEST(endpoint, pattern_answers_wait_for_tx_buffers) {
+    pair_fixture f(config_of(endpoint_kind::pattern));
+    starving_allocator starve;
+    f.ep = std::make_unique<endpoint>(config_of(endpoint_kind::pattern), *f.server,
+                                      tx_allocator{&starve, starving_allocate, &transport::heap_buffer_ops});
+    const auto id = f.client->open_stream({});
+    f.write(id, length_request(300000), true);
+    f.run();
+    ASSERT_EQ(f.received[id].size(), 300000u);
+    for (std::size_t i = 0; i < 300000; ++i) {
+        ASSERT_EQ(f.received[id][i], pattern_byte(id, i)) << "byte " << i;
+    }
+    EXPECT_GT(f.ep->counters().tx_buffer_waits, 0u);
+    EXPECT_EQ(f.ep->counters().io_errors, 0u);
+}
+
 TEST(endpoint, pattern_answers_the_requested_length) {
     pair_fixture f(config_of(endpoint_kind::pattern));
     const auto id = f.client->open_stream({});
