@@ -86,8 +86,8 @@ TEST_F(counters_test, layout_offsets) {
     EXPECT_EQ(h.max_paths, 16u);
     EXPECT_EQ(h.blocks_offset, _region.header().counters_offset + 256);
     EXPECT_EQ(h.worker_offset, 64u);
-    EXPECT_EQ(h.ports_offset, 128u);
-    EXPECT_EQ(h.drops_offset, 128u + 2 * 64);
+    EXPECT_EQ(h.ports_offset, 64u + 128u); // worker_counters: 128 bytes since layout version 2
+    EXPECT_EQ(h.drops_offset, 192u + 2 * 64);
     const std::uint64_t drops_end = h.drops_offset + 8 * kdp::drop_reason_count;
     EXPECT_EQ(h.connections_offset, (drops_end + 127) / 128 * 128);
     EXPECT_EQ(h.paths_offset, h.connections_offset + 8 * 128);
@@ -116,7 +116,7 @@ TEST_F(counters_test, publish_then_read_one_worker) {
     drops[static_cast<std::size_t>(kdp::drop_reason::bad_packet_checksum)] = 7;
     drops[static_cast<std::size_t>(kdp::drop_reason::packet_too_short)] = 2;
     w.begin_publish();
-    w.store_worker({100, 40, 3, 4, 5, 6, 7, 0});
+    w.store_worker({100, 40, 3, 4, 5, 6, 7, 0, 12, 34'000, {}});
     w.store_port(0, {10, 1000, 20, 2000, 1, 2, 3, 4});
     w.store_port(1, {11, 1100, 21, 2100, 0, 0, 0, 0});
     w.store_port(2, {99, 99, 99, 99, 99, 99, 99, 99}); // no such port: ignored
@@ -134,6 +134,8 @@ TEST_F(counters_test, publish_then_read_one_worker) {
     EXPECT_EQ(s.publish_count, 1u);
     EXPECT_EQ(s.worker_totals.polls, 100u);
     EXPECT_EQ(s.worker_totals.commands_applied, 7u);
+    EXPECT_EQ(s.worker_totals.idle_sleeps, 12u);
+    EXPECT_EQ(s.worker_totals.idle_sleep_ns, 34'000u);
     ASSERT_EQ(s.ports.size(), 2u);
     EXPECT_EQ(s.ports[0].rx_bytes, 1000u);
     EXPECT_EQ(s.ports[0].exception_tx, 4u);
@@ -159,7 +161,7 @@ TEST_F(counters_test, totals_sum_across_workers_and_merge_by_id) {
     std::vector<std::uint64_t> drops(kdp::drop_reason_count, 1);
     for (auto* w : {&w0, &w1, &w2}) {
         w->begin_publish();
-        w->store_worker({10, 5, 1, 1, 0, 0, 2, 0});
+        w->store_worker({10, 5, 1, 1, 0, 0, 2, 0, 4, 1000, {}});
         w->store_port(0, {100, 10000, 50, 5000, 1, 0, 0, 0});
         w->store_port(1, {1, 1, 1, 1, 1, 1, 1, 1});
         w->store_drops(drops);
@@ -206,6 +208,8 @@ TEST_F(counters_test, totals_sum_across_workers_and_merge_by_id) {
     EXPECT_EQ(t.stats.gave_up, 0u);
     EXPECT_EQ(t.worker.polls, 30u);
     EXPECT_EQ(t.worker.commands_applied, 6u);
+    EXPECT_EQ(t.worker.idle_sleeps, 12u) << "summed like the other counts";
+    EXPECT_EQ(t.worker.idle_sleep_ns, 3000u);
     ASSERT_EQ(t.ports.size(), 2u);
     EXPECT_EQ(t.ports[0].rx_packets, 300u);
     EXPECT_EQ(t.ports[0].tx_bytes, 15000u);
@@ -296,7 +300,7 @@ TEST_F(counters_test, writer_stuck_mid_publish_makes_readers_give_up) {
 // Every field of a snapshot published by the writer thread derives from one k; a reader that
 // mixes two publishes sees fields from two different k.
 api::worker_counters worker_for(std::uint64_t k) {
-    return {k, k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7};
+    return {k, k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7, k + 8, k + 9, {}};
 }
 api::port_counters port_for(std::uint64_t k, std::uint32_t p) {
     const std::uint64_t b = k * 16 + p * 8;
