@@ -120,6 +120,7 @@ class PeerTest(unittest.TestCase):
         self.assertIn("Mbit/s |", r.stderr)  # the progress line
         self.assertIn("verified: yes", r.stdout)
         srv = self.server_done()
+        self.assertEqual(srv["counters"]["endpoint_io_errors"], 0)
         self.assertEqual(srv["bytes_received"], 32 << 20)
         self.assertEqual(srv["bytes_sent"], 32 << 20)
 
