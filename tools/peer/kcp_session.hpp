@@ -55,7 +55,8 @@ struct path_request {
 };
 
 // Called on the session's events thread (start_events()), never two at once. Unset ones are
-// skipped (the message is still counted).
+// skipped (the message is still counted). A callback may call close() (it then does not wait
+// for the thread it runs on) but must not destroy the session.
 struct session_events {
     std::function<void(const kcp::v3::PathStatusUpdate&)> on_path_status;
     std::function<void(const kcp::v3::LoadBalancingUpdate&)> on_load_balancing;
