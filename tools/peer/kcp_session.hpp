@@ -1,4 +1,4 @@
-// kwik-peer's control half: one KCP session with kwik-cp (docs/KWIK_PEER.md, "Control session").
+// kwik-peer's control half: one KCP session with kwik-cp (docs/KCP_SERVER.md 1.7).
 // open() connects and says hello; add_path()/remove_path()/request_scaling() are blocking
 // requests, called from the peer's control thread (any thread: the client underneath is
 // thread-safe); start_events() runs a receive thread that calls session_events and keeps the
