@@ -161,6 +161,7 @@ void peer_loop::build_connection(time_ns now) {
     cb.on_path_event = cb_path_event;
     cb.on_closed = cb_closed;
     _conn = std::make_unique<transport::connection>(c, cb, now);
+    _rx_at_build = _rx_packets_total;
     for (std::size_t i = 0; i < _settings.paths.size(); ++i) {
         _conn->add_path(i + 1, now);
         if (_settings.paths[i].standby) {
@@ -512,10 +513,17 @@ int peer_loop::run() {
                 break;
             }
         } else if (_conn->closed()) {
-            if (_settings.exit_after_connection) {
+            const bool served = _rx_packets_total != _rx_at_build;
+            if (served && _settings.exit_after_connection) {
                 break;
             }
-            finish_report(now); // the report describes the last connection
+            if (served) {
+                finish_report(now); // the report describes the last connection
+            } else {
+                // Idle timeout before any client came: not a connection; wait on a fresh one.
+                --_connections;
+                _report.events.pop_back(); // its "closed" record
+            }
             drop_connection();
             build_connection(now);
         }
