@@ -41,7 +41,7 @@ std::uint64_t mono_ns() {
 
 } // namespace
 
-int run_kcp_client(const peer_options& options, peer_loop& loop) {
+int run_kcp_client(const peer_options& options, peer_loop& loop, std::string& failure) {
     const kcp_options& k = options.kcp;
     kcp_settings settings;
     settings.address = k.server;
@@ -143,7 +143,7 @@ int run_kcp_client(const peer_options& options, peer_loop& loop) {
 
     auto opened = kcp_session::open(settings, std::move(events));
     if (!opened) {
-        std::fprintf(stderr, "kwik-peer: %s\n", opened.message().c_str());
+        failure = opened.message();
         return exit_unreachable;
     }
     kcp_session& session = **opened;
@@ -161,7 +161,7 @@ int run_kcp_client(const peer_options& options, peer_loop& loop) {
         p.standby = ls.paths[i].standby;
         auto added = session.add_path(p);
         if (!added) {
-            std::fprintf(stderr, "kwik-peer: path %zu: %s\n", i + 1, added.message().c_str());
+            failure = "path " + std::to_string(i + 1) + ": " + added.message();
             session.close();
             return exit_unreachable;
         }

@@ -1,4 +1,4 @@
-// kwik-peer's control half: one KCP session with kwik-cp (docs/KWIK_PEER.md, "Control session").
+// kwik-peer's control half: one KCP session with kwik-cp (docs/KCP_SERVER.md 1.7).
 // open() connects and says hello; add_path()/remove_path()/request_scaling() are blocking
 // requests, called from the peer's control thread (any thread: the client underneath is
 // thread-safe); start_events() runs a receive thread that calls session_events and keeps the
@@ -55,7 +55,8 @@ struct path_request {
 };
 
 // Called on the session's events thread (start_events()), never two at once. Unset ones are
-// skipped (the message is still counted).
+// skipped (the message is still counted). A callback may call close() (it then does not wait
+// for the thread it runs on) but must not destroy the session.
 struct session_events {
     std::function<void(const kcp::v3::PathStatusUpdate&)> on_path_status;
     std::function<void(const kcp::v3::LoadBalancingUpdate&)> on_load_balancing;

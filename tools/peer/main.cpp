@@ -1,6 +1,7 @@
 // kwik-peer: a Kwik endpoint on Linux UDP sockets (docs/KWIK_PEER.md). The main thread parses
 // the command line, opens the sockets and runs the data loop (peer_loop) on itself (--static,
-// server) or beside the KCP session (kcp_client); SIGINT and SIGTERM stop it. Exit status: 0 verified, 1 transfer failed, 2 usage, 3 cannot open or connect.
+// server) or beside the KCP session (kcp_client); SIGINT and SIGTERM stop it. Exit status:
+// 0 verified, 1 transfer failed, 2 usage, 3 cannot open the sockets or reach kwik-cp.
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -47,11 +48,12 @@ int main(int argc, char** argv) {
     sigaction(SIGTERM, &sa, nullptr);
     // --static and server: the data loop runs here; otherwise on its own thread beside the KCP session.
     const bool with_kcp = opts.loop.side == kwik::transport::role::client && !opts.static_paths;
-    const int status = with_kcp ? run_kcp_client(opts, **loop) : (*loop)->run();
+    std::string failure;
+    const int status = with_kcp ? run_kcp_client(opts, **loop, failure) : (*loop)->run();
+    run_report report = (*loop)->report();
     if (status == exit_unreachable) {
-        return status;
+        report.error = failure;
     }
-    const run_report& report = (*loop)->report();
     std::fputs(summary_text(report).c_str(), stdout);
     std::fflush(stdout);
     if (!report.error.empty()) {

@@ -27,10 +27,12 @@ constexpr std::uint64_t tag_wake = ~std::uint64_t{0} - 1;
 constexpr int rx_batches_per_event = 8;
 
 // Receive buffers: 2 KiB holds a 1,400-byte path packet; the pool grows 1,024 at a time up to
-// 64 Ki buffers (128 MiB), enough for the reassembler's 16 Ki segments, the batches in flight
-// and a full window. Transmit buffers: 64 KiB chunks of stream data, up to 4 Ki (256 MiB).
+// 64 Ki buffers (128 MiB), enough for the reassembler's 16 Ki segments, the batches in flight,
+// a full window and the echo endpoint's copies. Transmit buffers: 16 KiB chunks of stream data
+// (11 packets each; engine::endpoint's answer chunk), up to 16 Ki (256 MiB); a writer that
+// finds the pool empty waits for ACKs to free buffers.
 constexpr std::uint32_t rx_buffer_size = 2048;
-constexpr std::uint32_t tx_buffer_size = 64 * 1024;
+constexpr std::uint32_t tx_buffer_size = 16 * 1024;
 
 const char* event_name(transport::path_event e) {
     switch (e) {
@@ -63,7 +65,7 @@ const char* status_name(transport::path_status s) {
 } // namespace
 
 peer_loop::peer_loop(const loop_settings& settings)
-    : _settings(settings), _rx_pool(rx_buffer_size, 1024, 64 * 1024), _tx_pool(tx_buffer_size, 16, 4096) {}
+    : _settings(settings), _rx_pool(rx_buffer_size, 1024, 64 * 1024), _tx_pool(tx_buffer_size, 64, 16 * 1024) {}
 
 peer_loop::~peer_loop() {
     // The endpoint and the transfer hold tx buffers and refer to the connection: first.
@@ -159,6 +161,7 @@ void peer_loop::build_connection(time_ns now) {
     cb.on_path_event = cb_path_event;
     cb.on_closed = cb_closed;
     _conn = std::make_unique<transport::connection>(c, cb, now);
+    _rx_at_build = _rx_packets_total;
     for (std::size_t i = 0; i < _settings.paths.size(); ++i) {
         _conn->add_path(i + 1, now);
         if (_settings.paths[i].standby) {
@@ -198,9 +201,12 @@ void peer_loop::cb_transmit(void* ctx, transport::path_id path, std::span<const 
     }
 }
 
+// Data the server's endpoint sends (echo copies the delivered pieces, about one packet each;
+// pattern and file answers come in 16 KiB chunks) and inflated frames: a piece that fits a
+// receive buffer takes one, so a 1.4 KB echo copy does not hold a 16 KiB buffer.
 void* peer_loop::cb_allocate(void* ctx, std::size_t size, std::uint8_t** data) {
     auto* self = static_cast<peer_loop*>(ctx);
-    pooled_buffer* b = self->_tx_pool.get(size);
+    pooled_buffer* b = size <= rx_buffer_size ? self->_rx_pool.get(size) : self->_tx_pool.get(size);
     if (b == nullptr) {
         return nullptr;
     }
@@ -507,10 +513,17 @@ int peer_loop::run() {
                 break;
             }
         } else if (_conn->closed()) {
-            if (_settings.exit_after_connection) {
+            const bool served = _rx_packets_total != _rx_at_build;
+            if (served && _settings.exit_after_connection) {
                 break;
             }
-            finish_report(now); // the report describes the last connection
+            if (served) {
+                finish_report(now); // the report describes the last connection
+            } else {
+                // Idle timeout before any client came: not a connection; wait on a fresh one.
+                --_connections;
+                _report.events.pop_back(); // its "closed" record
+            }
             drop_connection();
             build_connection(now);
         }
@@ -591,6 +604,13 @@ void peer_loop::finish_report(time_ns now) {
         r.counters["flow_blocked"] = c.flow_blocked;
         r.counters["encrypted_frames_sent"] = c.encrypted_frames_sent;
         r.counters["encrypted_frames_received"] = c.encrypted_frames_received;
+    }
+    if (_endpoint) {
+        const engine::endpoint_counters& e = _endpoint->counters();
+        r.counters["endpoint_streams"] = e.streams;
+        r.counters["endpoint_requests"] = e.requests;
+        r.counters["endpoint_rejected"] = e.rejected;
+        r.counters["endpoint_io_errors"] = e.io_errors; // a buffer could not be had: data lost
     }
     r.counters["connections"] = _connections;
     r.counters["rx_pool_buffers"] = _rx_pool.stats().buffers;

@@ -131,6 +131,7 @@ private:
     std::string _closed_reason;    // the peer closed the connection, with this reason
     std::uint64_t _connections = 0;
     std::uint64_t _rx_packets_total = 0;
+    std::uint64_t _rx_at_build = 0; // _rx_packets_total when the connection was built
     // Per path, the counters at the last sample (for rates).
     std::vector<std::uint64_t> _last_path_bytes;
     std::uint64_t _last_main_bytes = 0;

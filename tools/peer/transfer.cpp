@@ -18,10 +18,6 @@ namespace kwik::peer {
 
 namespace {
 
-// Writes go in chunks of one tx pool buffer: 64 KiB is 47 packets of 1,400 bytes, so the send
-// buffer holds few entries and one write call serves many packets.
-constexpr std::size_t write_chunk = 64 * 1024;
-
 std::uint64_t splitmix64(std::uint64_t x) noexcept {
     x += 0x9E3779B97F4A7C15ull;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -245,7 +241,9 @@ void transfer::write_stream(transport::connection& conn, stream_job& j) noexcept
     }
     while (j.written < j.to_send || j.pending != nullptr) {
         if (j.pending == nullptr) {
-            const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(write_chunk, j.to_send - j.written));
+            // One tx pool buffer per write (16 KiB: 11 packets), so one write call serves many.
+            const std::size_t n =
+                static_cast<std::size_t>(std::min<std::uint64_t>(_tx_pool.buffer_size(), j.to_send - j.written));
             pooled_buffer* b = _tx_pool.get(n);
             if (b == nullptr) {
                 return; // every tx buffer is held by send buffers: wait for ACKs

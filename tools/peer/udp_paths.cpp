@@ -59,7 +59,9 @@ result<tools::endpoint> parse_end(std::string_view text, std::string_view what, 
     const auto addr = tools::parse_ip(host);
     if (!addr) {
         return error{std::string(what) + " \"" + std::string(host) + "\" is not an IPv4 or IPv6 address" +
-                     (text.front() != '[' && host.find(':') != std::string_view::npos ? " (IPv6 with a port: [addr]:port)" : "")};
+                     (!text.empty() && text.front() != '[' && host.find(':') != std::string_view::npos
+                          ? " (IPv6 with a port: [addr]:port)"
+                          : "")};
     }
     tools::endpoint e{*addr, 0};
     if (!has_port) {

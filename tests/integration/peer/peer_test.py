@@ -111,13 +111,16 @@ class PeerTest(unittest.TestCase):
         self.assertEqual(rep["sha256_received"], hashlib.sha256(b"".join(halves)).hexdigest())
         self.assertEqual(len(rep["paths"]), 3)
         for p in rep["paths"]:
-            self.assertGreater(p["bytes_sent"], 1 << 20, p)
-            self.assertGreater(p["bytes_received"], 1 << 20, p)
-            self.assertEqual(p["state"], "active")
+            # Every path carried stream data both ways (the scheduler's split varies with load).
+            self.assertGreater(p["bytes_sent"], 256 << 10, p)
+            self.assertGreater(p["bytes_received"], 256 << 10, p)
+            self.assertNotEqual(p["state"], "failed", p)
+            self.assertNotEqual(p["local"].split(":")[1], "0", p)
         self.assertGreater(rep["goodput_mbps"], 0)
         self.assertIn("Mbit/s |", r.stderr)  # the progress line
         self.assertIn("verified: yes", r.stdout)
         srv = self.server_done()
+        self.assertEqual(srv["counters"]["endpoint_io_errors"], 0)
         self.assertEqual(srv["bytes_received"], 32 << 20)
         self.assertEqual(srv["bytes_sent"], 32 << 20)
 
@@ -162,6 +165,23 @@ class PeerTest(unittest.TestCase):
         self.assertIn("no packet from the server", r.report["error"])
         self.assertLess(r.elapsed, 10)
         self.assertGreaterEqual(r.elapsed, 2)
+
+    def test_no_control_plane_exits_3(self):
+        key = self.path("key.hex")
+        with open(key, "w") as f:
+            f.write("ab" * 32 + "\n")
+        with socket.socket() as s:  # a TCP port with nothing listening
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        r = subprocess.run([PEER, "client", "--path", "127.0.0.1=127.0.0.1:7707", "--mode", "echo", "--size", "1k",
+                            "--server", f"127.0.0.1:{port}", "--plain", "--key-id", "k1", "--key-file", key,
+                            "--json", self.path("client.json")], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn(f"127.0.0.1 port {port}", r.stderr)
+        with open(self.path("client.json")) as f:
+            rep = json.load(f)
+        self.assertEqual(rep["result"], "error")
+        self.assertIn("cannot connect", rep["error"])
 
     def test_get_from_file_store(self):
         store = self.path("store")

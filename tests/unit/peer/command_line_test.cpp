@@ -202,6 +202,8 @@ TEST(PeerPathSpec, Forms) {
     EXPECT_FALSE(parse_path_spec("10.0.0.1%averyveryverylongname=10.0.0.2:7707", false));
     EXPECT_FALSE(parse_path_spec("10.0.0.1=10.0.0.2:7707=x", false));
     EXPECT_FALSE(parse_path_spec("=10.0.0.2:7707", false));
+    EXPECT_FALSE(parse_path_spec("10.0.0.1=", false));
+    EXPECT_FALSE(parse_path_spec("", false));
     EXPECT_FALSE(parse_path_spec("[::1=[::1]:7707", false));
 }
 
