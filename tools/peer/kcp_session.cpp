@@ -117,11 +117,14 @@ result<std::unique_ptr<kcp_session>> kcp_session::open(const kcp_settings& setti
     options.connect_timeout = settings.timeout;
     auto client = kcp::blocking_client::connect(settings.address, options);
     if (!client) {
-        return error{client.message(), client.code() != 0 ? client.code() : ECONNREFUSED};
+        return client.failure();
     }
     std::unique_ptr<kcp_session> s(new kcp_session(settings, std::move(events), std::move(client.value())));
-    if (auto r = s->hello(); !r) {
-        return r.failure();
+    const result<void> said_hello = s->hello();
+    // Only the hello needs the pre-shared key; the data key is what the session keeps.
+    OPENSSL_cleanse(s->_settings.key.data(), s->_settings.key.size());
+    if (!said_hello) {
+        return said_hello.failure();
     }
     if (settings.discover) {
         if (auto r = s->discover(); !r) {

@@ -31,7 +31,7 @@ struct kcp_settings {
     std::string address;               // kwik-cp's "host:port" ("[v6]:port")
     std::optional<kcp::key_pin> pin;   // TLS 1.3 with this server key; none: plain TCP
     std::string key_id;
-    std::array<std::uint8_t, 32> key{}; // the pre-shared key of key_id
+    std::array<std::uint8_t, 32> key{}; // the pre-shared key of key_id (the session wipes its copy after the hello)
     std::string client_id;
     bool discover = false; // a ServerDiscoveryRequest right after the hello
     // Connect + TLS, and each request's wait for its answer.
