@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The appliance's main job on its embedded default, without a NIC: Kwik traffic from
-# deploy/demo/traffic.toml is generated to a pcap, then decoded, every CRC32C verified, every
-# stream reassembled by offset and checked against the generator's manifest.
+# The appliance's main job on its embedded default, without a NIC: first the codec and kwikd's
+# pipeline on recorded traffic (kwik-pcapgen -> kwik-dump, and kwikd on a net_pcap port storing
+# every stream), then a real multipath transfer: kwik-peer -> three impaired, rate-limited paths
+# through network namespaces -> kwikd (net_af_packet) and kwik-cp, with kwikctl's live view.
 # Usage: deploy/demo.sh [BUILD_DIR]   (deploy/setup.sh demo builds and calls it)
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -73,56 +74,12 @@ total = sum(s["final_size"] for s in m["streams"])
 print(f"kwikd stored {good}/{len(m['streams'])} streams ({total} bytes) byte for byte, CRC32C equal to the manifest")
 sys.exit(0 if good == len(m["streams"]) else 1)
 PY
-echo "== kwik-cp and kwikctl: the control process on a running kwikd, and the operator's view"
-# kwikd replays the same traffic without end (infinite_rx) so that its counters move; kwik-cp
-# attaches to its rings, and kwikctl reads and programs it over KCP with TLS and the pinned key.
-cp=$build/controlplane/server/kwik_cp/kwik-cp
-ctl=$build/controlplane/kwikctl/kwikctl
-for tool in "$cp" "$ctl"; do
-    [ -x "$tool" ] || { echo "demo: $tool is not built (run deploy/setup.sh build)" >&2; exit 1; }
-done
-mkdir -p "$work/cp" "$work/live"
-for c in 0 1 2; do mkdir -p "$work/live/demo-$c"; done
-region="kwikcp$$"
-live=(--config "$top/deploy/kwikd.toml" --name "$region"
-      --set "port[0].device=net_pcap0,rx_pcap=$work/kwikd/traffic.pcap,infinite_rx=1,tx_pcap=/dev/null")
-for c in 0 1 2; do live+=(--set "connection[$c].endpoint_arg=$work/live/demo-$c"); done
-"$kwikd" "${live[@]}" > "$work/live/kwikd.log" 2>&1 &
-kwikd_pid=$!
-(umask 077; openssl rand -hex 32 > "$work/cp/ops.secret")
-printf '%s\n' '[kwik_cp]' 'server_id = "cp-demo"' 'listen = "127.0.0.1:0"' "kwikd_region = \"$region\"" \
-    '[tls]' "certificate = \"$work/cp/cp.crt\"" "private_key = \"$work/cp/cp.key\"" \
-    '[[auth.key]]' 'key_id = "ops"' "secret = \"$(cat "$work/cp/ops.secret")\"" 'roles = ["operator"]' \
-    > "$work/cp/kwik-cp.toml"
-"$cp" --config "$work/cp/kwik-cp.toml" > "$work/cp/stdout" 2> "$work/cp/log" &
-cp_pid=$!
-stop_live() {
-    kill -TERM "$cp_pid" "$kwikd_pid" 2>/dev/null || true
-    wait "$cp_pid" "$kwikd_pid" 2>/dev/null || true
-}
-trap 'stop_live; rm -rf "$work"' EXIT
-port=""
-for _ in $(seq 100); do
-    port=$(sed -n 's/^kwik-cp: listening on port //p' "$work/cp/stdout")
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "$port" ] || { cat "$work/cp/log"; echo "demo: kwik-cp did not start" >&2; exit 1; }
-KWIKCTL_PIN=$("$ctl" pin "$work/cp/cp.crt")
-export KWIKCTL_SERVER="127.0.0.1:$port" KWIKCTL_KEY_ID=ops KWIKCTL_SECRET_FILE="$work/cp/ops.secret" KWIKCTL_PIN
-# Ready once kwik-cp attached to kwikd and adopted its three static connections.
-adopted() {
-    "$ctl" --json show connections 2>/dev/null |
-        python3 -c 'import json, sys; sys.exit(len(json.load(sys.stdin)["tables"][0]["rows"]) < 3)' 2>/dev/null
-}
-for _ in $(seq 100); do adopted && break; sleep 0.2; done
-adopted || { cat "$work/cp/log" "$work/live/kwikd.log"; echo "demo: kwik-cp did not adopt kwikd's connections" >&2; exit 1; }
-run() { echo "\$ kwikctl $*"; "$ctl" "$@"; }
-run status
-run show connections
-run path add --connection demo-0 --path-id 4 --local 10.100.0.1:7707 --remote 10.0.4.2:40000
-run path remove --connection demo-0 --path-id 4 --drain-ms 200
-run watch ports --interval-ms 1000 --count 2
-stop_live
-trap 'rm -rf "$work"' EXIT
+echo "== the main job: a multipath transfer through the appliance (deploy/demo/multipath_demo.py)"
+# kwik-peer in a client namespace -> 3 rate-limited, impaired paths (kwik-relay, tc tbf) ->
+# kwikd on net_af_packet (no hugepages) with kwik-cp; kwikctl's live view; every byte checked.
+if [ "$(id -u)" -eq 0 ]; then
+    python3 "$top/deploy/demo/multipath_demo.py" "$build"
+else
+    sudo python3 "$top/deploy/demo/multipath_demo.py" "$build"
+fi
 echo "== demo passed"

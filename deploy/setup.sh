@@ -19,7 +19,7 @@ fuzz_dir=${build_dir}-fuzz
 # says why each one is there.
 packages=(
     build-essential g++ clang llvm libclang-rt-14-dev meson ninja-build pkg-config cmake
-    python3 git
+    python3 git iproute2
     libdpdk-dev dpdk-dev
     libisal-dev libmimalloc-dev libbpf-dev
     protobuf-compiler libprotobuf-dev

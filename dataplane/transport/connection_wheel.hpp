@@ -1,7 +1,8 @@
 // The connections one thread owns, driven by one hierarchical timer wheel: each connection has
 // one timer, armed at its next_wakeup(), so an idle connection costs nothing per tick, only
 // when its own keep-alive or idle timeout comes (issue 3: "a million idle connections cost
-// nothing per tick"). kwikd workers and kwik-peer own one each. One thread.
+// nothing per tick"). kwikd workers own one each (kwik-peer, with one connection, arms its own
+// timerfd). One thread.
 #pragma once
 
 #include <cstddef>
