@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,10 @@ def main():
     if missing:
         say("demo: not built: %s (run deploy/setup.sh build)" % " ".join(missing))
         return 1
+    # meson's timeout (or an operator) ends a run with SIGTERM: unwind through the finally below,
+    # which stops the processes and removes the namespaces (netns_topology's own handler would
+    # remove the namespaces only).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     netns_topology.sweep()
     work = tempfile.mkdtemp(prefix="kwik-demo-mp-")
     rates = {(i, d): r for i, r in RATES.items() for d in ("up", "down")}

@@ -23,12 +23,12 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -391,6 +391,10 @@ def main():
     if missing:
         print("FAIL not built: %s" % missing)
         return 1
+    # meson's timeout (or an operator) ends a run with SIGTERM: unwind through the finally below,
+    # which stops the processes and removes the namespaces (netns_topology's own handler would
+    # remove the namespaces only).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     netns_topology.sweep()
     work = tempfile.mkdtemp(prefix="kwik-mp-%s-" % args.case)
     b = None

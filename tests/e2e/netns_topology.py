@@ -64,9 +64,29 @@ def sweep():
     for name in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
         m = _name_re.match(name)
         if m and not _pid_alive(int(m.group(1))):
+            _kill_processes_in(name)
             _sh(["ip", "netns", "del", name], check=False)
             removed.append(name)
     return removed
+
+
+def _kill_processes_in(ns):
+    """Ends what still runs in namespace ns (a kwikd, kwik-cp or kwik-peer a failed test left):
+    SIGTERM, then SIGKILL after 3 s. A namespace stays alive while a process is in it."""
+    r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10)
+    pids = [int(p) for p in r.stdout.split() if p.isdigit() and int(p) != os.getpid()]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 3
+        while pids and time.time() < deadline:
+            pids = [p for p in pids if _pid_alive(p)]
+            time.sleep(0.05)
+        if not pids:
+            return
 
 
 def _cleanup_all():
@@ -327,6 +347,7 @@ class topology:
                 f.close()
             self.relay_proc = None
         for ns in reversed(self._created):
+            _kill_processes_in(ns)
             _sh(["ip", "netns", "del", ns], check=False)
         self._created = []
         if os.path.exists(getattr(self, "control_path", "")):
