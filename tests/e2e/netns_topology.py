@@ -58,13 +58,26 @@ def _pid_alive(pid):
         return True
 
 
+def _delete_namespace(ns):
+    """Kills what still runs in ns, then deletes it: `ip netns del` only unlinks the name, and a
+    process left inside (a failed step's kwikd, kwik-peer or probe) would go on running and keep
+    the namespace and its devices alive."""
+    r = _sh(["ip", "netns", "pids", ns], check=False)
+    for pid in r.stdout.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    _sh(["ip", "netns", "del", ns], check=False)
+
+
 def sweep():
     """Removes the namespaces of runs whose process is gone (names carry the creating pid)."""
     removed = []
     for name in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
         m = _name_re.match(name)
         if m and not _pid_alive(int(m.group(1))):
-            _sh(["ip", "netns", "del", name], check=False)
+            _delete_namespace(name)
             removed.append(name)
     return removed
 
@@ -327,7 +340,7 @@ class topology:
                 f.close()
             self.relay_proc = None
         for ns in reversed(self._created):
-            _sh(["ip", "netns", "del", ns], check=False)
+            _delete_namespace(ns)
         self._created = []
         if os.path.exists(getattr(self, "control_path", "")):
             os.unlink(self.control_path)

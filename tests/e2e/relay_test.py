@@ -220,13 +220,22 @@ def main():
     check(t.exists() == [], "the namespaces are gone after the test: %s" % t.exists())
 
     # 9. Cleanup after a failing step inside the with block.
+    # A process the failing step left in a namespace is killed, not left running there.
+    left = None
     try:
         with netns_topology.topology(relay_exe, paths=2) as t2:
             names = [t2.client_ns, t2.relay_ns, t2.server_ns]
+            left = t2.popen_in(t2.client_ns, ["sleep", "300"])
             raise RuntimeError("deliberate failure")
     except RuntimeError:
         pass
     check(not any(os.path.exists("/run/netns/" + ns) for ns in names), "a failing step: namespaces removed")
+    try:
+        left.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        left.kill()
+        left.wait()
+        check(False, "a failing step: the process it left in the client namespace was killed")
 
     # 10. Cleanup on SIGTERM of the process that built a topology.
     code = ("import sys, time; sys.path.insert(0, %r); import netns_topology as n; t = n.topology(%r, paths=2); "
