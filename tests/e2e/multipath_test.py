@@ -58,15 +58,23 @@ class bench:
         t = tools(args.build)
         self.topo = netns_topology.topology(t.kwik_relay, paths=paths, server_mode="device", rates=rates,
                                             workdir=work)
+        self.app = None
+        self.procs = []  # kwik-peers started in the background: killed by close()
         self.topo.create()
-        device = "net_af_packet0,iface=s0" if args.driver == "af_packet" else "net_tap0,iface=kwtap0"
-        self.app = appliance(args.build, work, ns=self.topo.server_ns, device=device,
-                             address=self.topo.server_address, prefix=24, gateway=self.topo.server_gateway,
-                             kcp_listen=self.topo.management_server, endpoint=endpoint)
-        self.app.start_kwikd()
-        if args.driver == "tap":
-            self.topo.attach_tap("kwtap0")
-        self.app.start_cp()
+        try:
+            device = "net_af_packet0,iface=s0" if args.driver == "af_packet" else "net_tap0,iface=kwtap0"
+            self.app = appliance(args.build, work, ns=self.topo.server_ns, device=device,
+                                 address=self.topo.server_address, prefix=24, gateway=self.topo.server_gateway,
+                                 kcp_listen=self.topo.management_server, endpoint=endpoint)
+            self.app.start_kwikd()
+            if args.driver == "tap":
+                self.topo.attach_tap("kwtap0")
+            self.app.start_cp()
+        except BaseException:
+            # main() never gets this bench to close: a kwikd (or kwik-cp) already started would
+            # outlive the test, holding its namespace after `ip netns del`.
+            self.close()
+            raise
         # Fixed client ports, so that a test can name (and spoof) a path's 5-tuple.
         self.paths = ["%s:%d" % (self.topo.client_address(i), 41000 + i) for i in range(1, paths + 1)]
 
@@ -87,11 +95,20 @@ class bench:
         """kwik-peer in the background: (process, JSON file)."""
         argv, json_file = self.peer(*args, **kw)
         log = open(os.path.join(self.work, kw.get("name", "peer") + ".log"), "w")
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, text=True), json_file
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, text=True)
+        self.procs.append(proc)
+        return proc, json_file
 
     def close(self):
         try:
-            self.app.stop()
+            # A case that failed part-way (a wait that timed out) leaves its kwik-peer running
+            # (up to its --timeout-s) inside the client namespace: it goes first.
+            for p in self.procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            if self.app is not None:
+                self.app.stop()
         finally:
             self.topo.destroy()
 

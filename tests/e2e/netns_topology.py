@@ -58,35 +58,28 @@ def _pid_alive(pid):
         return True
 
 
+def _delete_namespace(ns):
+    """Kills what still runs in ns, then deletes it: `ip netns del` only unlinks the name, and a
+    process left inside (a failed step's kwikd, kwik-peer or probe) would go on running and keep
+    the namespace and its devices alive."""
+    r = _sh(["ip", "netns", "pids", ns], check=False)
+    for pid in r.stdout.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    _sh(["ip", "netns", "del", ns], check=False)
+
+
 def sweep():
     """Removes the namespaces of runs whose process is gone (names carry the creating pid)."""
     removed = []
     for name in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
         m = _name_re.match(name)
         if m and not _pid_alive(int(m.group(1))):
-            _kill_processes_in(name)
-            _sh(["ip", "netns", "del", name], check=False)
+            _delete_namespace(name)
             removed.append(name)
     return removed
-
-
-def _kill_processes_in(ns):
-    """Ends what still runs in namespace ns (a kwikd, kwik-cp or kwik-peer a failed test left):
-    SIGTERM, then SIGKILL after 3 s. A namespace stays alive while a process is in it."""
-    r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10)
-    pids = [int(p) for p in r.stdout.split() if p.isdigit() and int(p) != os.getpid()]
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + 3
-        while pids and time.time() < deadline:
-            pids = [p for p in pids if _pid_alive(p)]
-            time.sleep(0.05)
-        if not pids:
-            return
 
 
 def _cleanup_all():
@@ -347,8 +340,7 @@ class topology:
                 f.close()
             self.relay_proc = None
         for ns in reversed(self._created):
-            _kill_processes_in(ns)
-            _sh(["ip", "netns", "del", ns], check=False)
+            _delete_namespace(ns)
         self._created = []
         if os.path.exists(getattr(self, "control_path", "")):
             os.unlink(self.control_path)

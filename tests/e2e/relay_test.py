@@ -177,6 +177,22 @@ def main():
         check(17 <= mbit <= 21, "tbf 20 Mbit/s: flood received at %.2f Mbit/s" % mbit)
         t.set_rate(2, "up", None)
 
+        # 7b. A reset while packets wait: they still arrive, outside the new counters, so the
+        # accounting below holds from zero.
+        t.relay.reset("p3")
+        t.relay.set("p3", "up", delay_ms=1000)
+        sink = start_sink(t, idle=2.0, timeout=30)
+        send(t, 3, 50)
+        held = up(t, 3)["queue"]
+        t.relay.reset("p3")
+        after = up(t, 3)
+        seqs = sink_result(sink)["seqs"]
+        final = up(t, 3)
+        check(held == 50 and after["queue"] == 0 and after["packets_in"] == 0 and sorted(seqs) == list(range(50))
+              and final["packets_out"] == 0 and final["queue"] == 0,
+              "reset with 50 held: queue %d -> %d, all %d still arrived, counted out afterwards %d (0)" %
+              (held, after["queue"], len(seqs), final["packets_out"]))
+
         # 8. Bad control commands answer ok:false naming the field; the relay keeps serving.
         for line, expected in (("set p1 loss=1.5", "set: loss: 1.5 is not in [0, 1]"),
                                ("set p1 up delay_ms=abc", "set: delay_ms: 'abc' is not a number"),
@@ -204,13 +220,22 @@ def main():
     check(t.exists() == [], "the namespaces are gone after the test: %s" % t.exists())
 
     # 9. Cleanup after a failing step inside the with block.
+    # A process the failing step left in a namespace is killed, not left running there.
+    left = None
     try:
         with netns_topology.topology(relay_exe, paths=2) as t2:
             names = [t2.client_ns, t2.relay_ns, t2.server_ns]
+            left = t2.popen_in(t2.client_ns, ["sleep", "300"])
             raise RuntimeError("deliberate failure")
     except RuntimeError:
         pass
     check(not any(os.path.exists("/run/netns/" + ns) for ns in names), "a failing step: namespaces removed")
+    try:
+        left.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        left.kill()
+        left.wait()
+        check(False, "a failing step: the process it left in the client namespace was killed")
 
     # 10. Cleanup on SIGTERM of the process that built a topology.
     code = ("import sys, time; sys.path.insert(0, %r); import netns_topology as n; t = n.topology(%r, paths=2); "

@@ -470,7 +470,10 @@ int peer_loop::run() {
                 _armed = 0;
             } else if (tag == tag_wake) {
                 handle_actions(now);
-            } else if ((events[k].events & EPOLLIN) != 0) {
+            } else if ((events[k].events & (EPOLLIN | EPOLLERR)) != 0) {
+                // EPOLLERR alone is a pending socket error (ECONNREFUSED: an ICMP port
+                // unreachable from the remote); epoll reports it on every call until a receive
+                // (or send) takes it, so it is read here, or the loop would spin on it.
                 receive(static_cast<std::size_t>(tag), now);
             }
         }

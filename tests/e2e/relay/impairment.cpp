@@ -71,6 +71,11 @@ decision direction_state::decide(bool blackout) noexcept {
         d.what = verdict::drop_blackout;
         return d;
     }
+    // Without bursts no chain runs: a chain left in the bad state (bursts turned off by set or
+    // reset) must not lose the next packet with burst_loss.
+    if (settings.burst_enter <= 0) {
+        _bad = false;
+    }
     // Loss is decided in the state the chain is in, then the chain moves (one step per packet).
     const bool lost = _bad ? _rng.chance(settings.burst_loss) : _rng.chance(settings.loss);
     const bool was_bad = _bad;

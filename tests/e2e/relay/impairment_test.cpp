@@ -98,6 +98,21 @@ TEST(relay_decisions, gilbert_elliott_losses_come_in_runs_of_mean_one_over_exit)
     EXPECT_NEAR(static_cast<double>(lost) / 200000, 0.01 / 0.21, 0.006);
 }
 
+TEST(relay_decisions, turning_bursts_off_leaves_the_bad_state_at_once) {
+    // A chain that entered the bad state and stays there (exit 0) while bursts are on...
+    direction_state d(9);
+    d.settings.burst_enter = 1;
+    d.settings.burst_exit = 0;
+    (void)d.decide(false); // good -> bad
+    ASSERT_EQ(d.decide(false).what, verdict::drop_burst);
+    // ...then the settings go back to none (the relay's reset, or set burst_enter=0): no
+    // chain runs, so no packet may be lost to the state it was left in.
+    d.settings = impairment{};
+    for (int i = 0; i < 10; ++i) {
+        EXPECT_EQ(d.decide(false).what, verdict::pass) << "packet " << i;
+    }
+}
+
 TEST(relay_decisions, delay_jitter_duplicate_and_reorder) {
     direction_state d(9);
     d.settings.delay_ms = 10;

@@ -127,7 +127,7 @@ relay::relay(const options& o) : _options(o), _scratch(65536) {
         // Each path and direction draws from its own stream: traffic on one path does not move
         // another's decisions, so a seed replays each path exactly.
         const std::uint64_t base = o.seed * 0x100000001B3ull + i * 2;
-        _paths.push_back(path{o.paths[i].name, o.paths[i].tun_device, -1, false, 0, 0,
+        _paths.push_back(path{o.paths[i].name, o.paths[i].tun_device, -1, false, 0, 0, 0,
                               {direction_state(base), direction_state(base + 1)}});
     }
     _pool.resize(static_cast<std::size_t>(o.pool) * slot_size);
@@ -365,7 +365,7 @@ void relay::on_packet(std::uint16_t p, const std::uint8_t* data, std::size_t len
         const std::uint32_t slot = _free.back();
         _free.pop_back();
         std::memcpy(_pool.data() + static_cast<std::size_t>(slot) * slot_size, data, len);
-        _heap.push(held{now + dec.delay_ns[i], _seq++, slot, static_cast<std::uint16_t>(len), p, d});
+        _heap.push(held{now + dec.delay_ns[i], _seq++, slot, pa.epoch, static_cast<std::uint16_t>(len), p, d});
         ++c.delayed;
         if (++c.queue > c.queue_max) {
             c.queue_max = c.queue;
@@ -373,9 +373,13 @@ void relay::on_packet(std::uint16_t p, const std::uint8_t* data, std::size_t len
     }
 }
 
-void relay::send(std::uint16_t p, direction d, const std::uint8_t* data, std::size_t len) {
+void relay::send(std::uint16_t p, direction d, const std::uint8_t* data, std::size_t len, bool counted) {
     direction_counters& c = _paths[p].dirs[static_cast<std::size_t>(d)].counters;
-    if (write(_paths[p].fd, data, len) == static_cast<ssize_t>(len)) {
+    const bool written = write(_paths[p].fd, data, len) == static_cast<ssize_t>(len);
+    if (!counted) {
+        return;
+    }
+    if (written) {
         ++c.packets_out;
     } else {
         ++c.dropped_write_error;
@@ -390,8 +394,12 @@ void relay::on_timer() {
     while (!_heap.empty() && _heap.top().due_ns <= now) {
         const held h = _heap.top();
         _heap.pop();
-        --_paths[h.path].dirs[static_cast<std::size_t>(h.dir)].counters.queue;
-        send(h.path, h.dir, _pool.data() + static_cast<std::size_t>(h.slot) * slot_size, h.length);
+        // Held since before a reset: it leaves, but the counters that took it in are gone.
+        const bool counted = h.epoch == _paths[h.path].epoch;
+        if (counted) {
+            --_paths[h.path].dirs[static_cast<std::size_t>(h.dir)].counters.queue;
+        }
+        send(h.path, h.dir, _pool.data() + static_cast<std::size_t>(h.slot) * slot_size, h.length, counted);
         _free.push_back(h.slot);
     }
     arm_timer();
@@ -517,15 +525,15 @@ std::string relay::answer(std::string_view line) {
         if (w.size() != 2) {
             return fail("reset: expected 'reset NAME'");
         }
-        // Settings and counters start again; packets already waiting still leave when due.
+        // Settings and counters start again; packets already waiting still leave when due, but
+        // outside the new counters (in + duplicated == out + dropped + queue holds from zero).
         p->blackout = false;
         p->malformed = 0;
         p->link_local = 0;
+        ++p->epoch;
         for (direction_state& d : p->dirs) {
-            const std::uint64_t queue = d.counters.queue;
             d.settings = impairment{};
             d.counters = direction_counters{};
-            d.counters.queue = queue;
         }
         return nlohmann::json{{"ok", true}, {"path", p->name}, {"reset", true}}.dump();
     }

@@ -57,6 +57,7 @@ private:
         std::string device;
         int fd = -1;
         bool blackout = false;
+        std::uint32_t epoch = 0;      // reset() counts: packets held from before one are no longer counted
         std::uint64_t malformed = 0;  // not IPv4/IPv6, or shorter than its header
         std::uint64_t link_local = 0; // IPv6 to ff02::/16 (MLD, router solicitations): never routed
         std::array<direction_state, 2> dirs;
@@ -65,6 +66,7 @@ private:
         std::uint64_t due_ns;
         std::uint64_t seq; // FIFO among equal due times
         std::uint32_t slot;
+        std::uint32_t epoch; // the path's epoch when it was queued
         std::uint16_t length;
         std::uint16_t path;
         direction dir;
@@ -80,7 +82,8 @@ private:
     result<void> open_control();
     void on_tun_readable(std::uint16_t p);
     void on_packet(std::uint16_t p, const std::uint8_t* data, std::size_t len, std::uint64_t now);
-    void send(std::uint16_t p, direction d, const std::uint8_t* data, std::size_t len);
+    // counted: false for a packet queued before the path's counters were reset.
+    void send(std::uint16_t p, direction d, const std::uint8_t* data, std::size_t len, bool counted = true);
     void on_timer();
     void arm_timer();
     void on_accept();

@@ -8,6 +8,7 @@ data itself (hashes computed here, independently of kwik-peer)."""
 import hashlib
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -165,6 +166,23 @@ class PeerTest(unittest.TestCase):
         self.assertIn("no packet from the server", r.report["error"])
         self.assertLess(r.elapsed, 10)
         self.assertGreaterEqual(r.elapsed, 2)
+
+    def test_refused_paths_do_not_spin(self):
+        # Nothing listens on the ports: each datagram draws an ICMP port unreachable (loopback
+        # is not rate limited), which leaves ECONNREFUSED pending on the connected socket. epoll
+        # reports that as EPOLLERR without EPOLLIN until a receive or send clears it; the loop
+        # must clear it, not spin on it between probes.
+        ports = free_ports()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        r = self.client(ports, "--mode", "echo", "--size", "1M", "--timeout-s", "3", timeout=30)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("timed out after 3 s", r.report["error"])
+        self.assertGreater(sum(p["socket"]["refused"] for p in r.report["paths"]), 0, r.report["paths"])
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        # Idle between probes, the client needs milliseconds; a spinning one burns whatever the
+        # scheduler gives it for 3 s (a second or more even on a loaded machine).
+        self.assertLess(cpu, 0.3, f"{cpu:.2f} s of CPU in {r.elapsed:.1f} s while waiting")
 
     def test_no_control_plane_exits_3(self):
         key = self.path("key.hex")
