@@ -60,12 +60,11 @@ class bench:
                                             workdir=work)
         self.topo.create()
         device = "net_af_packet0,iface=s0" if args.driver == "af_packet" else "net_tap0,iface=kwtap0"
+        attach = (lambda: self.topo.attach_tap("kwtap0")) if args.driver == "tap" else None
         self.app = appliance(args.build, work, ns=self.topo.server_ns, device=device,
                              address=self.topo.server_address, prefix=24, gateway=self.topo.server_gateway,
-                             kcp_listen=self.topo.management_server, endpoint=endpoint)
+                             kcp_listen=self.topo.management_server, endpoint=endpoint, on_kwikd_start=attach)
         self.app.start_kwikd()
-        if args.driver == "tap":
-            self.topo.attach_tap("kwtap0")
         self.app.start_cp()
         # Fixed client ports, so that a test can name (and spoof) a path's 5-tuple.
         self.paths = ["%s:%d" % (self.topo.client_address(i), 41000 + i) for i in range(1, paths + 1)]
