@@ -10,6 +10,7 @@ prints one JSON object: goodput, failover gap, subflows, fallback, bytes per pat
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -49,20 +50,20 @@ def run_transfer(t, kwik_mptcp, size, blackout_at=None, interval_ms=10, timeout_
     """One client -> server transfer of size bytes; blackout_at: seconds after the start at which
     path 1 is blacked out (both directions). Returns {"client", "server" (kwik-mptcp reports),
     "goodput_mbit", "failover_gap_ms" (None without blackout), "path_bytes_up" (relay: packets
-    out per path, up), "sha256_equal"}."""
+    out per path, up), "sha256_equal", "commands" (the server's and the client's, as run)}."""
     if configure:
         configure_mptcp(t)
-    server = t.popen_in(t.server_ns, [kwik_mptcp, "server", "--listen", "%s:%d" % (t.server_address, PORT), "--once"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server_argv = [kwik_mptcp, "server", "--listen", "%s:%d" % (t.server_address, PORT), "--once"]
+    server = t.popen_in(t.server_ns, server_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = server.stdout.readline()
         if not line.startswith("kwik-mptcp: listening"):
             raise RuntimeError("kwik-mptcp server did not start: %r %s" % (line, server.stderr.read()))
         before = t.relay.stats()
-        client = t.popen_in(t.client_ns, [kwik_mptcp, "client", "--connect", "%s:%d" % (t.server_address, PORT),
-                                          "--bind", t.client_address(1), "--size", str(size), "--interval-ms",
-                                          str(interval_ms), "--timeout-s", str(timeout_s)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        client_argv = [kwik_mptcp, "client", "--connect", "%s:%d" % (t.server_address, PORT), "--bind",
+                       t.client_address(1), "--size", str(size), "--interval-ms", str(interval_ms), "--timeout-s",
+                       str(timeout_s)]
+        client = t.popen_in(t.client_ns, client_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         blackout_unix = None
         if blackout_at is not None:
             start = time.time()
@@ -88,7 +89,9 @@ def run_transfer(t, kwik_mptcp, size, blackout_at=None, interval_ms=10, timeout_
     return {"client": report, "server": server_report, "goodput_mbit": report["goodput_mbit"],
             "failover_gap_ms": failover_gap_ms(report, blackout_unix) if blackout_unix else None,
             "path_packets_up": {p: after[p]["up"]["packets_out"] - before[p]["up"]["packets_out"] for p in after},
-            "sha256_equal": report["sha256"] == server_report["sha256"] and server_report["bytes"] == size}
+            "sha256_equal": report["sha256"] == server_report["sha256"] and server_report["bytes"] == size,
+            "commands": [shlex.join(["ip", "netns", "exec", ns] + argv)
+                         for ns, argv in ((t.server_ns, server_argv), (t.client_ns, client_argv))]}
 
 
 def main():

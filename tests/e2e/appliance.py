@@ -67,13 +67,16 @@ def _stop(proc, seconds=10):
 
 class appliance:
     def __init__(self, build, work, ns, device, address, prefix, gateway, kcp_listen, endpoint="echo",
-                 endpoint_directory=None, name=None, poll_mode="adaptive", extra_kwikd="", extra_cp=""):
+                 endpoint_directory=None, name=None, poll_mode="adaptive", extra_kwikd="", extra_cp="",
+                 on_kwikd_start=None):
         self.t = tools(build)
         self.work, self.ns, self.device = work, ns, device
         self.address, self.prefix, self.gateway, self.kcp_listen = address, prefix, gateway, kcp_listen
         self.endpoint, self.endpoint_directory = endpoint, endpoint_directory
         self.name = name or "kwmp%d" % os.getpid()
         self.poll_mode, self.extra_kwikd, self.extra_cp = poll_mode, extra_kwikd, extra_cp
+        # Called after each kwikd start, restarts included (net_tap: bridge the new TAP device).
+        self.on_kwikd_start = on_kwikd_start
         self.kwikd_proc = self.cp_proc = None
         self.kcp_port = None
         self.pin = None
@@ -114,6 +117,8 @@ class appliance:
             raise RuntimeError("kwikd did not come up; log %s" % log.name)
         if self.kwikd_proc.poll() is not None:
             raise RuntimeError("kwikd exited with %s: %s" % (self.kwikd_proc.returncode, open(log.name).read()[-2000:]))
+        if self.on_kwikd_start is not None:
+            self.on_kwikd_start()
 
     def kwikd_status(self):
         """kwikd-cmd status as a dict, or None while kwikd's rings do not answer."""

@@ -63,12 +63,11 @@ class bench:
         self.topo.create()
         try:
             device = "net_af_packet0,iface=s0" if args.driver == "af_packet" else "net_tap0,iface=kwtap0"
+            attach = (lambda: self.topo.attach_tap("kwtap0")) if args.driver == "tap" else None
             self.app = appliance(args.build, work, ns=self.topo.server_ns, device=device,
                                  address=self.topo.server_address, prefix=24, gateway=self.topo.server_gateway,
-                                 kcp_listen=self.topo.management_server, endpoint=endpoint)
+                                 kcp_listen=self.topo.management_server, endpoint=endpoint, on_kwikd_start=attach)
             self.app.start_kwikd()
-            if args.driver == "tap":
-                self.topo.attach_tap("kwtap0")
             self.app.start_cp()
         except BaseException:
             # main() never gets this bench to close: a kwikd (or kwik-cp) already started would
@@ -373,7 +372,7 @@ def send_garbage(b):
 def case_scaling(b):
     size = 96 * MiB
     proc, json_file = b.start("--mode", "echo", "--size", str(size), "--timeout-s", "200",
-                              "--progress-interval-ms", "250", "--scale-at-s", "4", "--scale-target-mbps", "60",
+                              "--progress-interval-ms", "250", "--scale-at-s", "4", "--scale-target-mbps", "150",
                               paths=b.paths[:2], standby=b.paths[2:])
     rc = proc.wait(240)
     s = summary_of(json_file)

@@ -380,9 +380,23 @@ class topology:
              "%gmbit" % mbit, "burst", str(burst), "latency", "100ms"])
 
     def attach_tap(self, tap):
-        """For kwikd on net_tap in the server namespace: bridges its TAP device tap with s0."""
-        _batch(self.server_ns, ["link add kbr0 type bridge", "link set s0 master kbr0", "link set %s master kbr0" % tap,
-                                "link set kbr0 up", "link set %s up" % tap])
+        """For kwikd on net_tap in the server namespace: bridges its TAP device tap with s0. DPDK's
+        tap PMD gives the kernel side of its device the PMD's own MAC address (SIOCSIFHWADDR when
+        it creates it); as a bridge port that address becomes a local entry of the bridge's FDB,
+        and every unicast frame to kwikd then goes up to the namespace's stack (kbr0, no address)
+        instead of out of the TAP device: ARP still resolves (its requests are broadcast) but
+        no ping or Kwik packet reaches kwikd. So the TAP device first takes another address, the
+        PMD's with the last bit of its last byte flipped (still unicast, locally administered).
+        Call it again after every kwikd start: a restarted kwikd makes a new TAP device."""
+        link = json.loads(_sh(["ip", "-n", self.server_ns, "-j", "link", "show", "dev", tap]).stdout)[0]
+        octets = link["address"].split(":")
+        octets[5] = "%02x" % (int(octets[5], 16) ^ 0x01)
+        cmds = [] if self._has_bridge() else ["link add kbr0 type bridge", "link set s0 master kbr0", "link set kbr0 up"]
+        _batch(self.server_ns, cmds + ["link set %s address %s" % (tap, ":".join(octets)),
+                                       "link set %s master kbr0" % tap, "link set %s up" % tap])
+
+    def _has_bridge(self):
+        return _sh(["ip", "-n", self.server_ns, "link", "show", "dev", "kbr0"], check=False).returncode == 0
 
 
 
