@@ -18,6 +18,9 @@ struct cc_config {
     std::uint32_t mss = 1200; // bytes
     std::uint32_t initial_window_packets = 10;
     std::uint32_t min_window_packets = 2;
+    // The largest packet sent, when above mss: the minimum window holds min_window_packets of
+    // them, so that a loss there is not always a tail loss (0: mss).
+    std::uint32_t packet_size = 0;
     // LIA increase in congestion avoidance across the connection's paths (see
     // congestion_controller::on_packet_acked for when it applies).
     bool coupled = true;
