@@ -89,7 +89,7 @@ private:
 // Loss, ECN-CE: one reduction per recovery period (RFC 9002 7.3.2): a signal about a packet sent
 // at or before the start of the current recovery period is ignored; ACKs of such packets do not
 // grow the window either. The recovery period starts at `now` of the signal. cwnd and ssthresh
-// never go below min_window_packets * mss. Persistent congestion: call it after
+// never go below min_window_packets * max(mss, packet_size). Persistent congestion: call it after
 // on_packets_lost for the same losses (which sets ssthresh); cwnd = min window and recovery ends
 // (RFC 9002 7.6.2); CUBIC's next epoch starts with K = 0 and W_max = cwnd at its start
 // (RFC 9438 4.8). Not implemented: HyStart++ (slow start ends on loss or ECN only).
