@@ -41,7 +41,7 @@ void lia_coupling::update(std::span<const path_state> paths) noexcept {
 
 congestion_controller::congestion_controller(const cc_config& config) noexcept
     : _config(config),
-      _min_window(static_cast<std::uint64_t>(config.min_window_packets) * config.mss),
+      _min_window(static_cast<std::uint64_t>(config.min_window_packets) * std::max(config.mss, config.packet_size)),
       _cwnd(std::max<std::uint64_t>(
           static_cast<std::uint64_t>(config.initial_window_packets) * config.mss, _min_window)),
       _ssthresh(std::numeric_limits<std::uint64_t>::max()),

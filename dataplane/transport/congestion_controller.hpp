@@ -18,6 +18,9 @@ struct cc_config {
     std::uint32_t mss = 1200; // bytes
     std::uint32_t initial_window_packets = 10;
     std::uint32_t min_window_packets = 2;
+    // The largest packet sent, when above mss: the minimum window holds min_window_packets of
+    // them, so that a loss there is not always a tail loss (0: mss).
+    std::uint32_t packet_size = 0;
     // LIA increase in congestion avoidance across the connection's paths (see
     // congestion_controller::on_packet_acked for when it applies).
     bool coupled = true;
@@ -86,7 +89,7 @@ private:
 // Loss, ECN-CE: one reduction per recovery period (RFC 9002 7.3.2): a signal about a packet sent
 // at or before the start of the current recovery period is ignored; ACKs of such packets do not
 // grow the window either. The recovery period starts at `now` of the signal. cwnd and ssthresh
-// never go below min_window_packets * mss. Persistent congestion: call it after
+// never go below min_window_packets * max(mss, packet_size). Persistent congestion: call it after
 // on_packets_lost for the same losses (which sets ssthresh); cwnd = min window and recovery ends
 // (RFC 9002 7.6.2); CUBIC's next epoch starts with K = 0 and W_max = cwnd at its start
 // (RFC 9438 4.8). Not implemented: HyStart++ (slow start ends on loss or ECN only).

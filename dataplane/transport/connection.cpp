@@ -37,6 +37,18 @@ std::size_t control_frame_size(std::uint64_t stream, std::size_t payload) noexce
     return kdp::varint_size(stream) + kdp::frame_header_fixed + kdp::varint_size(payload) + 1 + payload;
 }
 
+// Queueing delay below this counts as none when update_coupling compares paths (RTT noise).
+constexpr time_ns coupling_noise = 1 * ms;
+
+// The minimum window must hold min_window_packets of the packets the connection sends (RFC
+// 9002 7.2: 2 x max_datagram_size). At 2 x the 1200-byte MSS under 1400-byte packets it held
+// one, so every loss at the minimum was a tail loss, found only by a probe timeout (issue 6).
+cc_config path_cc(const connection_config& c) noexcept {
+    cc_config cc = c.cc;
+    cc.packet_size = c.max_packet_size;
+    return cc;
+}
+
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -44,7 +56,7 @@ std::size_t control_frame_size(std::uint64_t stream, std::size_t payload) noexce
 
 struct connection::path_state {
     path_state(path_id pid, const connection_config& c, time_ns now)
-        : id(pid), acks(c.ack), sent(c.loss), cc(c.cc), pace(10 * c.max_packet_size),
+        : id(pid), acks(c.ack), sent(c.loss), cc(path_cc(c)), pace(10 * c.max_packet_size),
           detector(c.detector), created(now), last_recv(now), last_send_eliciting(now) {}
 
     path_id id;
@@ -72,6 +84,7 @@ struct connection::path_state {
     std::array<std::uint8_t, kdp::path_challenge_len> response{};
     std::uint64_t challenge_counter = 0;
     std::uint64_t seq_at_suspect = 0; // an ACK for a packet at or past this proves the path again
+    bool coupled = true; // in LIA's coupling (update_coupling): it may share a bottleneck with the others
     path_counters counters;
 
     bool usable() const noexcept { return status == path_status::active; }
@@ -131,7 +144,7 @@ public:
     void on_acked(const sent_packet& sp, std::span<const sent_frame> frames) noexcept {
         if (sp.in_flight) {
             _p.cc.on_packet_acked(sp.bytes, sp.time_sent, _now, _p.sent.rtt().smoothed(),
-                                  _p.sent.rtt().min(), _c._config.cc.coupled ? &_c._coupling : nullptr);
+                                  _p.sent.rtt().min(), _c._config.cc.coupled && _p.coupled ? &_c._coupling : nullptr);
         }
         if (_p.status == path_status::suspect && sp.seq >= _p.seq_at_suspect) {
             _recovered = true;
@@ -1113,14 +1126,31 @@ void connection::path_failed(path_state& p, time_ns now) noexcept {
     }
 }
 
+// LIA couples the paths that may share a bottleneck. Flows through one bottleneck all see its
+// queue (the premise of shared-bottleneck detection, RFC 8382), so a path whose queueing delay
+// (smoothed minus min RTT) plus 1 ms of noise is under a quarter of the deepest one is not
+// behind that queue: it grows and backs off on its own (config.cc.algorithm). Coupled to
+// bufferbloated paths it would starve: LIA's increase is alpha x MSS / total window per acked
+// packet, and their standing queues inflate the total (issue 6: a 1 % loss path at 10 ms held
+// the minimum window beside two paths queueing 100 ms). Paths sharing a bottleneck see the same
+// queue, so they stay coupled (transport_sim's coupled_fairness_at_shared_bottleneck).
 void connection::update_coupling() noexcept {
+    time_ns deepest = 0;
+    for (const auto& p : _paths) {
+        const rtt_estimator& r = p->sent.rtt();
+        if (p->usable() && r.has_sample()) {
+            deepest = std::max(deepest, r.smoothed() - std::min(r.smoothed(), r.min()));
+        }
+    }
     std::array<lia_coupling::path_state, 32> states{};
     std::size_t n = 0;
     for (const auto& p : _paths) {
-        if (n == states.size()) {
-            break;
+        const rtt_estimator& r = p->sent.rtt();
+        const time_ns queue = r.smoothed() - std::min(r.smoothed(), r.min());
+        p->coupled = !r.has_sample() || 4 * (queue + coupling_noise) >= deepest;
+        if (n < states.size()) {
+            states[n++] = {p->cc.cwnd(), std::max<time_ns>(r.smoothed(), 1), p->usable() && p->coupled};
         }
-        states[n++] = {p->cc.cwnd(), std::max<time_ns>(p->sent.rtt().smoothed(), 1), p->usable()};
     }
     _coupling.update({states.data(), n});
 }
