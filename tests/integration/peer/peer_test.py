@@ -79,7 +79,8 @@ class PeerTest(unittest.TestCase):
         return ports
 
     def client(self, ports, *extra, timeout=120):
-        args = [PEER, "client", "--static", "--json", self.path("client.json"), "--progress-interval-ms", "200"]
+        # A short interval: a 32 MiB echo on loopback can end within 200 ms, before a first line.
+        args = [PEER, "client", "--static", "--json", self.path("client.json"), "--progress-interval-ms", "20"]
         for host, port in zip(HOSTS, ports):
             args += ["--path", f"{host}={host}:{port}"]
         started = time.monotonic()
