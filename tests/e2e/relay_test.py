@@ -203,6 +203,10 @@ def main():
                                ("set p1", "set: settings: none given")):
             a = t.relay.command(line)
             check(a.get("ok") is False and a.get("error", "").startswith(expected), "%r -> %s" % (line, a))
+        # Raw bytes that are not UTF-8 in a field name: answered (the bytes replaced), no crash.
+        t.relay.sock.sendall(b"set p1 \xff\xfe=1\n")
+        a = json.loads(t.relay.file.readline())
+        check(a.get("ok") is False and "no such setting" in a.get("error", ""), "invalid UTF-8 answered: %s" % a)
         check(t.relay.stats("p1")["p1"]["settings"]["up"]["loss"] == 0, "a refused set changed nothing")
         a = t.relay.command("set p1 down loss=0.5 delay_ms=x")
         check(a.get("ok") is False and t.relay.stats("p1")["p1"]["settings"]["down"]["loss"] == 0,

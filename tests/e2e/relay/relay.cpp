@@ -77,8 +77,14 @@ nlohmann::json counters_json(const direction_counters& c) {
             {"queue_max", c.queue_max}};
 }
 
+// Control input is arbitrary bytes and error messages quote it: invalid UTF-8 is replaced, so
+// dumping never throws.
+std::string to_line(const nlohmann::json& j) {
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string fail(const std::string& message) {
-    return nlohmann::json{{"ok", false}, {"error", message}}.dump();
+    return to_line(nlohmann::json{{"ok", false}, {"error", message}});
 }
 
 std::vector<std::string_view> words(std::string_view line) {
@@ -486,7 +492,7 @@ std::string relay::stats_json(std::string_view name) {
                          {"settings", {{"up", settings_json(p.dirs[0].settings)},
                                        {"down", settings_json(p.dirs[1].settings)}}}};
     }
-    return nlohmann::json{{"ok", true}, {"pool_free", _free.size()}, {"paths", paths}}.dump();
+    return to_line(nlohmann::json{{"ok", true}, {"pool_free", _free.size()}, {"paths", paths}});
 }
 
 std::string relay::answer(std::string_view line) {
@@ -519,7 +525,7 @@ std::string relay::answer(std::string_view line) {
             return fail("blackout: state: expected 'on' or 'off'");
         }
         p->blackout = w[2] == "on";
-        return nlohmann::json{{"ok", true}, {"path", p->name}, {"blackout", p->blackout}}.dump();
+        return to_line(nlohmann::json{{"ok", true}, {"path", p->name}, {"blackout", p->blackout}});
     }
     if (cmd == "reset") {
         if (w.size() != 2) {
@@ -535,7 +541,7 @@ std::string relay::answer(std::string_view line) {
             d.settings = impairment{};
             d.counters = direction_counters{};
         }
-        return nlohmann::json{{"ok", true}, {"path", p->name}, {"reset", true}}.dump();
+        return to_line(nlohmann::json{{"ok", true}, {"path", p->name}, {"reset", true}});
     }
     // set NAME [up|down] key=value...: every key is checked before any is applied.
     std::size_t first = 2;
@@ -565,11 +571,8 @@ std::string relay::answer(std::string_view line) {
     for (int d = 0; d < 2; ++d) {
         p->dirs[static_cast<std::size_t>(d)].settings = next[d];
     }
-    return nlohmann::json{{"ok", true},
-                          {"path", p->name},
-                          {"up", settings_json(next[0])},
-                          {"down", settings_json(next[1])}}
-        .dump();
+    return to_line(nlohmann::json{
+        {"ok", true}, {"path", p->name}, {"up", settings_json(next[0])}, {"down", settings_json(next[1])}});
 }
 
 } // namespace kwik::relay

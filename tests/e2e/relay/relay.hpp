@@ -48,7 +48,7 @@ public:
     // Until SIGINT or SIGTERM; then the control socket is removed (the devices go with the fds).
     result<void> run();
 
-    // One control line in, one JSON answer out (no newline). Public for the unit of the loop.
+    // One control line in, one JSON answer out (no newline); never throws on bad input.
     std::string answer(std::string_view line);
 
 private:
