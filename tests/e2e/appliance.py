@@ -67,14 +67,14 @@ def _stop(proc, seconds=10):
 
 class appliance:
     def __init__(self, build, work, ns, device, address, prefix, gateway, kcp_listen, endpoint="echo",
-                 endpoint_directory=None, name=None, poll_mode="adaptive", extra_kwikd="", extra_cp="",
+                 endpoint_directory=None, name=None, poll_mode="adaptive",
                  on_kwikd_start=None):
         self.t = tools(build)
         self.work, self.ns, self.device = work, ns, device
         self.address, self.prefix, self.gateway, self.kcp_listen = address, prefix, gateway, kcp_listen
         self.endpoint, self.endpoint_directory = endpoint, endpoint_directory
         self.name = name or "kwmp%d" % os.getpid()
-        self.poll_mode, self.extra_kwikd, self.extra_cp = poll_mode, extra_kwikd, extra_cp
+        self.poll_mode = poll_mode
         # Called after each kwikd start, restarts included (net_tap: bridge the new TAP device).
         self.on_kwikd_start = on_kwikd_start
         self.kwikd_proc = self.cp_proc = None
@@ -102,9 +102,9 @@ class appliance:
         gateway = 'gateway = "%s"\n' % self.gateway if self.gateway else ""
         with open(path, "w") as f:
             f.write('[kwikd]\nname = "%s"\nworker_lcores = [1]\nstats_interval_ms = 100\nhugepages = false\n'
-                    'memory_mb = 512\npoll_mode = "%s"\n%s\n[[port]]\nname = "p0"\ndevice = "%s"\n'
+                    'memory_mb = 512\npoll_mode = "%s"\n\n[[port]]\nname = "p0"\ndevice = "%s"\n'
                     'addresses = ["%s/%d"]\nkwik_ports = [7707]\n%s'
-                    % (self.name, self.poll_mode, self.extra_kwikd, self.device, self.address, self.prefix, gateway))
+                    % (self.name, self.poll_mode, self.device, self.address, self.prefix, gateway))
         return path
 
     def start_kwikd(self):
@@ -138,12 +138,12 @@ class appliance:
         path = os.path.join(self.work, "kwik-cp.toml")
         directory = 'endpoint_directory = "%s"\n' % self.endpoint_directory if self.endpoint_directory else ""
         with open(path, "w") as f:
-            f.write('[kwik_cp]\nserver_id = "cp-%s"\nlisten = "%s:%d"\nkwikd_region = "%s"\nendpoint = "%s"\n%s%s\n'
+            f.write('[kwik_cp]\nserver_id = "cp-%s"\nlisten = "%s:%d"\nkwikd_region = "%s"\nendpoint = "%s"\n%s\n'
                     '[tls]\ncertificate = "%s"\nprivate_key = "%s"\n'
                     '[[auth.key]]\nkey_id = "ops"\nsecret = "%s"\nroles = ["operator"]\n'
                     '[[auth.key]]\nkey_id = "peer"\nsecret = "%s"\nroles = ["client"]\n'
                     % (self.name, self.kcp_listen, self.kcp_port or 0, self.name, self.endpoint, directory,
-                       self.extra_cp, os.path.join(self.work, "cp.crt"), os.path.join(self.work, "cp.key"),
+                       os.path.join(self.work, "cp.crt"), os.path.join(self.work, "cp.key"),
                        OPS_SECRET, CLIENT_SECRET))
         return path
 

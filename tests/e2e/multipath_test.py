@@ -8,8 +8,8 @@ kwikd serving KCP over TLS on the management link, kwikctl as the operator. One 
   blackout       path 1 blacked out mid-transfer: kwik-cp's PathStatusUpdate DOWN reaches the
                  client, the other paths carry the rest, nothing is lost
   kwikd_restart  kwikd restarted mid-transfer: the decided outcome (docs/KCP_SERVER.md,
-                 "Restarts") is a clear error at once, never acknowledged-but-lost data; the old
-                 tuples are unknown_path in the new kwikd; a new transfer then succeeds
+                 "Restarts") is a clear error at once, never acknowledged-but-lost data; the new
+                 kwikd holds none of the old connection's paths; a new transfer then succeeds
   cp_restart     kwik-cp restarted mid-transfer: the transfer continues and completes verified
   garbage        random bytes and malformed Kwik packets (on unknown tuples and spoofed on a live
                  path's tuple) during a transfer: every one a counted drop, the transfer intact
@@ -249,9 +249,10 @@ def case_kwikd_restart(b):
     check(s.get("bytes_received", 0) < size, "and it does not claim the data arrived (%s of %d)" %
           (s.get("bytes_received"), size))
     # The new kwikd does not have the old connection; a new transfer works.
-    conns = table(b.app.ctl_json("show", "connections"), "connections")
-    check(all(c.get("paths", 0) == 0 for c in conns) or not conns,
-          "the new kwikd holds none of the old connection's paths: %s" % conns)
+    answer = b.app.ctl_json("show", "connections")
+    conns = table(answer, "connections")
+    check(answer.get("ok") is True and all(c.get("paths", 0) == 0 for c in conns),
+          "the new kwikd holds none of the old connection's paths: %s" % (conns if answer else "kwikctl failed"))
     rc, s, err = b.run("--mode", "echo", "--size", str(8 * MiB), "--timeout-s", "60", name="peer-after")
     verified(s, rc, 8 * MiB, "a new transfer after the restart")
 
