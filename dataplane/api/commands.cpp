@@ -79,6 +79,8 @@ std::string_view to_string(result_status s) noexcept {
         return "internal_error";
     case result_status::conflict:
         return "conflict";
+    case result_status::stopped:
+        return "stopped";
     }
     return "unknown";
 }

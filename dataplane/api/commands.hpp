@@ -15,9 +15,10 @@ namespace kwik::api {
 // Checked twice: the region header carries it (the control process refuses to attach to a
 // kwikd speaking another version) and every message header carries it (kwikd answers a message
 // of another version with result_status::unsupported_version).
-inline constexpr std::uint16_t protocol_version = 4; // 2: list_state, connection_closed, *_info;
+inline constexpr std::uint16_t protocol_version = 5; // 2: list_state, connection_closed, *_info;
                                                      // 3: set_connection_keys, connection_info's key state;
-                                                     // 4: result_status::conflict
+                                                     // 4: result_status::conflict;
+                                                     // 5: result_status::stopped
 
 inline constexpr std::size_t message_size = 256;
 inline constexpr std::size_t message_header_size = 24;
@@ -254,8 +255,12 @@ enum class result_status : std::uint16_t {
     // connection or path, or the path id holds another tuple); already_exists means the very
     // same object is there, so a control process may treat it as applied.
     conflict = 9,
+    // kwikd stopped before it applied (or answered) the command: whatever it held went with it.
+    // Not a refusal: a control process keeps the command's object in its desired state and
+    // pushes it to the next kwikd.
+    stopped = 10,
 };
-inline constexpr std::uint16_t result_status_max = 9;
+inline constexpr std::uint16_t result_status_max = 10;
 std::string_view to_string(result_status s) noexcept;
 
 struct command_result_body {

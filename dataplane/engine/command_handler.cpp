@@ -115,11 +115,11 @@ void command_handler::shutdown(transport::time_ns now) {
     take_replies(now);
     _stopped = true;
     for (const auto& [token, p] : _pending) {
-        answer(p.cmd, result_status::internal_error, "kwikd stopped before the command finished");
+        answer(p.cmd, result_status::stopped, "kwikd stopped before the command finished");
     }
     _pending.clear();
     for (const listing& l : _listings) {
-        answer(l.cmd, result_status::internal_error, "kwikd stopped before the listing finished");
+        answer(l.cmd, result_status::stopped, "kwikd stopped before the listing finished");
     }
     _listings.clear();
     // Commands sent before kwikd stopped that it never took off the ring wait for an answer
@@ -129,7 +129,7 @@ void command_handler::shutdown(transport::time_ns now) {
         for (unsigned n = 0; (n = _config.channel->receive_burst({cmds.data(), cmds.size()})) != 0;) {
             for (unsigned i = 0; i < n; ++i) {
                 ++_counters.commands;
-                answer(cmds[i], result_status::internal_error, "kwikd stopped before it took the command");
+                answer(cmds[i], result_status::stopped, "kwikd stopped before it took the command");
             }
         }
     }

@@ -74,7 +74,7 @@ public:
     // commands, then whatever the event ring could not take last time.
     void poll(transport::time_ns now);
     // After the workers stopped (and applied what was in their mailboxes): take their last
-    // answers, answer every command still waiting with internal_error "kwikd stopped" (those
+    // answers, answer every command still waiting with result_status::stopped "kwikd stopped" (those
     // still on the command ring included), and stop taking commands. poll() afterwards only
     // sends what the event ring could not take yet (unsent_events()).
     void shutdown(transport::time_ns now);

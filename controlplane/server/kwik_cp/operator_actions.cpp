@@ -25,6 +25,17 @@ using request = v3::OperatorRequest;
 
 namespace {
 
+// The start of an operator's answer when kwikd did not apply an action. A command kwikd answered
+// `stopped` (it shut down first) is no refusal: the link keeps it desired and the resync pushes
+// it to the next kwikd, and the operator is told so.
+std::string not_applied(const api::event& e, const std::string& what) {
+    if (e.header.type == api::message_type::command_result && e.command_result.status == api::result_status::stopped) {
+        return "kwikd stopped before it applied " + what +
+               "; kwik-cp keeps it and sends it to kwikd when kwikd is back: ";
+    }
+    return "kwikd refused " + what + ": ";
+}
+
 std::string peer_of(int fd) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -279,7 +290,7 @@ void control_server::operator_path_change(session& s, const KCPMessage& m, bool 
         }
         const std::string refused = kwikd_error(e);
         if (!refused.empty()) {
-            answer_operator(*to, id, failed("kwikd refused " + field + " of path " + std::to_string(path_id) + ": " + refused),
+            answer_operator(*to, id, failed(not_applied(e, field + " of path " + std::to_string(path_id)) + refused),
                             clock_sample::now());
             return;
         }
@@ -349,7 +360,7 @@ void control_server::operator_setting(session& s, const KCPMessage& m, clock_sam
             }
             const std::string refused = kwikd_error(e);
             if (!refused.empty()) {
-                answer_operator(*to, id, failed("kwikd refused " + field + ": " + refused), clock_sample::now());
+                answer_operator(*to, id, failed(not_applied(e, field) + refused), clock_sample::now());
                 return;
             }
             const clock_sample at = clock_sample::now();

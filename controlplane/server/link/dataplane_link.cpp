@@ -198,9 +198,11 @@ void dataplane_link::take_events(time_ns) {
                 }
                 // What kwikd refused is not held (already_exists: the very same object is, e.g. a
                 // path with this id and tuple; conflict, a tuple bound elsewhere, is not): the
-                // desired state follows.
+                // desired state follows. stopped is no refusal: kwikd went away before applying
+                // it, and the resync pushes it to the next kwikd.
                 if (!ok && e.header.type == api::message_type::command_result &&
-                    e.command_result.status != api::result_status::already_exists) {
+                    e.command_result.status != api::result_status::already_exists &&
+                    e.command_result.status != api::result_status::stopped) {
                     if (f.cmd.header.type == api::message_type::add_connection) {
                         _desired.erase(f.cmd.add_connection.connection_id);
                     } else if (f.cmd.header.type == api::message_type::add_path) {

@@ -18,12 +18,15 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "controlplane/server/link/dataplane_link.hpp"
+#include "dataplane/api/command_ring.hpp"
+#include "dataplane/api/shm_region.hpp"
 #include "tests/integration/controlplane/kwikd_process.hpp"
 
 namespace {
@@ -390,6 +393,87 @@ TEST_F(link_test, an_id_kwikd_holds_under_another_name_is_renumbered_not_removed
     ASSERT_NE(check->find(first), nullptr);
     EXPECT_EQ(check->find(first)->name, "earlier");
     EXPECT_EQ(check->find(first)->paths.count(1), 1u);
+}
+
+// A kwikd that shuts down answers `stopped` to the commands it had not applied. That is no
+// refusal: the link keeps the path in its desired state and pushes it to the next kwikd, where a
+// refused path (conflict) leaves the desired state. kwikd is played here by the region and
+// rings themselves, so that the answers are exactly these.
+TEST_F(link_test, a_path_kwikd_answers_stopped_to_is_pushed_to_the_next_kwikd) {
+    struct fake_kwikd {
+        api::shm_region region;
+        api::dataplane_channel channel;
+        std::vector<api::command> taken;
+    };
+    auto start = [&]() -> std::unique_ptr<fake_kwikd> {
+        api::region_config rc;
+        rc.name = name;
+        auto made = api::shm_region::create(rc);
+        EXPECT_TRUE(made.ok()) << made.message();
+        if (!made.ok()) {
+            return nullptr;
+        }
+        auto f = std::make_unique<fake_kwikd>();
+        f->region = std::move(made).value();
+        auto dp = api::dataplane_channel::create(f->region);
+        EXPECT_TRUE(dp.ok()) << dp.message();
+        f->channel = std::move(dp).value();
+        return f;
+    };
+    // Answers every command on the ring: add_path by its port, the rest ok (list_state: nothing held).
+    auto serve = [](fake_kwikd& f, api::result_status path_5002) {
+        api::command c;
+        while (f.channel.try_receive(c)) {
+            f.taken.push_back(c);
+            api::result_status status = api::result_status::ok;
+            if (c.header.type == api::message_type::add_path) {
+                status = c.add_path.tuple.remote_port == 5002 ? path_5002 : api::result_status::conflict;
+            }
+            api::event e = api::make_command_result(c, status, status == api::result_status::ok ? "" : "as told");
+            EXPECT_TRUE(f.channel.try_send(e));
+        }
+    };
+    auto kwikd = start();
+    ASSERT_NE(kwikd, nullptr);
+    cp::dataplane_link link(config(), {});
+    ASSERT_TRUE(poll_until(link, [&] {
+        serve(*kwikd, api::result_status::ok);
+        return link.adopted();
+    }));
+    cp::desired_connection five = connection_5();
+    five.paths.clear();
+    ASSERT_TRUE(link.add_connection(five).ok());
+    answer_box stopped;
+    answer_box refused;
+    ASSERT_TRUE(link.add_path(5, cp::desired_path{2, tuple(5002), 1.0f, 0, false}, stopped.sink()).ok());
+    ASSERT_TRUE(link.add_path(5, cp::desired_path{3, tuple(5003), 1.0f, 0, false}, refused.sink()).ok());
+    ASSERT_TRUE(poll_until(link, [&] {
+        serve(*kwikd, api::result_status::stopped);
+        return stopped.got && refused.got;
+    }));
+    EXPECT_EQ(stopped.status(), api::result_status::stopped);
+    EXPECT_EQ(refused.status(), api::result_status::conflict);
+    ASSERT_NE(link.find(5), nullptr);
+    EXPECT_EQ(link.find(5)->paths.count(2), 1u) << "stopped is no refusal";
+    EXPECT_EQ(link.find(5)->paths.count(3), 0u) << "conflict is";
+
+    kwikd.reset(); // marks the region stopped and unlinks it
+    kwikd = start();
+    ASSERT_NE(kwikd, nullptr);
+    ASSERT_TRUE(poll_until(link, [&] {
+        serve(*kwikd, api::result_status::ok);
+        return link.counters().kwikd_restarts == 1 && link.adopted() && link.waiting() == 0;
+    }));
+    std::vector<std::pair<api::message_type, std::uint64_t>> pushed;
+    for (const api::command& c : kwikd->taken) {
+        if (c.header.type != api::message_type::list_state) {
+            pushed.emplace_back(c.header.type, api::path_of(c));
+        }
+    }
+    const std::vector<std::pair<api::message_type, std::uint64_t>> expected{
+        {api::message_type::add_connection, 0}, {api::message_type::add_path, 2}};
+    EXPECT_EQ(pushed, expected) << "the connection and path 2 go to the new kwikd, path 3 does not";
+    EXPECT_EQ(link.counters().resync_commands, 2u);
 }
 
 int main(int argc, char** argv) {

@@ -1445,7 +1445,7 @@ TEST_F(draining, shutdown_answers_every_waiting_command) {
     for (const std::uint64_t seq : {remove_path, remove_connection, list, untaken}) {
         const std::vector<api::event> got = answers_to(seq);
         ASSERT_EQ(got.size(), 1u) << seq;
-        EXPECT_EQ(got[0].command_result.status, result_status::internal_error);
+        EXPECT_EQ(got[0].command_result.status, result_status::stopped);
         EXPECT_NE(api::get_text(got[0].command_result.reason).find("kwikd stopped"), std::string_view::npos)
             << api::get_text(got[0].command_result.reason);
     }

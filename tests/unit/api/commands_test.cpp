@@ -87,7 +87,7 @@ TEST(commands_layout, set_connection_keys_body) {
     EXPECT_EQ(offsetof(set_connection_keys_body, key_phase), 56u);
     EXPECT_EQ(offsetof(set_connection_keys_body, aead), 57u);
     EXPECT_EQ(offsetof(set_connection_keys_body, require_encryption), 58u);
-    EXPECT_EQ(protocol_version, 4);
+    EXPECT_EQ(protocol_version, 5);
     EXPECT_EQ(static_cast<int>(message_type::set_connection_keys), 11);
     EXPECT_TRUE(is_command(message_type::set_connection_keys));
     EXPECT_EQ(to_string(message_type::set_connection_keys), "set_connection_keys");
@@ -103,6 +103,8 @@ TEST(commands_layout, enum_values_are_pinned) {
     EXPECT_EQ(static_cast<int>(result_status::internal_error), 8);
     EXPECT_EQ(static_cast<int>(result_status::conflict), 9);
     EXPECT_EQ(to_string(result_status::conflict), "conflict");
+    EXPECT_EQ(static_cast<int>(result_status::stopped), 10);
+    EXPECT_EQ(to_string(result_status::stopped), "stopped");
     EXPECT_TRUE(is_command(message_type::set_windows));
     EXPECT_FALSE(is_command(message_type::path_up));
     EXPECT_TRUE(is_event(message_type::unknown_path));
