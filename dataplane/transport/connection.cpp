@@ -1089,7 +1089,11 @@ void connection::on_timers(time_ns now) noexcept {
         }
         // A path with nothing ack-eliciting sent for keepalive_interval gets a PATH_CHALLENGE;
         // sending it restarts the interval, so an unanswered one is repeated, never spun on.
-        if (now - p.last_send_eliciting >= _config.keepalive_interval) {
+        // Not while an ack-eliciting packet is unanswered: the probe timeout's probes are the
+        // liveness probes then, and a keep-alive would move the PTO deadline (last ack-eliciting
+        // send + backoff) forward, so that a dead path whose backoff had grown past the
+        // interval never reached fail_after_ptos (issue 6: an idle suspect path stayed suspect).
+        if (p.sent.pto_deadline() == never && now - p.last_send_eliciting >= _config.keepalive_interval) {
             p.challenge_due = true;
         }
     }
@@ -1284,8 +1288,9 @@ time_ns connection::next_wakeup() const noexcept {
         if (!p->alive()) {
             continue;
         }
-        t = std::min({t, p->sent.loss_time(), p->sent.pto_deadline(), p->acks.ack_deadline(),
-                      p->last_send_eliciting + _config.keepalive_interval});
+        const time_ns pto = p->sent.pto_deadline();
+        t = std::min({t, p->sent.loss_time(), pto, p->acks.ack_deadline(),
+                      pto == never ? p->last_send_eliciting + _config.keepalive_interval : never});
         if (p->probes_to_send > 0 || p->challenge_due || p->response_due) {
             return 0;
         }

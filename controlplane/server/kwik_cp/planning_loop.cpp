@@ -373,7 +373,11 @@ planning_output planning_loop::on_path_down(const desired_connection& c, const a
         st.paths.try_emplace(b.path_id, _config.bandwidth.window).first->second.latest = m;
         _health.watch_path(m, now);
     }
-    collect(_health.on_path_down(c.name, b.path_id, api::get_text(b.reason), now), out);
+    if (b.kind == api::path_down_kind::down) {
+        collect(_health.on_path_suspect(c.name, b.path_id, api::get_text(b.reason), now), out);
+    } else {
+        collect(_health.on_path_down(c.name, b.path_id, api::get_text(b.reason), now), out);
+    }
     return out;
 }
 
@@ -537,7 +541,10 @@ void control_server::on_kwikd_path_up(const api::path_up_body& b) {
 void control_server::on_kwikd_path_down(const api::path_down_body& b) {
     const desired_connection* c = _link.find(b.connection_id);
     if (!_planning.config().enabled || c == nullptr) {
-        push_path_status(b.connection_id, b.path_id, v3::PathStatusUpdate::DOWN, std::string(api::get_text(b.reason)));
+        push_path_status(b.connection_id, b.path_id,
+                         b.kind == api::path_down_kind::down ? v3::PathStatusUpdate::DEGRADED
+                                                             : v3::PathStatusUpdate::DOWN,
+                         std::string(api::get_text(b.reason)));
         return;
     }
     apply(_planning.on_path_down(*c, b, wall_clock_us()), kcp::clock_sample::now());

@@ -274,7 +274,8 @@ void health_monitor::path_healthy(const std::string& connection_id, path_health&
     }
     if (degraded && p.state == health_state::up) {
         set_degraded(connection_id, p, "health check: " + std::string(detail), out);
-    } else if (!degraded && p.state == health_state::degraded && !p.degraded_by_metrics) {
+    } else if (!degraded && p.state == health_state::degraded && !p.degraded_by_metrics &&
+               !p.degraded_by_dataplane) {
         p.state = health_state::up;
         status_update(connection_id, p, update::UP, "health check healthy again", out);
     }
@@ -328,11 +329,33 @@ health_output health_monitor::on_path_down(std::string_view connection_id, std::
     return out;
 }
 
+health_output health_monitor::on_path_suspect(std::string_view connection_id, std::uint64_t path_id,
+                                              std::string_view reason, time_us) {
+    health_output out;
+    path_health* p = find_path(connection_id, path_id);
+    if (p == nullptr || p->state == health_state::down || p->degraded_by_dataplane) {
+        return out;
+    }
+    p->degraded_by_dataplane = true;
+    p->check.last_problem = std::string(reason);
+    if (p->state == health_state::up) {
+        set_degraded(std::string(connection_id), *p, "data plane: " + std::string(reason), out);
+    }
+    return out;
+}
+
 health_output health_monitor::on_path_up(std::string_view connection_id, std::uint64_t path_id, time_us) {
     health_output out;
     path_health* p = find_path(connection_id, path_id);
     if (p == nullptr) {
         return out;
+    }
+    if (p->degraded_by_dataplane) {
+        p->degraded_by_dataplane = false;
+        if (p->state == health_state::degraded && !p->degraded_by_metrics && !p->degraded_by_check) {
+            p->state = health_state::up;
+            status_update(std::string(connection_id), *p, update::UP, "data plane: acknowledged again", out);
+        }
     }
     p->check.failures = 0;
     if (p->state == health_state::down && ++p->check.healthy >= _config.recovery_threshold) {
@@ -373,7 +396,7 @@ health_output health_monitor::on_metrics(const path_metrics& m, time_us) {
         }
     } else if (p->degraded_by_metrics && below) {
         p->degraded_by_metrics = false;
-        if (p->state == health_state::degraded && !p->degraded_by_check) {
+        if (p->state == health_state::degraded && !p->degraded_by_check && !p->degraded_by_dataplane) {
             p->state = health_state::up;
             status_update(m.connection_id, *p, update::UP,
                           "RTT and loss back below " + format("%.0f", 100.0 * _config.clear_fraction) +
@@ -426,6 +449,7 @@ void health_monitor::go_down(const std::string& connection_id, path_health& p, c
     p.check.healthy = 0;
     p.degraded_by_check = false;
     p.degraded_by_metrics = false;
+    p.degraded_by_dataplane = false;
     apply_roles(connection_id, p, {p.live.standby, 0.0f}, out);
     if (idle_standby) {
         status_update(connection_id, p, update::DOWN, reason + "; a standby path: no traffic to move", out);

@@ -82,6 +82,7 @@ struct path_health {
     health_state state = health_state::up;
     bool degraded_by_metrics = false;
     bool degraded_by_check = false;
+    bool degraded_by_dataplane = false; // kwikd holds the path suspect (until its path_up)
     check_record check;
     // While down: the path that took over (0: none, or a server was asked for), and the weight
     // it was given for this path.
@@ -124,10 +125,17 @@ public:
     // An answer: HEALTHY or DEGRADED is a healthy check (DEGRADED also marks the path
     // degraded), anything else a failed one. RTT = now - the request's sent time.
     health_output on_response(const kcp::v3::HealthCheckResponse& response, time_us now);
-    // kwikd's path_down (down or failed; removed is unwatch_path): DOWN at once.
+    // kwikd's path_down of kind failed (removed is unwatch_path): DOWN at once, and failover.
     health_output on_path_down(std::string_view connection_id, std::uint64_t path_id, std::string_view reason,
                                time_us now);
-    // kwikd's path_up: one healthy observation (recovery still needs recovery_threshold).
+    // kwikd's path_down of kind down: the path is suspect (a probe timeout passed without an
+    // acknowledgement; kwikd already sent its in-flight data on other paths). DEGRADED, no
+    // failover: one late acknowledgement on a queued path is not a failure; kwikd's `failed`
+    // (after its failure threshold of probe timeouts) is. Cleared by kwikd's path_up.
+    health_output on_path_suspect(std::string_view connection_id, std::uint64_t path_id, std::string_view reason,
+                                  time_us now);
+    // kwikd's path_up: clears a suspect path's DEGRADED; while DOWN, one healthy observation
+    // (recovery still needs recovery_threshold).
     health_output on_path_up(std::string_view connection_id, std::uint64_t path_id, time_us now);
     // Latest metrics of a watched path: DEGRADED past the thresholds, UP again below them.
     health_output on_metrics(const path_metrics& metrics, time_us now);

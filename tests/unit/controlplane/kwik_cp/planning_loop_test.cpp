@@ -196,6 +196,23 @@ TEST_F(planning_loop_test, kwikd_path_down_event_is_one_down_and_removed_ends_th
     EXPECT_EQ(loop.health().path("conn-a", 2), nullptr);
 }
 
+TEST_F(planning_loop_test, kwikd_suspect_event_is_degraded_and_path_up_clears_it) {
+    auto conns = connection({{1, false}, {2, false}});
+    (void)pass(conns, {counters(1, 0, 10), counters(2, 0, 10)});
+    api::path_down_body b{};
+    b.connection_id = 7;
+    b.path_id = 2;
+    b.kind = api::path_down_kind::down;
+    (void)api::set_text(b.reason, "no acknowledgement within a probe timeout; its data was sent on other paths");
+    auto out = loop.on_path_down(conns.at(7), b, now);
+    ASSERT_EQ(out.updates.size(), 1u);
+    EXPECT_EQ(describe(out.updates[0].update), "DEGRADED 2");
+    EXPECT_EQ(loop.health().path("conn-a", 2)->live.weight, 1.0f) << "no failover on a suspect path";
+    auto up = loop.on_path_up(conns.at(7), 2, now);
+    ASSERT_EQ(up.updates.size(), 1u);
+    EXPECT_EQ(describe(up.updates[0].update), "UP 2");
+}
+
 TEST_F(planning_loop_test, weights_go_out_only_past_the_threshold) {
     auto conns = connection({{1, false}, {2, false}});
     auto first = pass(conns, {counters(1, 0, 0), counters(2, 0, 0)});

@@ -229,6 +229,29 @@ TEST(health_monitor, recovery_needs_consecutive_healthy_checks) {
     EXPECT_EQ(describe(o.actions), (std::vector<std::string>{"weight 1 1.00"}));
 }
 
+TEST(health_monitor, a_suspect_path_is_degraded_not_failed_over) {
+    health_monitor m(config);
+    m.watch_path(path(1, "S1", 1.0f), 0);
+    m.watch_path(path(2, "S2", 1.0f), 0);
+    health_output o = m.on_path_suspect("c", 1, "no acknowledgement within a probe timeout", 0);
+    EXPECT_EQ(describe(o.updates), (std::vector<std::string>{"DEGRADED 1"}));
+    EXPECT_EQ(o.updates[0].reason(), "data plane: no acknowledgement within a probe timeout");
+    EXPECT_TRUE(o.actions.empty()) << "a suspect path keeps its weight: no failover";
+    EXPECT_EQ(m.path("c", 1)->state, health_state::degraded);
+    EXPECT_TRUE(m.on_path_suspect("c", 1, "again", 0).updates.empty());
+    // Healthy metrics and checks do not clear what the data plane said; its path_up does.
+    (void)run(m, 0, 1, all_but({}));
+    EXPECT_EQ(m.path("c", 1)->state, health_state::degraded);
+    o = m.on_path_up("c", 1, us_per_s);
+    EXPECT_EQ(describe(o.updates), (std::vector<std::string>{"UP 1"}));
+    EXPECT_EQ(o.updates[0].reason(), "data plane: acknowledged again");
+    // Suspect, then failed: DOWN with failover, as before.
+    (void)m.on_path_suspect("c", 2, "no acknowledgement within a probe timeout", 2 * us_per_s);
+    o = m.on_path_down("c", 2, "no acknowledgement after the failure threshold of probe timeouts", 2 * us_per_s);
+    EXPECT_EQ(describe(o.updates), (std::vector<std::string>{"DOWN 2 -> 1"}));
+    EXPECT_EQ(describe(o.actions), (std::vector<std::string>{"weight 2 0.00"}));
+}
+
 TEST(health_monitor, unhealthy_answers_count_as_failed_checks) {
     health_monitor m(config);
     m.watch_path(path(1, "S1", 1.0f), 0);
