@@ -461,9 +461,11 @@ TEST_F(transport_test, a_path_kwikd_fails_goes_down_and_the_standby_takes_over) 
     ASSERT_TRUE(c);
     const auto start = std::chrono::steady_clock::now();
     ASSERT_EQ(run(*c, transport("a1", command::ESTABLISH_PATH, add_path(1, false))).status(), response::SUCCESS);
-    // Nobody answers on net_null: kwikd holds path 1 suspect after its first probe timeout and
-    // fails it later. The standby comes a little later, so it is still up when path 1 goes.
-    std::this_thread::sleep_for(300ms);
+    // Nobody answers on net_null: path 1's first keep-alive goes at 1 s, and kwikd fails the path
+    // after 3 probe timeouts (0.33, 0.65, 1.3 s: at about 3.3 s), which kwik-cp pushes as DOWN.
+    // The standby is added 1.5 s after path 1, so that it is up when path 1 fails and for about
+    // 1.5 s after (it fails the same way, 3.3 s after it was added).
+    std::this_thread::sleep_for(1500ms);
     ASSERT_EQ(run(*c, transport("a2", command::ESTABLISH_PATH, add_path(2, true))).status(), response::SUCCESS);
     const KCPMessage* down = wait_for(*c, 20s, [&](const KCPMessage& m) {
         return status_update(m, 1, v3::PathStatusUpdate::DOWN);
