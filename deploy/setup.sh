@@ -2,7 +2,7 @@
 # Sets a Debian 12 machine up for Kwik and runs one job:
 #   deploy/setup.sh demo    install, build, run the main job on an embedded default (no NIC,
 #                           no hugepages)
-#   deploy/setup.sh test    install, build, run every test suite (unit, integration, fuzz)
+#   deploy/setup.sh test    install, build, run every test suite (unit, integration, e2e, perf, fuzz)
 #   deploy/setup.sh build   install and build only
 #   deploy/setup.sh deps    install packages only
 # Idempotent: packages already installed are not touched, an existing build is reused.
@@ -99,7 +99,7 @@ EOF
 run_tests() {
     build
     local rc=0 logs=("$build_dir/meson-logs/testlog.json")
-    meson test -C "$build_dir" --suite unit --suite integration --suite e2e --print-errorlogs || rc=1
+    meson test -C "$build_dir" --suite unit --suite integration --suite e2e --suite perf --print-errorlogs || rc=1
     if [ "${KWIK_SKIP_FUZZ:-0}" != 1 ]; then
         # A clang build with the sanitizers for the fuzz targets alone (and the generator that
         # makes their seed corpus), not the whole tree a second time.
