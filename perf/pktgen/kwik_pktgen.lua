@@ -93,16 +93,6 @@ function M.settings(spec, getenv)
     return out
 end
 
--- The settings' help, for the scripts' headers and for people reading them.
-function M.describe(spec)
-    local lines = {}
-    for _, s in ipairs(spec) do
-        local d = s.default == nil and "required" or ("default " .. tostring(s.default))
-        lines[#lines + 1] = string.format("  %-22s %s (%s)", s.name, s.help, d)
-    end
-    return table.concat(lines, "\n")
-end
-
 -- ---- pcap ---------------------------------------------------------------------------------
 
 -- The classic pcap pktgen's -s P:FILE loads (pktgen reads no pcapng). Returns packets, the
@@ -387,15 +377,22 @@ end
 
 -- pktgen's portStats are refreshed by its 1-second stats timer (they are the values of the last
 -- tick, not of the moment), so a trial's counts are read only after settle_ms >= 1100.
-local function port_stats(port, kind)
+local function port_stats(setting, port, kind)
     local all = pktgen.portStats(tostring(port), kind)
     local s = all[port]
     if s == nil then
-        M.fail("KWIK_TX_PORT", "pktgen has no port " .. port)
+        M.fail(setting, "pktgen has no port " .. port .. " (its ports: -m and the EAL's -a/--vdev)")
     end
     return s
 end
 M.port_stats = port_stats
+
+-- Before anything is sent: pktgen has both ports, kwikd answers and has its port.
+function M.check_ports(cfg)
+    port_stats("KWIK_TX_PORT", cfg.tx_port, "port")
+    port_stats("KWIK_RX_PORT", cfg.rx_port, "port")
+    M.kwikd_totals("KWIK_DUT_PORT", M.kwikd_counters("KWIK_KWIKD_CMD", cfg.kwikd_cmd), cfg.dut_port)
+end
 
 -- Sends for seconds at rate (percent of line rate) from cfg.tx_port and counts both sides.
 -- Returns the trial's record: what pktgen sent and received, what kwikd counted, the loss.
@@ -409,7 +406,7 @@ function M.trial(cfg, rate, seconds, on_second)
     for i = 1, whole do
         pktgen.delay(1000)
         if on_second then
-            on_second(i, port_stats(cfg.tx_port, "rate"))
+            on_second(i, port_stats("KWIK_TX_PORT", cfg.tx_port, "rate"))
         end
     end
     local rest = math.floor((seconds - whole) * 1000 + 0.5)
@@ -418,8 +415,8 @@ function M.trial(cfg, rate, seconds, on_second)
     end
     pktgen.stop(tostring(cfg.tx_port))
     pktgen.delay(cfg.settle_ms)
-    local tx_stats = port_stats(cfg.tx_port, "port")
-    local rx_stats = port_stats(cfg.rx_port, "port")
+    local tx_stats = port_stats("KWIK_TX_PORT", cfg.tx_port, "port")
+    local rx_stats = port_stats("KWIK_RX_PORT", cfg.rx_port, "port")
     local k1 = M.kwikd_totals("KWIK_DUT_PORT", M.kwikd_counters("KWIK_KWIKD_CMD", cfg.kwikd_cmd), cfg.dut_port)
     local k = M.delta(k0, k1)
     local r = { rate = rate, seconds = seconds, tx = tx_stats.opackets, tx_bytes = tx_stats.obytes,

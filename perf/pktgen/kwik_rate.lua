@@ -50,12 +50,7 @@ local ok, err = pcall(function()
     print(string.format("%s: %s: %d packets, frames %d-%d bytes (mean %.1f); pktgen port %d at %g%% for %g s",
         SCRIPT, cfg.pcap, pcap.packets, pcap.min_frame, pcap.max_frame, pcap.mean_frame, cfg.tx_port, cfg.rate,
         cfg.seconds))
-    local start = kp.kwikd_totals("KWIK_DUT_PORT", kp.kwikd_counters("KWIK_KWIKD_CMD", cfg.kwikd_cmd), cfg.dut_port)
-    if start.new_packets >= pcap.packets then
-        print(string.format("%s: kwikd already holds %d new-data packets of these connections: every packet of "
-            .. "this run is a replayed duplicate (counted by the port, not by the connection)", SCRIPT,
-            start.new_packets))
-    end
+    kp.check_ports(cfg)
     pktgen.stop(port)
     pktgen.pcap(port, "on")
     pktgen.set(port, "size", size)

@@ -126,6 +126,7 @@ local ok, err = pcall(function()
         .. "resolution %g, %g s trials, loss tolerance %g%%, loss counted by %s", SCRIPT, cfg.pcap, pcap.packets,
         pcap.min_frame, pcap.max_frame, pcap.mean_frame, cfg.min_rate, cfg.max_rate, cfg.resolution, cfg.trial_s,
         cfg.loss_tolerance, cfg.loss_from))
+    kp.check_ports(cfg)
     pktgen.stop(port)
     pktgen.pcap(port, "on")
     pktgen.set(port, "size", size)

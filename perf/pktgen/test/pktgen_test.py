@@ -275,6 +275,8 @@ def bad_settings(lua, work):
         ("kwik_rfc2544.lua", {"KWIK_DUT_PORT": "2"}, "KWIK_DUT_PORT: kwikd has 1 port(s)"),
         ("kwik_rfc2544.lua", {"KWIK_MODEL_KWIKD_DOWN": "1"}, "KWIK_KWIKD_CMD: 'kwikd-cmd --name kwik counters --fresh' exited 1"),
         ("kwik_rfc2544.lua", {"KWIK_RESULTS": os.path.join(work, "no/such/dir/r")}, "KWIK_RESULTS: cannot write"),
+        ("kwik_rfc2544.lua", {"KWIK_RX_PORT": "5"}, "KWIK_RX_PORT: pktgen has no port 5"),
+        ("kwik_rate.lua", {"KWIK_TX_PORT": "1"}, "KWIK_TX_PORT: pktgen has no port 1"),
         ("kwik_rate.lua", {"KWIK_RATE": "150"}, "KWIK_RATE: 150 is above 100"),
         ("kwik_rate.lua", {"KWIK_QUIT": "maybe"}, "KWIK_QUIT: 'maybe' is not"),
         ("kwik_rate.lua", {"KWIK_PCAP": os.path.join(work, "missing.pcap")}, "KWIK_PCAP: cannot open"),
