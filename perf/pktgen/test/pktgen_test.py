@@ -373,8 +373,10 @@ def kwikd(lua, build):
                 "--memory-mb", "256", "--main-lcore", "0", "--worker-lcores", "1",
                 "--set", "kwikd.poll_mode=adaptive",
                 "--set", "port[0].device=net_pcap0,rx_pcap=%s" % tsv[1][1]]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+        log_path = os.path.join(work, "kwikd.log")
+        log = open(log_path, "w")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
         _live.append(proc)
 
         def counters(fresh=True):
@@ -392,8 +394,8 @@ def kwikd(lua, build):
                 if c["ports"][0]["rx_packets"] >= 256 and c["connections"] and c["connections"][0]["rx_packets"] >= 256:
                     break
             time.sleep(0.2)
-        if not check(real is not None, "kwikd never answered kwikd-cmd: %s" % (proc.stdout.read()
-                                                                                 if proc.poll() is not None else "")):
+        if not check(real is not None, "kwikd never answered kwikd-cmd (exit %s):\n%s" % (
+                proc.poll(), open(log_path).read()[-3000:])):
             return
         lines = real.splitlines()
         c = json.loads(lines[-1])
