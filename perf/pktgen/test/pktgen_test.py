@@ -419,8 +419,12 @@ def kwikd(lua, build):
             fake = subprocess.run([os.path.join(FAKE_DIR, "kwikd-cmd"), "--name", name, "counters"] +
                                   (["--fresh"] if fresh else []), env=fake_env, capture_output=True, text=True)
             _, text = counters(fresh)
-            r_lines = text.splitlines()
+            # Events that arrived before the answer come first (kwikd-cmd prints them all): the
+            # answer and the counters are the last two lines, or the one line without --fresh.
+            r_lines = text.splitlines()[-2:] if fresh else text.splitlines()
             f_lines = fake.stdout.splitlines()
+            if fresh:
+                check(json.loads(r_lines[0]).get("type") == "counters_ready", "--fresh: %r" % text)
             check(len(r_lines) == len(f_lines), "--fresh %s: kwikd-cmd printed %d lines, the fake %d" %
                   (fresh, len(r_lines), len(f_lines)))
             for rl, fl in zip(r_lines, f_lines):
