@@ -419,6 +419,9 @@ function M.trial(cfg, rate, seconds, on_second)
     local rx_stats = port_stats("KWIK_RX_PORT", cfg.rx_port, "port")
     local k1 = M.kwikd_totals("KWIK_DUT_PORT", M.kwikd_counters("KWIK_KWIKD_CMD", cfg.kwikd_cmd), cfg.dut_port)
     local k = M.delta(k0, k1)
+    if k.rx < 0 or k.rx_dropped < 0 or k.tx < 0 then
+        M.fail("KWIK_KWIKD_CMD", "kwikd's counters went backwards during the trial (kwikd restarted?)")
+    end
     local r = { rate = rate, seconds = seconds, tx = tx_stats.opackets, tx_bytes = tx_stats.obytes,
                 tx_errors = tx_stats.oerrors, pktgen_rx = rx_stats.ipackets, pktgen_imissed = rx_stats.imissed,
                 kwikd_rx = k.rx, kwikd_dropped = k.rx_dropped, kwikd_tx = k.tx, kwikd_new = k.new_packets,
