@@ -354,7 +354,8 @@ def kwikd(lua, build):
                 ports.add(pkt[26:30])
             check(n == 256 and len(ports) == 2, "%s: %d packets from %d clients" % (path, n, len(ports)))
         blocks = open(os.path.join(out, "connections.toml")).read()
-        check(blocks.count("[[connection]]") == 2 and blocks.count("[[connection.path]]") == 4 and
+        lines = blocks.splitlines()
+        check(lines.count("[[connection]]") == 2 and lines.count("[[connection.path]]") == 4 and
               'remote = "10.0.2.2:40001"' in blocks, "connections.toml:\n" + blocks)
         p = subprocess.run([os.path.join(PKTGEN_DIR, "make_pcaps.sh"), "--sizes", "64", build, out],
                            capture_output=True, text=True)
