@@ -58,7 +58,9 @@ done
 pktgen_args=("$@")
 [[ -n "$pcap_dir" ]] || bad "PCAP_DIR: missing (make_pcaps.sh's OUT_DIR)"
 [[ -f "$pcap_dir/pcaps.tsv" ]] || bad "PCAP_DIR: $pcap_dir/pcaps.tsv not found (run make_pcaps.sh first)"
-[[ "$port" =~ ^[0-9]+$ ]] && (( port <= 63 )) || bad "--port: '$port' is not a port number 0-63"
+if ! [[ "$port" =~ ^[0-9]+$ ]] || (( 10#$port > 63 )); then
+    bad "--port: '$port' is not a port number 0-63"
+fi
 (( ${#pktgen_args[@]} > 0 )) || bad "PKTGEN_ARGUMENTS: missing after -- (EAL arguments, -- and pktgen's -m ...)"
 for a in "${pktgen_args[@]}"; do
     [[ "$a" != "-s" && "$a" != "-f" ]] || bad "PKTGEN_ARGUMENTS: leave out $a (this script adds -s and -f)"
