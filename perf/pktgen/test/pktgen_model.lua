@@ -12,8 +12,8 @@
 --   kwikd side: takes at most KWIK_MODEL_CAPACITY_PPS (the known zero-loss rate); the rest is
 --     missed by the NIC (counted nowhere in kwikd); of what it takes it drops
 --     KWIK_MODEL_DROP_PPM per million as bad_udp_checksum; frames sent outside pcap mode are
---     not Kwik and are dropped as not_for_us; the first KWIK pcap's packet count of packets is
---     new data (the connection counts them), the rest replayed duplicates; one ACK goes back
+--     not Kwik and are dropped as not_for_us; as many packets as the pcap holds are new data
+--     (the connection counts them), every later one a replayed duplicate; one ACK goes back
 --     per 4 new-data packets. Its counters are written to KWIK_MODEL_STATE after every call,
 --     current and as last published (1 s ticks), for fake-kwikd-cmd/kwikd-cmd to print.
 --
