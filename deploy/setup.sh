@@ -26,6 +26,7 @@ packages=(
     libpcap-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libssl-dev
     libgtest-dev libgmock-dev libbenchmark-dev
     valgrind
+    python3-matplotlib
 )
 
 log() { printf '\033[1m[kwik]\033[0m %s\n' "$*"; }
