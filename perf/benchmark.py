@@ -193,7 +193,9 @@ def placement(workers):
         return {"gen_main": cores[0], "gen_workers": cores[1:1 + n], "dut_main": cores[0],
                 "dut_workers": cores[1 + n:1 + 2 * n],
                 "how": "main lcores on core %d, kwik-gen's workers on %s, the DUT's on %s"
-                       % (cores[0], cores_text(cores[1:1 + n]), cores_text(cores[1 + n:1 + 2 * n]))}, None
+                       % (cores[0], cores_text(cores[1:1 + n]), cores_text(cores[1 + n:1 + 2 * n])),
+                "short": "gen %s, DUT %s, mains %d" % (cores_list(cores[1:1 + n]), cores_list(cores[1 + n:1 + 2 * n]),
+                                                       cores[0])}, None
     if len(cores) >= 2 * n:
         gen, dut = cores[:n], cores[n:2 * n]
         # No core of their own for the main lcores: each shares the other program's worker
@@ -201,13 +203,18 @@ def placement(workers):
         return {"gen_main": dut[0], "gen_workers": gen, "dut_main": gen[0], "dut_workers": dut,
                 "how": "kwik-gen's worker%s on %s, the DUT's on %s; no core is left for the main lcores: "
                        "kwik-gen's (a report a second) shares core %d, the DUT's (kwikd: every 100 us) core %d"
-                       % ("s" if n > 1 else "", cores_text(gen), cores_text(dut), dut[0], gen[0])}, None
+                       % ("s" if n > 1 else "", cores_text(gen), cores_text(dut), dut[0], gen[0]),
+                "short": "gen %s, DUT %s, mains shared" % (cores_list(gen), cores_list(dut))}, None
     return None, ("N=%d needs %d cores for the worker lcores alone (kwik-gen's %d and kwikd's %d, plus one for "
                   "the main lcores); this machine gives the benchmark %d" % (n, 2 * n, n, n, len(cores)))
 
 
 def cores_text(cores):
-    return ("core " if len(cores) == 1 else "cores ") + ",".join(str(c) for c in cores)
+    return ("core " if len(cores) == 1 else "cores ") + cores_list(cores)
+
+
+def cores_list(cores):
+    return ",".join(str(c) for c in cores)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,6 +339,7 @@ def testpmd_memif_argv(name, huge, sock, place):
     return ["stdbuf", "-oL", "dpdk-testpmd", "-l", ",".join(str(c) for c in lcores), "--main-lcore",
             str(place["dut_main"]), "--file-prefix", name, "--huge-dir", huge, "-m", "512", "--no-pci",
             "--vdev", memif("server", sock, DUT_MAC), "--", "--forward-mode=io", "--port-topology=loop",
+            "--disable-link-check",
             "--nb-cores=%d" % len(place["dut_workers"]), "--rxq=%d" % len(place["dut_workers"]),
             "--txq=%d" % len(place["dut_workers"]), "--stats-period", "1"]
 
@@ -392,15 +400,20 @@ def search_summary(report, args, what):
     if not lat.get("samples"):
         raise fail("%s: the latency trial at %.0f pps took no samples" % (what, s.get("latency_rate_pps", 0)))
     best = max(passed, key=lambda t: t["rate_pps"])
-    # Did kwik-gen offer the rate it asked for? If not, the DUT was not the limit.
+    # Did kwik-gen offer the rate it asked for? If it could not, the generator was the limit and
+    # what it did offer (all delivered) is only a lower bound of the DUT's zero-loss rate.
     offered_share = best["offered"] / (best["rate_pps"] * args.trial_s)
+    generator_bound = offered_share < GEN_BOUND
     sent = report["sent"]
     frame = sent["frame_bytes"] / sent["packets"] if sent.get("packets") else None
     payload = sent["payload_bytes"] / sent["packets"] if sent.get("packets") else None
-    return {"zero_loss_pps": s["zero_loss_pps"], "gbps_wire": s.get("zero_loss_gbps_wire"),
+    pps = best["offered"] / args.trial_s if generator_bound else s["zero_loss_pps"]
+    wire = s.get("zero_loss_gbps_wire") if not generator_bound else (
+        pps * (frame + kvt.WIRE_OVERHEAD) * 8 / 1e9 if frame else None)
+    return {"zero_loss_pps": pps, "asked_pps": s["zero_loss_pps"], "gbps_wire": wire,
             "frame": frame, "payload": payload, "trials": trials, "latency": lat,
             "latency_rate_pps": s.get("latency_rate_pps"), "offered_share": offered_share,
-            "generator_bound": offered_share < GEN_BOUND,
+            "generator_bound": generator_bound,
             "max_passed": best["rate_pps"] >= args.search_max_pps * (1 - args.resolution)}
 
 
@@ -450,7 +463,7 @@ def memif_kwikd(args, work, huge, size, workers, place):
                         "handoff_dropped": counters["worker"]["handoff_dropped"],
                         "flow_control_blocked": sum(c["flow_control_blocked"] for c in counters["connections"]),
                         "steering": steer[0].replace("kwikd: ", "") if steer else ""},
-              "gen": report, "placement": place["how"], "workers": workers})
+              "gen": report, "placement": place["how"], "placement_short": place["short"], "workers": workers})
     return r
 
 
@@ -499,8 +512,19 @@ def f3(x):
 
 def mpps(r):
     """The zero-loss rate in Mpps, with >= where the generator or the search's ceiling was the limit."""
-    bound = r["generator_bound"] or r["max_passed"]
-    return ("&ge; " if bound else "") + f3(r["zero_loss_pps"] / 1e6)
+    return (">= " if bounded(r) else "") + f3(r["zero_loss_pps"] / 1e6)
+
+
+def bounded(r):
+    return r["generator_bound"] or r["max_passed"]
+
+
+def ratio_text(k, t):
+    """kwikd / testpmd; a bound where either figure is the generator's limit, none where both are."""
+    if bounded(k) and bounded(t):
+        return "- (both generator-bound)"
+    prefix = "<= " if bounded(t) else ">= " if bounded(k) else ""
+    return prefix + kvt.fmt(k["zero_loss_pps"] / t["zero_loss_pps"], ".2f")
 
 
 def gbps_payload(r, size):
@@ -508,9 +532,7 @@ def gbps_payload(r, size):
 
 
 def gbps_wire(r):
-    if r.get("gbps_wire"):
-        return r["gbps_wire"]
-    return r["zero_loss_pps"] * (r["frame"] + kvt.WIRE_OVERHEAD) * 8 / 1e9 if r["frame"] else None
+    return r["gbps_wire"]
 
 
 def report(args, command, a, memif_rows, scaling, plots, loads):
@@ -545,8 +567,9 @@ def report(args, command, a, memif_rows, scaling, plots, loads):
             "60 s trials: these are short to fit the run in minutes). Latency: RFC 2544 26.2 trial at %g of the "
             "zero-loss rate, from kwik-gen's TSC send stamp to the ACK that newly covers the packet (kwikd: "
             "includes its ACK delay, at most one burst) or to the packet's return (testpmd: the round trip). "
-            "Gbit/s of stream payload and on the wire (frame + %d B). `&ge;`: the generator, not the DUT, was "
-            "the limit (it offered under %d %% of the rate asked, or the search's ceiling passed)."
+            "Gbit/s of stream payload and on the wire (frame + %d B). `>=`: the generator, not the DUT, was "
+            "the limit (it offered under %d %% of the rate asked: the rate shown is what it offered, all "
+            "delivered; or the search's ceiling passed)."
             % (fmt_int(args.search_min_pps), fmt_int(args.search_max_pps), args.trial_s, args.resolution,
                args.latency_at, kvt.WIRE_OVERHEAD, round(GEN_BOUND * 100)))
         lines.append("")
@@ -558,7 +581,7 @@ def report(args, command, a, memif_rows, scaling, plots, loads):
             lines.append("| %d | %s | %s | %s / %s | %s | %s | %s | %d / %d |" % (
                 size, kvt.fmt(k["frame"], ".0f"), mpps(k), kvt.fmt(gbps_payload(k, size), ".2f"),
                 kvt.fmt(gbps_wire(k), ".2f"), mpps(t), kvt.fmt(gbps_wire(t), ".2f"),
-                kvt.fmt(k["zero_loss_pps"] / t["zero_loss_pps"], ".2f"), len(k["trials"]), len(t["trials"])))
+                ratio_text(k, t), len(k["trials"]), len(t["trials"])))
         lines.append("")
         lines.append("Latency (us) at %g of each zero-loss rate:" % args.latency_at)
         lines.append("")
@@ -598,7 +621,7 @@ def report(args, command, a, memif_rows, scaling, plots, loads):
         lines.append("### (d) Scaling: kwikd with N worker lcores, %d B payload" % args.scaling_size)
         lines.append("")
         lines.append("Each kwikd worker polls its own memif queue pair; kwik-gen runs N workers and places connection "
-                     "i on queue i %% N, the queue of the kwikd worker that owns it (`--kwikd-workers N`), so no "
+                     "i on queue i % N, the queue of the kwikd worker that owns it (`--kwikd-workers N`), so no "
                      "packet needs the hand-off ring.")
         lines.append("")
         lines.append("| N | lcores | kwikd zero-loss Mpps | per worker | vs N=1 | hand-off packets | steering |")
@@ -608,9 +631,9 @@ def report(args, command, a, memif_rows, scaling, plots, loads):
             if s.get("result"):
                 r = s["result"]
                 lines.append("| %d | %s | %s | %s | %s | %d | %s |" % (
-                    s["n"], r["placement"], mpps(r), f3(r["zero_loss_pps"] / s["n"] / 1e6),
+                    s["n"], r["placement_short"], mpps(r), f3(r["zero_loss_pps"] / s["n"] / 1e6),
                     kvt.fmt(r["zero_loss_pps"] / base if base else None, ".2f"), r["kwikd"]["handoff_sent"],
-                    r["kwikd"]["steering"]))
+                    steering_text(r["kwikd"]["steering"])))
             else:
                 lines.append("| %d | skipped: %s | - | - | - | - | - |" % (s["n"], s["skipped"]))
         lines.append("")
@@ -618,6 +641,12 @@ def report(args, command, a, memif_rows, scaling, plots, loads):
             lines.append("N=1 is (b)'s kwikd search at the same payload, not a second run.")
             lines.append("")
     return "\n".join(kvt.wrap(lines))
+
+
+def steering_text(line):
+    """kwikd's start-up line, short: "rte_flow 0, hand-off ring or single worker 8"."""
+    m = re.search(r"rte_flow: (\d+); by the hand-off ring or a single worker: (\d+)", line)
+    return "rte_flow %s, hand-off ring or single worker %s" % m.groups() if m else "-"
 
 
 def fmt_int(x):
@@ -631,7 +660,7 @@ def trials_text(trials):
 # ---------------------------------------------------------------------------------------------
 # Plots (matplotlib, Agg backend: no display)
 
-def plot(memif_rows, out_dir, results_path):
+def plot(memif_rows, out_dir, results_path, latency_at):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -643,11 +672,15 @@ def plot(memif_rows, out_dir, results_path):
     for dut, (colour, marker) in style.items():
         rows = [memif_rows[s][dut] for s in sizes]
         ax1.plot(sizes, [r["zero_loss_pps"] / 1e6 for r in rows], marker=marker, color=colour, label=dut)
+        bound = [(s, r["zero_loss_pps"] / 1e6) for s, r in zip(sizes, rows) if bounded(r)]
+        if bound:
+            ax1.plot([b[0] for b in bound], [b[1] for b in bound], linestyle="none", marker=marker, markersize=11,
+                     markerfacecolor="none", color="tab:red", label=dut + ": generator-bound (a lower bound)")
         ax2.plot(sizes, [gbps_wire(r) or 0 for r in rows], marker=marker, color=colour, label=dut + " (wire)")
         if dut == "kwikd":
             ax2.plot(sizes, [gbps_payload(memif_rows[s][dut], s) for s in sizes], marker=marker, color=colour,
                      linestyle="--", label=dut + " (stream payload)")
-    ax1.set_title("Zero-loss rate (RFC 2544 26.1), net_memif")
+    ax1.set_title("Zero-loss rate (RFC 2544 26.1), kwik-gen -> net_memif -> DUT")
     ax1.set_xlabel("stream payload per packet (B)")
     ax1.set_ylabel("Mpps")
     ax2.set_title("Zero-loss throughput")
@@ -682,7 +715,8 @@ def plot(memif_rows, out_dir, results_path):
         ax.legend(fontsize="small", loc="lower right")
     for j in range(len(sizes), nrows * cols):
         axes[j // cols][j % cols].axis("off")
-    fig.suptitle("Latency CDF (RFC 2544 26.2) at 90 % of each zero-loss rate: kwikd (to the ACK), testpmd (round trip)")
+    fig.suptitle("Latency CDF (RFC 2544 26.2) at %g %% of each zero-loss rate: kwikd (to the ACK), testpmd (round trip)"
+                 % (latency_at * 100))
     fig.tight_layout()
     latency = os.path.join(out_dir, "latency_cdf.png")
     fig.savefig(latency, dpi=110)
@@ -787,7 +821,7 @@ def main():
         a = run_pcap_part(args, work) if "pcap" in args.parts else None
         memif_rows, scaling = run_memif_parts(args, work) if args.parts & {"memif", "scaling"} else ({}, [])
         loads.append(kvt.loadavg())
-        plots = plot(memif_rows, args.plots, args.results) if args.plots and memif_rows else None
+        plots = plot(memif_rows, args.plots, args.results, args.latency_at) if args.plots and memif_rows else None
         block = report(args, command, a, memif_rows, scaling, plots, loads)
         log("")
         log(block)
