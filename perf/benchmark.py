@@ -821,6 +821,7 @@ def main():
         a = run_pcap_part(args, work) if "pcap" in args.parts else None
         memif_rows, scaling = run_memif_parts(args, work) if args.parts & {"memif", "scaling"} else ({}, [])
         loads.append(kvt.loadavg())
+        kvt.LOADAVG[:] = loads  # (a)'s tables quote them too
         plots = plot(memif_rows, args.plots, args.results, args.latency_at) if args.plots and memif_rows else None
         block = report(args, command, a, memif_rows, scaling, plots, loads)
         log("")
