@@ -172,12 +172,18 @@ class hugepages:
         return self
 
     def _restore(self):
+        # Gives back our pages only: another program may have raised the count meanwhile.
+        with open(HUGEPAGES_2M) as f:
+            now = int(f.read())
         with open(HUGEPAGES_2M, "w") as f:
-            f.write(str(self.before))
+            f.write(str(max(self.before, now - self.pages)))
 
     def __exit__(self, *exc):
         if self.mounted:
-            subprocess.run(["umount", self.dir], check=False)
+            # An EAL started without --huge-dir elsewhere may have picked this mount; detach it
+            # lazily then, the files stay theirs until they exit.
+            if subprocess.run(["umount", self.dir], check=False, stderr=subprocess.DEVNULL).returncode != 0:
+                subprocess.run(["umount", "-l", self.dir], check=False)
             self.mounted = False
         if self.before is not None:
             self._restore()
