@@ -148,7 +148,13 @@ public:
 
     std::uint64_t delivered_of(const counter_values& c) const {
         if (_o.expect == expect_kind::echo) {
-            return c.echo_bytes / _o.payload; // packets' worth of echoed stream bytes
+            // The accepted packets in the proportion of their stream bytes that came back (a
+            // stream's last packet carries less than --payload).
+            if (c.sent_payload_bytes == 0 || c.echo_bytes >= c.sent_payload_bytes) {
+                return c.sent_payload_bytes == 0 ? 0 : c.sent_packets;
+            }
+            return static_cast<std::uint64_t>(static_cast<long double>(c.sent_packets) * c.echo_bytes /
+                                              c.sent_payload_bytes);
         }
         return _o.expect == expect_kind::none ? 0 : c.delivered;
     }
