@@ -3,7 +3,8 @@
 both on net_af_packet (no hugepages): (a) discard endpoint, 2 paths, a modest rate: every packet
 sent is acknowledged, kwikd's counters show the same packets and stream bytes, latency samples
 exist; (b) echo endpoint: the echoed bytes equal the bytes sent; (c) a short RFC 2544 search
-finishes with a rate above 0; (d) when 2 MiB hugepages can be reserved, (a) over net_memif
+finishes with a rate above 0; (r) on a net_ring loopback with two workers, every packet comes
+back reflected and counts as delivered once; (d) when 2 MiB hugepages can be reserved, (a) over net_memif
 (kwikd role=server, kwik-gen role=client), the hugepage count restored afterwards.
 Usage: kwik_gen_test.py <kwikd> <kwik-gen> <kwikd-cmd>"""
 import json
@@ -115,13 +116,13 @@ class kwikd_process:
         stop(self.proc)
 
 
-def gen(case, ns, vdev, args, timeout=120):
+def gen(case, ns, vdev, args, timeout=120, eal_cores=None):
     """Runs kwik-gen to its end; (exit status, its JSON report or {}, its stderr)."""
     report = os.path.join(work, case + ".json")
     prefix = "kgg%d%s" % (PID, case)
     names.append(prefix)
     # kwik-gen's worker on core 0, beside kwikd's main lcore (mostly asleep); kwikd's worker has core 1
-    eal = ["-l", "0,1", "--main-lcore", "1", "--file-prefix", prefix, "--vdev", vdev, "--no-pci", "--log-level", "lib.eal:warning"]
+    eal = (eal_cores or ["-l", "0,1", "--main-lcore", "1"]) + ["--file-prefix", prefix, "--vdev", vdev, "--no-pci", "--log-level", "lib.eal:warning"]
     if "memif" not in vdev:
         eal += ["--no-huge", "-m", "256"]
     else:
@@ -233,6 +234,21 @@ def veth_case():
     k.stop()
 
 
+def reflect_case():
+    code, rep, _ = gen("r", None, "net_ring0",
+                       ["--dst-mac", "02:00:00:00:00:01", "--expect", "reflect", "--connections", "3", "--paths", "2",
+                        "--rate-pps", "4000", "--duration-s", "1", "--drain-ms", "300"],
+                       eal_cores=["--lcores", "0@0,1@1,2@1"])
+    sent = rep.get("sent", {})
+    check(code == 0 and rep.get("lcores", {}).get("workers") == [1, 2], "r: kwik-gen ran two workers (exit %s, %s)"
+          % (code, rep.get("lcores")))
+    check(sent.get("packets", 0) > 0 and rep.get("delivered") == sent.get("packets") and
+          rep.get("received", {}).get("reflected") == sent.get("packets") and rep.get("lost") == 0,
+          "r: every packet reflected once: %s of %s" % (rep.get("delivered"), sent.get("packets")))
+    check(all(w["sent_packets"] > 0 for w in rep.get("workers", [])), "r: both workers sent")
+    check(rep.get("latency_us", {}).get("samples") == sent.get("packets"), "r: a latency sample per reflected packet")
+
+
 def memif_case():
     global hugepages_before
     if not os.path.exists(HUGEPAGES):
@@ -262,6 +278,7 @@ if os.geteuid() != 0:
     sys.exit(77)
 started = time.monotonic()
 try:
+    reflect_case()
     veth_case()
     memif_case()
 except Exception as e:  # noqa: BLE001 - any failure is reported with kwikd's output
