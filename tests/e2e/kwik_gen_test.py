@@ -4,10 +4,12 @@ both on net_af_packet (no hugepages): (a) discard endpoint, 2 paths, a modest ra
 sent is acknowledged, kwikd's counters show the same packets and stream bytes, latency samples
 exist; (b) echo endpoint: the echoed bytes equal the bytes sent; (c) a short RFC 2544 search
 finishes with a rate above 0; (r) on a net_ring loopback with two workers, every packet comes
-back reflected and counts as delivered once; (d) when 2 MiB hugepages can be reserved, (a) over net_memif
+back reflected and counts as delivered once; (p) a pcap replayed twice on it comes back frame
+for frame; (d) when 2 MiB hugepages can be reserved, (a) over net_memif
 (kwikd role=server, kwik-gen role=client), the hugepage count restored afterwards.
 Usage: kwik_gen_test.py <kwikd> <kwik-gen> <kwikd-cmd>"""
 import json
+import struct
 import os
 import shutil
 import signal
@@ -249,6 +251,26 @@ def reflect_case():
     check(rep.get("latency_us", {}).get("samples") == sent.get("packets"), "r: a latency sample per reflected packet")
 
 
+def pcap_case():
+    frames = []
+    for i in range(7):
+        udp = struct.pack("!HHHH", 40000, 7707, 8 + 10 + i, 0) + bytes([i]) * (10 + i)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, bytes([10, 0, 1, 2]),
+                         bytes([10, 100, 0, 1]))
+        frames.append(bytes.fromhex("02000000aa01" "02000000bb0%d" % (i % 2)) + b"\x08\x00" + ip + udp)
+    path = os.path.join(work, "replay.pcap")
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, fr in enumerate(frames):
+            f.write(struct.pack("<IIII", 1, i, len(fr), len(fr)) + fr)
+    code, rep, _ = gen("p", None, "net_ring0", ["--pcap", path, "--loop", "2", "--rate-pps", "1000", "--drain-ms", "200"])
+    sent = rep.get("sent", {})
+    check(code == 0 and sent.get("packets") == 14 and sent.get("frame_bytes") == 2 * sum(len(x) for x in frames),
+          "p: the pcap went out twice, byte for byte counted (%s, exit %s)" % (sent, code))
+    check(rep.get("delivered") == 14 and rep.get("received", {}).get("reflected") == 14,
+          "p: every replayed frame came back (%s)" % rep.get("received"))
+
+
 def memif_case():
     global hugepages_before
     if not os.path.exists(HUGEPAGES):
@@ -279,6 +301,7 @@ if os.geteuid() != 0:
 started = time.monotonic()
 try:
     reflect_case()
+    pcap_case()
     veth_case()
     memif_case()
 except Exception as e:  # noqa: BLE001 - any failure is reported with kwikd's output
