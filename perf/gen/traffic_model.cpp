@@ -456,6 +456,19 @@ void traffic_model::on_refused(const built_packet& b) noexcept {
     p.ring.outstanding[i >> 6] &= ~(std::uint64_t{1} << (i & 63));
 }
 
+bool traffic_model::control_due(std::uint64_t now_tsc) const noexcept {
+    if (_challenge_count != 0) {
+        return true;
+    }
+    if (_ack_head == _ack_tail) {
+        return false;
+    }
+    const auto [qc, qp] = _ack_queue[_ack_head % _ack_queue.size()];
+    const path_state& ps = _conns[qc]->paths[qp];
+    // a stale head (piggy-backed meanwhile) is popped by build_control; a live one waits its delay
+    return ps.ack_pending == 0 || now_tsc - ps.ack_pending_since >= _ack_delay_tsc || ps.ack_pending >= 16;
+}
+
 std::uint32_t traffic_model::build_control(std::uint8_t* out, std::uint64_t now_tsc) noexcept {
     std::array<kdp::frame_desc, 1> frames;
     std::array<std::uint8_t, 160> payload;

@@ -136,6 +136,9 @@ public:
     void on_refused(const built_packet& b) noexcept;
     // The next ACK-only or PATH_RESPONSE packet owed to kwikd (ACKs once --ack-delay-us old), or 0.
     std::uint32_t build_control(std::uint8_t* out, std::uint64_t now_tsc) noexcept;
+    // Whether build_control() may have a packet now: lets the worker skip an mbuf allocation per
+    // poll when nothing is owed (the common case with the discard endpoint).
+    bool control_due(std::uint64_t now_tsc) const noexcept;
     // Takes one received Ethernet frame apart and counts it; answers are queued for build_control.
     void on_packet(const std::uint8_t* frame, std::uint32_t len, std::uint64_t now_tsc) noexcept;
     // A new trial: packets sent from now on belong to it; every connection opens fresh streams.
