@@ -148,7 +148,13 @@ public:
 
     std::uint64_t delivered_of(const counter_values& c) const {
         if (_o.expect == expect_kind::echo) {
-            return c.echo_bytes / _o.payload; // packets' worth of echoed stream bytes
+            // The accepted packets in the proportion of their stream bytes that came back (a
+            // stream's last packet carries less than --payload).
+            if (c.sent_payload_bytes == 0 || c.echo_bytes >= c.sent_payload_bytes) {
+                return c.sent_payload_bytes == 0 ? 0 : c.sent_packets;
+            }
+            return static_cast<std::uint64_t>(static_cast<long double>(c.sent_packets) * c.echo_bytes /
+                                              c.sent_payload_bytes);
         }
         return _o.expect == expect_kind::none ? 0 : c.delivered;
     }
@@ -432,6 +438,7 @@ int run(int argc, char** argv) {
             double total_seconds = 0;
             if (o.search) {
                 rate_search search(o.search_min_pps, o.search_max_pps, o.loss_tolerance, o.resolution);
+                double found_frame_avg = 0; // average frame of the trial that set zero_loss_pps
                 json trials = json::array();
                 while (auto rate = search.next_rate()) {
                     if (g_interrupted) {
@@ -441,7 +448,13 @@ int run(int argc, char** argv) {
                     total_seconds += t.seconds;
                     trial_result r{*rate, t.offered, t.delivered};
                     search.record(r);
+                    const double frame_avg =
+                        t.c.sent_packets == 0 ? 0.0 : static_cast<double>(t.c.sent_frame_bytes) / static_cast<double>(t.c.sent_packets);
+                    if (search.passes(r) && *rate >= search.zero_loss_pps()) {
+                        found_frame_avg = frame_avg;
+                    }
                     trials.push_back({{"rate_pps", *rate},
+                                      {"frame_bytes_avg", frame_avg},
                                       {"offered", t.offered},
                                       {"delivered", t.delivered},
                                       {"lost", r.lost()},
@@ -458,8 +471,7 @@ int run(int argc, char** argv) {
                 const double found = search.zero_loss_pps();
                 search_json["trials"] = trials;
                 search_json["zero_loss_pps"] = found;
-                const double frame = static_cast<double>(o.payload + 18 + 21 * o.frames_per_packet + eth_ipv4_udp_len);
-                search_json["zero_loss_gbps_wire"] = found * (frame + wire_overhead) * 8 / 1e9;
+                search_json["zero_loss_gbps_wire"] = found * (found_frame_avg + wire_overhead) * 8 / 1e9;
                 if (found > 0 && !g_interrupted) {
                     main_trial = gen.run(found * o.latency_at, 0, o.trial_s, 0);
                     total_seconds += main_trial.seconds;

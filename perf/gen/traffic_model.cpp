@@ -5,6 +5,7 @@
 #include <bit>
 #include <cstring>
 
+#include "dataplane/engine/net_headers.hpp"
 #include "dataplane/kdp/crc32c.hpp"
 #include "dataplane/kdp/packet.hpp"
 
@@ -12,42 +13,20 @@ namespace kwik::gen {
 
 namespace {
 
-inline std::uint16_t load16(const std::uint8_t* p) noexcept {
-    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-inline std::uint32_t load32(const std::uint8_t* p) noexcept {
-    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
-}
-inline void store16(std::uint8_t* p, std::uint16_t v) noexcept {
-    p[0] = static_cast<std::uint8_t>(v >> 8);
-    p[1] = static_cast<std::uint8_t>(v);
-}
+using engine::checksum_add;
+using engine::checksum_add_be16;
+using engine::checksum_fold;
+using engine::load_be16;
+using engine::load_be32;
+using engine::store_be16;
 
-// One's-complement sum of n bytes as big-endian 16-bit words from an even position; an odd
-// last byte is the high byte of a word (RFC 1071).
-inline std::uint32_t ones_sum(const std::uint8_t* p, std::size_t n, std::uint32_t sum = 0) noexcept {
-    for (; n >= 2; p += 2, n -= 2) {
-        sum += load16(p);
-    }
-    if (n != 0) {
-        sum += std::uint32_t{p[0]} << 8;
-    }
-    return sum;
+// The sum of bytes that start at an odd position of the checksummed area, as it counts at an
+// even one (RFC 1071 2(B)).
+inline std::uint64_t place(std::uint64_t sum, std::size_t pos) noexcept {
+    return (pos & 1) == 0 ? sum : engine::checksum_swap(checksum_fold(sum));
 }
-inline std::uint16_t fold(std::uint64_t sum) noexcept {
-    while (sum >> 16) {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
-    return static_cast<std::uint16_t>(sum);
-}
-// The sum of bytes that start at an odd position is the byte-swapped sum of the same bytes
-// from an even one (RFC 1071 2(B)).
-inline std::uint32_t place(std::uint32_t sum, std::size_t pos) noexcept {
-    if ((pos & 1) == 0) {
-        return sum;
-    }
-    const std::uint16_t f = fold(sum);
-    return static_cast<std::uint16_t>((f << 8) | (f >> 8));
+inline void store_sum(std::uint8_t* p, std::uint16_t folded) noexcept {
+    std::memcpy(p, &folded, 2); // sums are in native byte order (net_headers.hpp)
 }
 
 constexpr std::uint32_t server_ip = (10u << 24) | (100u << 16) | 1u; // 10.100.0.1
@@ -124,8 +103,8 @@ struct traffic_model::path_state {
     send_ring ring;
     // Eth + IPv4 + UDP of this (connection, path), with the sums of its constant words.
     std::array<std::uint8_t, eth_ipv4_udp_len> header{};
-    std::uint32_t ip_sum = 0;     // IPv4 header words except total length and checksum
-    std::uint32_t pseudo_sum = 0; // UDP pseudo-header and header words except the two lengths
+    std::uint64_t ip_sum = 0;     // IPv4 header words except total length and checksum (native order)
+    std::uint64_t pseudo_sum = 0; // UDP pseudo-header and header words except the two lengths
     // kwikd -> us
     recv_ranges received;
     std::uint64_t largest_rx_tsc = 0;
@@ -179,6 +158,8 @@ counter_values counter_values::operator-(const counter_values& o) const noexcept
     return v;
 }
 
+static_assert(std::endian::native == std::endian::little, "payload_content::_sum assumes little-endian words");
+
 payload_content::payload_content() : _crc(max_len + 1), _sum(max_len + 1) {
     for (std::size_t i = 0; i < max_len; ++i) {
         _bytes[i] = static_cast<std::uint8_t>((i * 131 + 7) ^ (i >> 8));
@@ -187,12 +168,13 @@ payload_content::payload_content() : _crc(max_len + 1), _sum(max_len + 1) {
     _sum[0] = 0;
     for (std::size_t i = 0; i < max_len; ++i) {
         _crc[i + 1] = kdp::crc32c(_bytes.data() + i, 1, _crc[i]);
-        _sum[i + 1] = _sum[i] + ((i & 1) == 0 ? std::uint32_t{_bytes[i]} << 8 : _bytes[i]);
+        // native byte order on a little-endian machine: an even position is a word's low byte
+        _sum[i + 1] = _sum[i] + ((i & 1) == 0 ? std::uint32_t{_bytes[i]} : std::uint32_t{_bytes[i]} << 8);
     }
 }
 
 std::int32_t return_connection(const model_params& p, const std::uint8_t* f, std::uint32_t len) noexcept {
-    if (len < eth_ipv4_udp_len || load16(f + 12) != 0x0800 || (f[14] >> 4) != 4 || f[23] != 17) {
+    if (len < eth_ipv4_udp_len || load_be16(f + 12) != 0x0800 || (f[14] >> 4) != 4 || f[23] != 17) {
         return -1;
     }
     const std::uint32_t ihl = (f[14] & 0x0Fu) * 4;
@@ -201,10 +183,10 @@ std::int32_t return_connection(const model_params& p, const std::uint8_t* f, std
     }
     const std::uint8_t* udp = f + 14 + ihl;
     const gen_options& o = *p.options;
-    const std::uint32_t src = load32(f + 26);
-    const std::uint32_t dst = load32(f + 30);
-    const std::uint16_t sport = load16(udp);
-    const std::uint16_t dport = load16(udp + 2);
+    const std::uint32_t src = load_be32(f + 26);
+    const std::uint32_t dst = load_be32(f + 30);
+    const std::uint16_t sport = load_be16(udp);
+    const std::uint16_t dport = load_be16(udp + 2);
     auto client = [&o](std::uint32_t ip, std::uint16_t port) -> std::int32_t {
         const std::uint32_t path = ((ip >> 8) & 0xFF) - 1;
         if ((ip & 0xFFFF00FFu) != ((10u << 24) | 2u) || path >= o.paths || port < o.client_port ||
@@ -251,12 +233,12 @@ traffic_model::traffic_model(const model_params& params, std::vector<std::uint32
             std::uint8_t* h = ps.header.data();
             std::memcpy(h, params.dst_mac.data(), 6);
             std::memcpy(h + 6, params.src_mac.data(), 6);
-            store16(h + 12, 0x0800);
+            store_be16(h + 12, 0x0800);
             std::uint8_t* ip = h + 14;
             ip[0] = 0x45;
             ip[1] = 0;
-            store16(ip + 4, 0);      // identification
-            store16(ip + 6, 0x4000); // DF (PROTOCOL.md 2)
+            store_be16(ip + 4, 0);      // identification
+            store_be16(ip + 6, 0x4000); // DF (PROTOCOL.md 2)
             ip[8] = 64;
             ip[9] = 17;
             const std::uint32_t sip = client_ip(p);
@@ -265,10 +247,10 @@ traffic_model::traffic_model(const model_params& params, std::vector<std::uint32
                 ip[16 + b] = static_cast<std::uint8_t>(server_ip >> (24 - 8 * b));
             }
             std::uint8_t* udp = ip + 20;
-            store16(udp, static_cast<std::uint16_t>(_o.client_port + g));
-            store16(udp + 2, _o.server_port);
-            ps.ip_sum = load16(ip) + load16(ip + 4) + load16(ip + 6) + load16(ip + 8) + ones_sum(ip + 12, 8);
-            ps.pseudo_sum = ones_sum(ip + 12, 8) + 17 + load16(udp) + load16(udp + 2);
+            store_be16(udp, static_cast<std::uint16_t>(_o.client_port + g));
+            store_be16(udp + 2, _o.server_port);
+            ps.ip_sum = checksum_add(ip + 12, 8, checksum_add(ip + 4, 6, checksum_add(ip, 2, 0)));
+            ps.pseudo_sum = checksum_add(udp, 4, checksum_add_be16(17, checksum_add(ip + 12, 8, 0)));
         }
         for (std::uint32_t s = 0; s < _o.streams; ++s) {
             open_stream(*c, s);
@@ -341,18 +323,19 @@ std::uint32_t traffic_model::encode_ack(path_state& p, std::uint32_t path, std::
 // Writes lengths and checksums around a KDP packet of kdp_len bytes at out + 42. data_sum: the
 // one's-complement sum of the KDP bytes already known (the stream data, placed).
 std::uint32_t traffic_model::finish_frame(connection_state& c, std::uint32_t path, std::uint8_t* out,
-                                          std::uint32_t kdp_len, std::uint32_t data_sum) noexcept {
+                                          std::uint32_t kdp_len, std::uint64_t data_sum) noexcept {
     path_state& p = c.paths[path];
     std::memcpy(out, p.header.data(), eth_ipv4_udp_len);
     std::uint8_t* ip = out + 14;
     const std::uint16_t total = static_cast<std::uint16_t>(20 + 8 + kdp_len);
-    store16(ip + 2, total);
-    store16(ip + 10, static_cast<std::uint16_t>(~fold(std::uint64_t{p.ip_sum} + total)));
+    store_be16(ip + 2, total);
+    store_sum(ip + 10, static_cast<std::uint16_t>(~checksum_fold(checksum_add_be16(total, p.ip_sum))));
     std::uint8_t* udp = ip + 20;
     const std::uint16_t udp_len = static_cast<std::uint16_t>(8 + kdp_len);
-    store16(udp + 4, udp_len);
-    std::uint16_t sum = static_cast<std::uint16_t>(~fold(std::uint64_t{p.pseudo_sum} + 2u * udp_len + data_sum));
-    store16(udp + 6, sum == 0 ? 0xFFFF : sum);
+    store_be16(udp + 4, udp_len);
+    const std::uint16_t sum = static_cast<std::uint16_t>(
+        ~checksum_fold(checksum_add_be16(udp_len, checksum_add_be16(udp_len, p.pseudo_sum + data_sum))));
+    store_sum(udp + 6, sum == 0 ? 0xFFFF : sum); // 0 would mean "no checksum" (RFC 768)
     return static_cast<std::uint32_t>(eth_ipv4_udp_len) + kdp_len;
 }
 
@@ -441,7 +424,7 @@ built_packet traffic_model::build_packet(std::uint8_t* out, std::uint64_t now_ts
             continue;
         }
         // The UDP checksum: the stream data sums come from the content table, the rest is summed.
-        std::uint32_t sum = 0;
+        std::uint64_t sum = 0;
         std::size_t pos = w.size;
         std::size_t end = w.size;
         for (std::uint32_t i = nf; i-- > first;) {
@@ -450,13 +433,13 @@ built_packet traffic_model::build_packet(std::uint8_t* out, std::uint64_t now_ts
             if (frames[i].prio != kdp::priority::control) {
                 const std::size_t data_pos = pos + fs - frames[i].data.size();
                 sum += place(_params.content->sum(frames[i].data.size()), data_pos);
-                sum += place(ones_sum(kdp_out + data_pos + frames[i].data.size(), end - data_pos - frames[i].data.size()),
-                             data_pos + frames[i].data.size());
+                const std::size_t after = data_pos + frames[i].data.size();
+                sum += place(checksum_add(kdp_out + after, end - after, 0), after);
                 end = data_pos;
             }
         }
-        sum += ones_sum(kdp_out, end);
-        b.length = finish_frame(c, path, out, static_cast<std::uint32_t>(w.size), fold(sum));
+        sum += checksum_add(kdp_out, end, 0);
+        b.length = finish_frame(c, path, out, static_cast<std::uint32_t>(w.size), sum);
         b.payload_bytes = payload;
         b.connection = ci;
         b.path = path;
@@ -471,6 +454,19 @@ void traffic_model::on_refused(const built_packet& b) noexcept {
     path_state& p = _conns[b.connection]->paths[b.path];
     const std::uint64_t i = b.seq & p.ring.mask;
     p.ring.outstanding[i >> 6] &= ~(std::uint64_t{1} << (i & 63));
+}
+
+bool traffic_model::control_due(std::uint64_t now_tsc) const noexcept {
+    if (_challenge_count != 0) {
+        return true;
+    }
+    if (_ack_head == _ack_tail) {
+        return false;
+    }
+    const auto [qc, qp] = _ack_queue[_ack_head % _ack_queue.size()];
+    const path_state& ps = _conns[qc]->paths[qp];
+    // a stale head (piggy-backed meanwhile) is popped by build_control; a live one waits its delay
+    return ps.ack_pending == 0 || now_tsc - ps.ack_pending_since >= _ack_delay_tsc || ps.ack_pending >= 16;
 }
 
 std::uint32_t traffic_model::build_control(std::uint8_t* out, std::uint64_t now_tsc) noexcept {
@@ -524,7 +520,7 @@ std::uint32_t traffic_model::build_control(std::uint8_t* out, std::uint64_t now_
     if (!w.ok()) {
         return 0;
     }
-    return finish_frame(c, path, out, static_cast<std::uint32_t>(w.size), fold(ones_sum(kdp_out, w.size)));
+    return finish_frame(c, path, out, static_cast<std::uint32_t>(w.size), checksum_add(kdp_out, w.size, 0));
 }
 
 void traffic_model::sample(std::uint64_t sent_tsc, std::uint64_t now_tsc, std::uint64_t ack_delay_us,
@@ -605,13 +601,8 @@ void traffic_model::process_ack(connection_state& c, const kdp::ack_frame& a, st
     }
 }
 
-void traffic_model::on_reflected(connection_state& c, std::uint32_t path, const std::uint8_t* kdp_bytes,
-                                 std::uint32_t len, std::uint64_t now_tsc) noexcept {
-    kdp::packet_view v;
-    if (kdp::parse_packet(kdp::contiguous_bytes(kdp_bytes, len), v) != kdp::drop_reason::none) {
-        model_counters::bump(_counters->malformed);
-        return;
-    }
+void traffic_model::on_reflected(connection_state& c, std::uint32_t path, const kdp::packet_view& v,
+                                 std::uint64_t now_tsc) noexcept {
     path_state& p = c.paths[path];
     if (v.seq < p.low || v.seq >= p.next_seq) {
         model_counters::bump(_counters->reflected_duplicates);
@@ -636,13 +627,8 @@ void traffic_model::on_reflected(connection_state& c, std::uint32_t path, const 
     }
 }
 
-void traffic_model::on_kwikd_packet(connection_state& c, std::uint32_t path, const std::uint8_t* kdp_bytes,
-                                    std::uint32_t len, std::uint64_t now_tsc) noexcept {
-    kdp::packet_view v;
-    if (kdp::parse_packet(kdp::contiguous_bytes(kdp_bytes, len), v) != kdp::drop_reason::none) {
-        model_counters::bump(_counters->malformed);
-        return;
-    }
+void traffic_model::on_kwikd_packet(connection_state& c, std::uint32_t path, const kdp::packet_view& v,
+                                    const std::uint8_t* kdp_bytes, std::uint64_t now_tsc) noexcept {
     path_state& p = c.paths[path];
     if (v.type != static_cast<std::uint8_t>(kdp::packet_type::ack)) { // ack-eliciting (PROTOCOL.md 4.2)
         if (p.received.count == 0 || v.seq > p.received.r[0].largest) {
@@ -737,19 +723,23 @@ void traffic_model::on_packet(const std::uint8_t* frame, std::uint32_t len, std:
     connection_state& c = *_conns[static_cast<std::size_t>(it - _global.begin())];
     const std::uint32_t ihl = (frame[14] & 0x0Fu) * 4;
     const std::uint8_t* udp = frame + 14 + ihl;
-    const std::uint16_t ip_total = load16(frame + 16);
-    const std::uint16_t udp_len = load16(udp + 4);
+    const std::uint16_t ip_total = load_be16(frame + 16);
+    const std::uint16_t udp_len = load_be16(udp + 4);
     if (ip_total < ihl + 8 || 14u + ip_total > len || udp_len < 8 || udp_len > ip_total - ihl) {
         model_counters::bump(_counters->malformed);
         return;
     }
-    const bool from_kwikd = load32(frame + 26) == server_ip;
-    const std::uint32_t client = from_kwikd ? load32(frame + 30) : load32(frame + 26);
+    const bool from_kwikd = load_be32(frame + 26) == server_ip;
+    const std::uint32_t client = from_kwikd ? load_be32(frame + 30) : load_be32(frame + 26);
     const std::uint32_t path = ((client >> 8) & 0xFF) - 1;
+    if (kdp::parse_packet(kdp::contiguous_bytes(udp + 8, udp_len - 8u), _view) != kdp::drop_reason::none) {
+        model_counters::bump(_counters->malformed);
+        return;
+    }
     if (from_kwikd) {
-        on_kwikd_packet(c, path, udp + 8, udp_len - 8u, now_tsc);
+        on_kwikd_packet(c, path, _view, udp + 8, now_tsc);
     } else {
-        on_reflected(c, path, udp + 8, udp_len - 8u, now_tsc);
+        on_reflected(c, path, _view, now_tsc);
     }
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "dataplane/kdp/control.hpp"
+#include "dataplane/kdp/packet.hpp"
 #include "perf/gen/latency_histogram.hpp"
 #include "perf/gen/options.hpp"
 
@@ -86,8 +87,8 @@ class payload_content {
 public:
     payload_content();
     const std::uint8_t* data() const noexcept { return _bytes.data(); }
-    // CRC32C of the first len bytes, and their one's-complement sum as 16-bit big-endian words
-    // from an even position (RFC 1071), not folded.
+    // CRC32C of the first len bytes, and their one's-complement sum (RFC 1071) in native byte order
+    // as dataplane/engine/net_headers.hpp keeps sums, counted from an even position, not folded.
     std::uint32_t crc(std::size_t len) const noexcept { return _crc[len]; }
     std::uint32_t sum(std::size_t len) const noexcept { return _sum[len]; }
     static constexpr std::size_t max_len = 16384;
@@ -135,6 +136,9 @@ public:
     void on_refused(const built_packet& b) noexcept;
     // The next ACK-only or PATH_RESPONSE packet owed to kwikd (ACKs once --ack-delay-us old), or 0.
     std::uint32_t build_control(std::uint8_t* out, std::uint64_t now_tsc) noexcept;
+    // Whether build_control() may have a packet now: lets the worker skip an mbuf allocation per
+    // poll when nothing is owed (the common case with the discard endpoint).
+    bool control_due(std::uint64_t now_tsc) const noexcept;
     // Takes one received Ethernet frame apart and counts it; answers are queued for build_control.
     void on_packet(const std::uint8_t* frame, std::uint32_t len, std::uint64_t now_tsc) noexcept;
     // A new trial: packets sent from now on belong to it; every connection opens fresh streams.
@@ -153,14 +157,14 @@ public:
 private:
     void open_stream(connection_state& c, std::uint32_t slot) noexcept;
     void process_ack(connection_state& c, const kdp::ack_frame& a, std::uint64_t now_tsc) noexcept;
-    void on_kwikd_packet(connection_state& c, std::uint32_t path, const std::uint8_t* kdp, std::uint32_t len,
-                         std::uint64_t now_tsc) noexcept;
-    void on_reflected(connection_state& c, std::uint32_t path, const std::uint8_t* kdp, std::uint32_t len,
+    void on_kwikd_packet(connection_state& c, std::uint32_t path, const kdp::packet_view& v,
+                         const std::uint8_t* kdp_bytes, std::uint64_t now_tsc) noexcept;
+    void on_reflected(connection_state& c, std::uint32_t path, const kdp::packet_view& v,
                       std::uint64_t now_tsc) noexcept;
     std::uint32_t encode_ack(path_state& p, std::uint32_t path, std::uint64_t now_tsc,
                              std::span<std::uint8_t> out) noexcept;
     std::uint32_t finish_frame(connection_state& c, std::uint32_t path, std::uint8_t* out,
-                               std::uint32_t kdp_len, std::uint32_t data_sum) noexcept;
+                               std::uint32_t kdp_len, std::uint64_t data_sum) noexcept;
     std::uint64_t register_send(path_state& p, std::uint64_t now_tsc, bool tracked) noexcept;
     void sample(std::uint64_t sent_tsc, std::uint64_t now_tsc, std::uint64_t ack_delay_us, bool corrected) noexcept;
 
@@ -188,6 +192,7 @@ private:
     };
     std::array<challenge, 16> _challenges{};
     std::uint32_t _challenge_count = 0;
+    kdp::packet_view _view; // the returned packet being parsed (64 frame views: not on the stack)
 };
 
 } // namespace kwik::gen

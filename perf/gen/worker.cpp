@@ -260,7 +260,7 @@ int worker_main(void* arg) {
             s.stats->idle.store(true, std::memory_order_relaxed);
         }
         std::uint32_t work = receive(l, now);
-        if (s.model != nullptr) {
+        if (s.model != nullptr && s.model->control_due(now)) {
             send_control(l, now);
         }
         if (l.sending) {
