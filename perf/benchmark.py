@@ -22,7 +22,7 @@ main lcores on a core of their own where there is one, else each on the other pr
 core (kwikd's main lcore wakes every 100 us, kwik-gen's reports once a second).
 
 Usage (root: EAL, hugepages):
-  python3 perf/benchmark.py --build build                  full run, about 15 minutes on 2 cores
+  python3 perf/benchmark.py --build build                  full run, about 8 minutes on 2 cores
   python3 perf/benchmark.py --quick --no-results --plots /tmp/p   smoke run, a minute or two
 Exit status: 0 every check passed; 1 a check failed (the reason is printed); 2 bad arguments;
 77 hugepages cannot be reserved here (not root, or the kernel refused them): nothing was run.
@@ -665,7 +665,7 @@ def report(args, command, a, memif_rows, scaling, plots, loads):
                 t["rx_packets"], t["tx_packets"], t["tx_dropped"]) + (" (testpmd %s)" % t["exit"] if t["exit"] else ""))
         lines.append("")
         lines.append("Every trial (Mpps asked: pass + / fail -; in brackets what kwik-gen offered where it fell "
-                     "more than 10 %% short): " + "; ".join(
+                     "more than 10 % short): " + "; ".join(
             "%d B kwikd %s, testpmd %s" % (size, trials_text(row["kwikd"]["trials"], args.trial_s),
                                            trials_text(row["testpmd"]["trials"], args.trial_s))
             for size, row in memif_rows.items()) + ".")
