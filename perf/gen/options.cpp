@@ -406,8 +406,9 @@ std::string kwikd_config_text(const gen_options& o) {
     std::ostringstream s;
     s << "# Written by kwik-gen for " << o.connections << " connection(s) x " << o.paths
       << " path(s); append to a configuration whose [[port]] has address 10.100.0.1 and kwik_ports = ["
-      << o.server_port << "].\n# kwikd puts its n-th [[connection]] on worker n % workers: connection c here is on "
-      << "kwikd worker " << "c % " << o.kwikd_workers << ".\n"
+      << o.server_port << "] and no [[connection]] of its own.\n# kwikd puts its n-th [[connection]] on worker "
+      << "n % workers: connection c here is on kwikd worker c % " << o.kwikd_workers
+      << " (kwik-gen's connection c is kwikd's connection c + 1).\n"
       << "[transport]\nstream_window = " << o.stream_window << "\nconnection_window = " << o.connection_window
       << "\nmax_streams = " << o.max_streams << "\nmax_paths = " << std::max<std::uint32_t>(o.paths, 8)
       << "\nidle_timeout_ms = 600000\n";

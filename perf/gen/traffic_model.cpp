@@ -349,7 +349,9 @@ built_packet traffic_model::build_packet(std::uint8_t* out, std::uint64_t now_ts
         if (c.closed) {
             continue;
         }
-        std::array<kdp::frame_desc, 65> frames; // [0]: a piggy-backed ACK, if one goes
+        // [0]: a piggy-backed ACK, if one goes. A member, and only the entries used are reset:
+        // value-initialising 65 frame_descs per packet cost about 330 instructions (callgrind).
+        std::array<kdp::frame_desc, 65>& frames = _frames;
         std::uint32_t nf = 1;
         std::uint32_t payload = 0;
         const std::uint32_t path = c.next_path;
@@ -374,6 +376,7 @@ built_packet traffic_model::build_packet(std::uint8_t* out, std::uint64_t now_ts
                 break;
             }
             kdp::frame_desc& f = frames[nf++];
+            f = kdp::frame_desc{};
             f.stream_id = s.id;
             f.offset = s.offset;
             f.flags = s.offset + len == _o.stream_size ? kdp::frame_flag::fin : 0;
@@ -402,6 +405,7 @@ built_packet traffic_model::build_packet(std::uint8_t* out, std::uint64_t now_ts
         std::array<std::uint8_t, 160> ack_payload;
         if (p.ack_pending != 0) { // piggy-backed ACK first (PROTOCOL.md 13.2), where it fits
             kdp::frame_desc& f = frames[0];
+            f = kdp::frame_desc{};
             f.prio = kdp::priority::control;
             f.data = {ack_payload.data(), encode_ack(p, path, now_tsc, ack_payload)};
             kdp::packet_desc probe;

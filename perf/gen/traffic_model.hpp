@@ -193,6 +193,7 @@ private:
     std::array<challenge, 16> _challenges{};
     std::uint32_t _challenge_count = 0;
     kdp::packet_view _view; // the returned packet being parsed (64 frame views: not on the stack)
+    std::array<kdp::frame_desc, kdp::max_frames_per_packet + 1> _frames; // the packet being built
 };
 
 } // namespace kwik::gen
