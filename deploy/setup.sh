@@ -27,6 +27,7 @@ packages=(
     libgtest-dev libgmock-dev libbenchmark-dev
     valgrind
     lua5.4
+    python3-matplotlib
 )
 
 log() { printf '\033[1m[kwik]\033[0m %s\n' "$*"; }

@@ -149,8 +149,8 @@ def remove_runtime(name):
 # Hugepages: a private hugetlbfs mount and a temporary raise of the 2 MiB page count.
 
 class hugepages:
-    def __init__(self, work, mb):
-        self.dir = os.path.join(work, "huge")
+    def __init__(self, work, mb, name="huge"):
+        self.dir = os.path.join(work, name)
         self.pages = (mb + 1) // 2 + 64
         self.before = None
         self.mounted = False
@@ -172,12 +172,18 @@ class hugepages:
         return self
 
     def _restore(self):
+        # Gives back our pages only: another program may have raised the count meanwhile.
+        with open(HUGEPAGES_2M) as f:
+            now = int(f.read())
         with open(HUGEPAGES_2M, "w") as f:
-            f.write(str(self.before))
+            f.write(str(max(self.before, now - self.pages)))
 
     def __exit__(self, *exc):
         if self.mounted:
-            subprocess.run(["umount", self.dir], check=False)
+            # An EAL started without --huge-dir elsewhere may have picked this mount; detach it
+            # lazily then, the files stay theirs until they exit.
+            if subprocess.run(["umount", self.dir], check=False, stderr=subprocess.DEVNULL).returncode != 0:
+                subprocess.run(["umount", "-l", self.dir], check=False)
             self.mounted = False
         if self.before is not None:
             self._restore()
@@ -593,13 +599,21 @@ def fmt(x, spec):
 
 
 def report(args, traffic, timed, cg, command):
-    payload = traffic["stream_bytes"] / traffic["packets"]
-    frame = traffic["frame_bytes"] / traffic["packets"]
-    wire = frame + WIRE_OVERHEAD
     lines = []
     lines.append("Command: `%s`  " % command)
     lines.append("Run: %s; machine: %s." % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), machine()))
     lines.append("")
+    lines += report_body(args, traffic, timed, cg)
+    return "\n".join(wrap(lines))
+
+
+def report_body(args, traffic, timed, cg):
+    """The traffic, the rate table and the callgrind tables, as lines (perf/benchmark.py puts
+    them in its own section)."""
+    payload = traffic["stream_bytes"] / traffic["packets"]
+    frame = traffic["frame_bytes"] / traffic["packets"]
+    wire = frame + WIRE_OVERHEAD
+    lines = []
     lines.append("Traffic: %d packets in one pass (1 connection, %d paths, %d streams of %d B, %d B of stream data "
                  "per packet, %d-byte frames, in order, no impairments), replayed by `infinite_rx=1`; vdevs `%s`."
                  % (traffic["packets"], args.paths, traffic["streams"], traffic["stream_bytes"] // traffic["streams"],
@@ -658,7 +672,7 @@ def report(args, traffic, timed, cg, command):
         lines.append("dpdk-testpmd forwarding lcore, top functions by self cost (Ir per packet; the Debian binaries "
                      "are stripped, so PMD functions show as addresses): " + "; ".join(
             "%s %.0f" % (name, per) for per, _, name in cg["testpmd_self"]) + ".")
-    return "\n".join(wrap(lines))
+    return lines
 
 
 def wrap(lines):
@@ -672,18 +686,19 @@ def wrap(lines):
     return out
 
 
-def write_results(path, block):
+def write_results(path, block, section=SECTION, begin=BEGIN, end=END):
+    """Replaces what lies between the section's markers (or adds the section at the end)."""
     text = open(path).read() if os.path.exists(path) else "# Kwik benchmark results\n"
-    generated = BEGIN + "\n" + block + "\n" + END
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+    generated = begin + "\n" + block + "\n" + end
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + generated + tail
-    elif SECTION in text:
-        head, tail = text.split(SECTION, 1)
-        text = head + SECTION + "\n\n" + generated + "\n" + tail
+    elif section in text:
+        head, tail = text.split(section, 1)
+        text = head + section + "\n\n" + generated + "\n" + tail
     else:
-        text = text.rstrip("\n") + "\n\n" + SECTION + "\n\n" + generated + "\n"
+        text = text.rstrip("\n") + "\n\n" + section + "\n\n" + generated + "\n"
     with open(path, "w") as f:
         f.write(text)
 
@@ -705,6 +720,64 @@ def short_name(name):
     out = re.sub(r"\bkwik::(engine|transport|kdp)::", "", out)
     out = out.replace("std::span<rte_mbuf*, 18446744073709551615ul>", "span")
     return out.strip()
+
+
+def timed_runs(args, work, traffic, modes, mbufs, memory_mb):
+    """args.repeat alternating testpmd and kwikd runs per hugepage mode ("off", "on"); returns
+    {mode: {"testpmd": [rate], "kwikd": [rate]}}. Uses args.build, .seconds, .warmup, .paths."""
+    timed = {}
+    for mode in modes:
+        rs = timed.setdefault(mode, {"testpmd": [], "kwikd": []})
+        ctx = hugepages(work, memory_mb) if mode == "on" else None
+        huge = None
+        if ctx:
+            ctx.__enter__()
+            huge = ctx.dir
+        try:
+            for i in range(args.repeat):
+                r = run_testpmd(args, traffic, huge, mbufs, memory_mb)
+                rs["testpmd"].append(r)
+                log("   hugepages %s run %d: testpmd %.3f Mpps (start-up %.1f s)" % (mode, i + 1, r["pps"] / 1e6,
+                                                                                    r["startup_s"]))
+                r = run_kwikd(args, work, traffic, huge, mbufs, memory_mb)
+                rs["kwikd"].append(r)
+                log("   hugepages %s run %d: kwikd   %.3f Mpps, first pass %s Mpps (start-up %.1f s)" % (
+                    mode, i + 1, r["pps"] / 1e6,
+                    fmt(r["first_pass_pps"] / 1e6 if r["first_pass_pps"] else None, ".3f"), r["startup_s"]))
+        finally:
+            if ctx:
+                ctx.__exit__(None, None, None)
+    return timed
+
+
+def callgrind_runs(args, work, traffic):
+    """Instructions per packet: kwikd's worker over the first pass and over replayed duplicates,
+    testpmd's forwarding lcore; plus the top functions. Uses args.replay_packets and .top too."""
+    log("== callgrind")
+    # First pass only: stop well inside the capture so every packet counted is new data.
+    a = callgrind_kwikd(args, work, traffic, max(traffic["packets"] // 2, traffic["packets"] - 8192), "first pass")
+    if a["packets"] > traffic["packets"]:
+        raise fail("the first-pass callgrind run went past the capture (%d > %d packets)"
+                   % (a["packets"], traffic["packets"]))
+    first = a["ir"] / a["packets"]
+    b = callgrind_kwikd(args, work, traffic, traffic["packets"] + args.replay_packets, "first pass + replay")
+    # The replay's share: B's total minus the whole first pass at A's per-packet cost.
+    dup = (b["ir"] - first * traffic["packets"]) / (b["packets"] - traffic["packets"])
+    t = callgrind_testpmd(args, work, traffic, 100000)
+    rows = [("kwikd worker, first pass (all new data)", a["packets"], first),
+            ("kwikd worker, replay (duplicates; run 2 minus run 1)", b["packets"] - traffic["packets"], dup),
+            ("dpdk-testpmd io forwarding lcore", t["packets"], t["ir"] / t["packets"])]
+    self_rows, _ = annotate(a["file"], False, a["packets"], args.top)
+    incl_rows, _ = annotate(a["file"], True, a["packets"], args.top + 8)
+    self_rows = [(per, s, short_name(n)) for per, s, n in self_rows]
+    incl_rows = [(per, s, short_name(n)) for per, s, n in incl_rows
+                 if not re.search(r"clone|start_thread|0x0000000000020f10|worker_main|worker::run", n)]
+    t_rows, _ = annotate(t["file"], False, t["packets"], 6)
+    t_rows = [(per, s, short_name(n)) for per, s, n in t_rows]
+    for row in rows:
+        log("   %-55s %8d packets %8.0f Ir/packet" % row)
+    log("   testpmd top self: " + "; ".join("%s %.0f" % (n, per) for per, _, n in t_rows))
+    return {"rows": rows, "self": self_rows, "inclusive": incl_rows, "testpmd_self": t_rows}
 
 
 def main():
@@ -759,58 +832,9 @@ def main():
         mbufs, memory_mb = memory_for(traffic["packets"])
         log("   %d packets, %d frame bytes, pool %d mbufs, EAL -m %d" % (traffic["packets"], traffic["frame_bytes"],
                                                                       mbufs, memory_mb))
-        timed = {}
         modes = [] if args.callgrind_only else (["off", "on"] if args.hugepages == "both" else [args.hugepages])
-        for mode in modes:
-            rs = timed.setdefault(mode, {"testpmd": [], "kwikd": []})
-            ctx = hugepages(work, memory_mb) if mode == "on" else None
-            huge = None
-            if ctx:
-                ctx.__enter__()
-                huge = ctx.dir
-            try:
-                for i in range(args.repeat):
-                    r = run_testpmd(args, traffic, huge, mbufs, memory_mb)
-                    rs["testpmd"].append(r)
-                    log("   hugepages %s run %d: testpmd %.3f Mpps (start-up %.1f s)" % (mode, i + 1, r["pps"] / 1e6,
-                                                                                        r["startup_s"]))
-                    r = run_kwikd(args, work, traffic, huge, mbufs, memory_mb)
-                    rs["kwikd"].append(r)
-                    log("   hugepages %s run %d: kwikd   %.3f Mpps, first pass %s Mpps (start-up %.1f s)" % (
-                        mode, i + 1, r["pps"] / 1e6,
-                        fmt(r["first_pass_pps"] / 1e6 if r["first_pass_pps"] else None, ".3f"), r["startup_s"]))
-            finally:
-                if ctx:
-                    ctx.__exit__(None, None, None)
-
-        cg = None
-        if args.callgrind or args.callgrind_only:
-            log("== callgrind")
-            # First pass only: stop well inside the capture so every packet counted is new data.
-            a = callgrind_kwikd(args, work, traffic, max(traffic["packets"] // 2, traffic["packets"] - 8192),
-                                "first pass")
-            if a["packets"] > traffic["packets"]:
-                raise fail("the first-pass callgrind run went past the capture (%d > %d packets)"
-                           % (a["packets"], traffic["packets"]))
-            first = a["ir"] / a["packets"]
-            b = callgrind_kwikd(args, work, traffic, traffic["packets"] + args.replay_packets, "first pass + replay")
-            # The replay's share: B's total minus the whole first pass at A's per-packet cost.
-            dup = (b["ir"] - first * traffic["packets"]) / (b["packets"] - traffic["packets"])
-            t = callgrind_testpmd(args, work, traffic, 100000)
-            rows = [("kwikd worker, first pass (all new data)", a["packets"], first),
-                    ("kwikd worker, replay (duplicates; run 2 minus run 1)", b["packets"] - traffic["packets"], dup),
-                    ("dpdk-testpmd io forwarding lcore", t["packets"], t["ir"] / t["packets"])]
-            self_rows, _ = annotate(a["file"], False, a["packets"], args.top)
-            incl_rows, _ = annotate(a["file"], True, a["packets"], args.top + 8)
-            self_rows = [(per, s, short_name(n)) for per, s, n in self_rows]
-            incl_rows = [(per, s, short_name(n)) for per, s, n in incl_rows
-                         if not re.search(r"clone|start_thread|0x0000000000020f10|worker_main|worker::run", n)]
-            t_rows, _ = annotate(t["file"], False, t["packets"], 6)
-            t_rows = [(per, s, short_name(n)) for per, s, n in t_rows]
-            cg = {"rows": rows, "self": self_rows, "inclusive": incl_rows, "testpmd_self": t_rows}
-            for row in rows:
-                log("   %-55s %8d packets %8.0f Ir/packet" % row)
-            log("   testpmd top self: " + "; ".join("%s %.0f" % (n, per) for per, _, n in t_rows))
+        timed = timed_runs(args, work, traffic, modes, mbufs, memory_mb)
+        cg = callgrind_runs(args, work, traffic) if args.callgrind or args.callgrind_only else None
 
         LOADAVG.append(loadavg())
         block = report(args, traffic, timed, cg, command)
