@@ -201,6 +201,9 @@ result<void> fill(const texts& t, const CLI::App& app, gen_options& o) {
     } else {
         return error{"--expect: \"" + t.expect + "\" is not ack, reflect, echo or none"};
     }
+    if (o.search && o.expect == expect_kind::none) {
+        return error{"--expect: none counts nothing as delivered, so no --search trial could pass"};
+    }
     o.kwikd_config = t.kwikd_config;
     o.config_only = t.config_only;
     o.json = t.json;

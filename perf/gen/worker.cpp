@@ -24,7 +24,8 @@ struct loop_state {
     std::uint32_t epoch = 0;
     bool sending = false;
     std::uint64_t until = 0;
-    std::uint64_t budget = 0; // 0: none
+    std::uint64_t budget = 0;
+    bool budget_set = false; // --packets given: budget may be 0 for a worker
     std::uint64_t sent_in_trial = 0;
     double unit_cost = 1; // pacing cost of the last packet (1, or its wire bytes)
     bool by_bytes = false;
@@ -46,7 +47,10 @@ void take_trial(loop_state& l, std::uint32_t epoch, std::uint64_t now) noexcept 
     l.by_bytes = c.by_bytes.load(std::memory_order_relaxed);
     const double rate = c.rate_per_worker.load(std::memory_order_relaxed);
     l.until = c.send_until_tsc.load(std::memory_order_relaxed);
-    l.budget = c.packets_per_worker.load(std::memory_order_relaxed);
+    const std::uint64_t total = c.packets.load(std::memory_order_relaxed);
+    // worker i of W sends total / W, and one more for i < total % W: exactly total in all
+    l.budget = total / l.s.workers + (l.s.index < total % l.s.workers ? 1 : 0);
+    l.budget_set = total != 0;
     l.sent_in_trial = 0;
     l.sending = true;
     l.unit_cost = l.by_bytes ? 1500.0 : 1.0;
@@ -56,7 +60,6 @@ void take_trial(loop_state& l, std::uint32_t epoch, std::uint64_t now) noexcept 
     }
     l.s.stats->latency.reset();
     l.s.stats->latency_corrected.reset();
-    l.s.stats->budget_done.store(false, std::memory_order_relaxed);
     l.s.stats->idle.store(false, std::memory_order_relaxed);
     l.s.stats->epoch_seen.store(epoch, std::memory_order_release);
 }
@@ -157,17 +160,14 @@ void send_control(loop_state& l, std::uint64_t now) noexcept {
 std::uint32_t send_data(loop_state& l, std::uint64_t now) noexcept {
     worker_setup& s = l.s;
     model_counters& k = s.stats->counters;
-    if (now >= l.until || (l.budget != 0 && l.sent_in_trial >= l.budget) ||
+    if (now >= l.until || (l.budget_set && l.sent_in_trial >= l.budget) ||
         (s.pcap != nullptr && s.options->loop != 0 && l.pcap_loops >= s.options->loop)) {
         l.sending = false;
         s.stats->idle.store(true, std::memory_order_relaxed);
-        if (l.budget != 0 && l.sent_in_trial >= l.budget) {
-            s.stats->budget_done.store(true, std::memory_order_relaxed);
-        }
         return 0;
     }
     std::uint32_t want = l.pace.grant(now, l.unit_cost, s.options->burst);
-    if (l.budget != 0) {
+    if (l.budget_set) {
         want = static_cast<std::uint32_t>(std::min<std::uint64_t>(want, l.budget - l.sent_in_trial));
     }
     if (want == 0) {

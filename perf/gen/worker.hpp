@@ -24,7 +24,7 @@ struct alignas(64) trial_control {
     std::atomic<double> rate_per_worker{0};  // packets/s, or wire bytes/s with by_bytes; 0: unpaced
     std::atomic<bool> by_bytes{false};
     std::atomic<std::uint64_t> send_until_tsc{0};
-    std::atomic<std::uint64_t> packets_per_worker{0}; // 0: no budget
+    std::atomic<std::uint64_t> packets{0}; // the trial's budget over all workers; 0: none
     std::atomic<bool> sending{false};                 // false ends sending early (drain)
     std::atomic<std::uint32_t> epoch{0};
     std::atomic<bool> stop{false};
@@ -46,8 +46,7 @@ struct alignas(64) worker_stats {
     latency_histogram latency;
     latency_histogram latency_corrected; // ACK samples less the ACK's own ACK Delay
     std::atomic<std::uint32_t> epoch_seen{0};  // the trial the worker runs
-    std::atomic<bool> budget_done{false};      // sent its --packets share in this trial
-    std::atomic<bool> idle{false};             // not sending (the trial's sending time ended)
+    std::atomic<bool> idle{false};             // not sending: the trial's time or --packets share ended
 };
 
 struct worker_setup {

@@ -230,7 +230,7 @@ def veth_case():
                                  "--trial-s", "0.5", "--resolution", "0.25", "--loss-tolerance", "0.01",
                                  "--drain-ms", "300"], timeout=150)
     s = rep.get("search", {})
-    check(code == 0 and s.get("zero_loss_pps", 0) > 0 and len(s.get("trials", [])) >= 2,
+    check(code == 0 and s.get("zero_loss_pps", 0) > 0 and len(s.get("trials", [])) >= 1,
           "c: the search finished: %s pps after %d trials (exit %s)" % (s.get("zero_loss_pps"), len(s.get("trials", [])), code))
     check(s.get("latency", {}).get("samples", 0) > 0, "c: the latency trial has samples")
     k.stop()
@@ -275,6 +275,10 @@ def memif_case():
     global hugepages_before
     if not os.path.exists(HUGEPAGES):
         print("SKIP memif: no 2 MiB hugepage pool in this kernel")
+        return
+    mounts = [line.split() for line in open("/proc/mounts")]
+    if not any(m[2] == "hugetlbfs" and "pagesize=1G" not in m[3] for m in mounts):
+        print("SKIP memif: no hugetlbfs of 2 MiB pages is mounted")
         return
     hugepages_before = int(open(HUGEPAGES).read())
     want = hugepages_before + 400  # 800 MiB: kwikd's and kwik-gen's 256 MiB each, and their pools

@@ -79,6 +79,7 @@ TEST(options, every_bad_value_names_its_flag) {
         {{"--dst-mac", mac, "--search", "--search-max-pps", "1e6", "--resolution", "0"}, "--resolution"},
         {{"--dst-mac", mac, "--search", "--search-max-pps", "1e6", "--latency-at", "1.5"}, "--latency-at"},
         {{"--dst-mac", mac, "--trial-s", "1"}, "--trial-s"},
+        {{"--dst-mac", mac, "--search", "--search-max-pps", "1e6", "--expect", "none"}, "--expect"},
         {{"--dst-mac", mac, "--connections", "30000", "--client-port", "40000"}, "--connections"},
         {{"--pcap", "x.pcap", "--paths", "2"}, "--paths"},
         {{"--pcap", "x.pcap", "--expect", "ack"}, "--expect"},
