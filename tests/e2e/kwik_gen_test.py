@@ -30,6 +30,7 @@ procs = []
 names = []
 work = tempfile.mkdtemp(prefix="kwik-gen-test-")
 hugepages_before = None
+huge_dir = None  # the memif case's own hugetlbfs mount
 
 
 def check(cond, what):
@@ -66,6 +67,9 @@ def cleanup():
             if os.path.exists(leftover):
                 os.unlink(leftover)
         shutil.rmtree("/var/run/dpdk/" + name, ignore_errors=True)
+    if huge_dir is not None:
+        if subprocess.run(["umount", huge_dir], capture_output=True, timeout=STEP).returncode != 0:
+            subprocess.run(["umount", "-l", huge_dir], capture_output=True, timeout=STEP)
     if hugepages_before is not None:
         with open(HUGEPAGES, "w") as f:
             f.write(str(hugepages_before))
@@ -89,10 +93,11 @@ class kwikd_process:
         self.name = "kg%d%s" % (PID, case)
         names.append(self.name)
         self.config = os.path.join(work, case + ".toml")
+        eal_args = '["--huge-dir", "%s"]' % huge_dir if hugepages and huge_dir else "[]"
         base = ('[kwikd]\nname = "%s"\nworker_lcores = [1]\nstats_interval_ms = 100\nhugepages = %s\n'
-                'memory_mb = 256\npoll_mode = "adaptive"\n\n[[port]]\nname = "p0"\ndevice = "%s"\n'
+                'memory_mb = 256\npoll_mode = "adaptive"\neal_args = %s\n\n[[port]]\nname = "p0"\ndevice = "%s"\n'
                 'addresses = ["10.100.0.1/24"]\nkwik_ports = [7707]\n\n'
-                % (self.name, "true" if hugepages else "false", device))
+                % (self.name, "true" if hugepages else "false", eal_args, device))
         with open(self.config, "w") as f:
             f.write(base + open(fragment).read())
         self.log = os.path.join(work, case + "-kwikd.log")
@@ -128,7 +133,7 @@ def gen(case, ns, vdev, args, timeout=120, eal_cores=None):
     if "memif" not in vdev:
         eal += ["--no-huge", "-m", "256"]
     else:
-        eal += ["-m", "256"]
+        eal += ["-m", "256"] + (["--huge-dir", huge_dir] if huge_dir else [])
     p = subprocess.Popen(in_ns(ns, [kwik_gen] + eal + ["--", "--json", report, "--idle-sleep-us", "20"] + args),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     procs.append(p)
@@ -272,13 +277,9 @@ def pcap_case():
 
 
 def memif_case():
-    global hugepages_before
+    global hugepages_before, huge_dir
     if not os.path.exists(HUGEPAGES):
         print("SKIP memif: no 2 MiB hugepage pool in this kernel")
-        return
-    mounts = [line.split() for line in open("/proc/mounts")]
-    if not any(m[2] == "hugetlbfs" and "pagesize=1G" not in m[3] for m in mounts):
-        print("SKIP memif: no hugetlbfs of 2 MiB pages is mounted")
         return
     hugepages_before = int(open(HUGEPAGES).read())
     want = hugepages_before + 400  # 800 MiB: kwikd's and kwik-gen's 256 MiB each, and their pools
@@ -287,6 +288,11 @@ def memif_case():
     if int(open(HUGEPAGES).read()) < want:
         print("SKIP memif: could not reserve 400 more 2 MiB hugepages (have %s)" % open(HUGEPAGES).read().strip())
         return
+    # A hugetlbfs of our own, so that the case runs where none is mounted (no systemd) and
+    # never shares one with another DPDK program; both EALs are pointed at it.
+    huge_dir = os.path.join(work, "huge")
+    os.makedirs(huge_dir, exist_ok=True)
+    subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "nodev", huge_dir], check=True, timeout=STEP)
     sock = os.path.join(work, "memif.sock")
     mac = "02:6b:77:00:00:01"
     common = ["--paths", "2", "--payload", "1000", "--stream-size", "64K"]
