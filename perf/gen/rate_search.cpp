@@ -1,6 +1,8 @@
 // kwik-gen's RFC 2544 search; see rate_search.hpp.
 #include "perf/gen/rate_search.hpp"
 
+#include <algorithm>
+
 namespace kwik::gen {
 
 std::optional<double> rate_search::next_rate() const noexcept {
@@ -41,11 +43,15 @@ void rate_search::record(const trial_result& t) {
         }
         _passed = t.rate_pps;
     } else if (ok) {
-        _passed = t.rate_pps;
+        _passed = std::max(_passed, t.rate_pps);
     } else {
-        _failed = t.rate_pps;
+        _failed = _failed == 0 ? t.rate_pps : std::min(_failed, t.rate_pps);
     }
-    if (_failed - _passed <= _resolution * _failed) {
+    // A trial counts at the rate it attempted, which is below the one asked when the generator
+    // falls short: a pass can then lie below an earlier one and a failure below an earlier pass.
+    // The bounds only ever close in, a failure at or below the best pass ends the search (that
+    // pass is the answer), and max_trials bounds it whatever the device and generator do.
+    if (_failed <= _passed || _failed - _passed <= _resolution * _failed || _trials.size() >= max_trials) {
         _done = true;
     }
 }

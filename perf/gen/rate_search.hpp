@@ -3,6 +3,7 @@
 // driven by the main lcore: next_rate() names the next trial, record() takes its outcome.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -21,6 +22,9 @@ struct trial_result {
 
 class rate_search {
 public:
+    // Halvings from 10 Mpps down to 1 % take about 20; more means the generator kept falling short.
+    static constexpr std::size_t max_trials = 40;
+
     // min_pps < max_pps; resolution: stop when (failed - passed) <= resolution * failed.
     rate_search(double min_pps, double max_pps, double loss_tolerance, double resolution) noexcept
         : _min(min_pps), _max(max_pps), _tolerance(loss_tolerance), _resolution(resolution) {}

@@ -50,6 +50,28 @@ TEST(rate_search, finds_the_capacity_within_the_resolution) {
     }
 }
 
+// The generator falls short of the rate asked on every other trial (it offers 60 % then), and a
+// trial counts at the rate it attempted: passes and failures come out of order. The search still
+// ends, within max_trials, and never reports a rate that failed or is above the device's capacity.
+TEST(rate_search, a_generator_falling_short_cannot_keep_the_search_going) {
+    for (const double capacity : {150'000.0, 900'000.0, 1'700'000.0}) {
+        rate_search s(10'000, 2'000'000, 0, 0.001);
+        int n = 0;
+        while (auto r = s.next_rate()) {
+            const double attempted = (n % 2 == 1) ? *r * 0.6 : *r;
+            s.record(model_dut(attempted, capacity));
+            ASSERT_LE(++n, static_cast<int>(rate_search::max_trials)) << capacity;
+        }
+        EXPECT_GT(s.zero_loss_pps(), 0) << capacity;
+        EXPECT_LE(s.zero_loss_pps(), capacity) << capacity;
+        for (const trial_result& t : s.trials()) {
+            if (!s.passes(t)) {
+                EXPECT_GT(t.rate_pps, s.zero_loss_pps()) << "a failed rate is never the answer";
+            }
+        }
+    }
+}
+
 TEST(rate_search, a_device_taking_everything_needs_one_trial) {
     rate_search s(1000, 50'000, 0, 0.01);
     int trials = 0;
