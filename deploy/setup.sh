@@ -3,6 +3,8 @@
 #   deploy/setup.sh demo    install, build, run the main job on an embedded default (no NIC,
 #                           no hugepages)
 #   deploy/setup.sh test    install, build, run every test suite (unit, integration, e2e, perf, fuzz)
+#   deploy/setup.sh bench   install, build, run the line-rate benchmark (perf/benchmark.py;
+#                           root, 2 MiB hugepages; extra arguments go to it, e.g. --quick)
 #   deploy/setup.sh build   install and build only
 #   deploy/setup.sh deps    install packages only
 # Idempotent: packages already installed are not touched, an existing build is reused.
@@ -122,13 +124,19 @@ run_demo() {
     "$top/deploy/demo.sh" "$build_dir"
 }
 
+run_bench() {
+    build
+    as_root /usr/bin/python3 "$top/perf/benchmark.py" --build "$build_dir" "$@"
+}
+
 case "${1:-}" in
 deps) install_packages ;;
 build) install_packages; build ;;
 test) install_packages; run_tests ;;
 demo) install_packages; run_demo ;;
+bench) install_packages; shift; run_bench "$@" ;;
 *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] || exit 2
     ;;
 esac
