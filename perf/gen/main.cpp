@@ -533,6 +533,7 @@ int run(int argc, char** argv) {
                               {"frame_bytes", all.sent_frame_bytes},
                               {"payload_bytes", all.sent_payload_bytes},
                               {"tx_refused", all.tx_refused},
+                              {"pool_empty_bursts", all.pool_empty},
                               {"control_packets", all.control_sent}};
             const double asked = o.rate_pps != 0 ? o.rate_pps : 0;
             report["rate"] = {{"offered_pps", asked != 0 ? asked : static_cast<double>(offered) / secs},

@@ -36,6 +36,7 @@ inline constexpr std::uint32_t wire_overhead = 24;
     X(sent_payload_bytes)    /* stream bytes in accepted packets */                                                \
     X(tx_refused)            /* offered to the tx queue and refused: lost */                                       \
     X(control_sent)          /* our ACK-only and PATH_RESPONSE packets (not offered traffic) */                    \
+    X(pool_empty)            /* bursts not built: every mbuf in the tx ring or in flight; retried, not offered */  \
     X(rx_packets)                                                                                                  \
     X(rx_bytes)                                                                                                    \
     X(acks)                  /* ACK frames from kwikd */                                                           \

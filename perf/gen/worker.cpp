@@ -174,7 +174,10 @@ std::uint32_t send_data(loop_state& l, std::uint64_t now) noexcept {
         return 0;
     }
     if (rte_pktmbuf_alloc_bulk(s.pool, l.tx.data(), want) != 0) {
-        return 0; // the pool is empty for now: the tx ring holds them; counted by nobody, retried
+        // Every mbuf is in the tx ring or in flight: nothing offered, the pacer keeps its tokens
+        // and the burst is tried again; counted so that a generator short of mbufs shows.
+        bump(k.pool_empty);
+        return 0;
     }
     std::uint32_t n = 0;
     std::uint64_t frame_bytes = 0;
