@@ -95,6 +95,31 @@ end
 
 -- ---- pcap ---------------------------------------------------------------------------------
 
+-- The settings both scripts take, in this order: pktgen's ports, kwikd's port and how its
+-- counters are read, and who counts what arrived.
+function M.dut_settings()
+    return {
+        { name = "KWIK_TX_PORT", kind = "integer", default = 0, min = 0, max = 63, help = "pktgen port that sends" },
+        { name = "KWIK_RX_PORT", kind = "integer", default = -1, min = -1, max = 63,
+          help = "pktgen port whose rx is counted (-1: the tx port)" },
+        { name = "KWIK_DUT_PORT", kind = "integer", default = 0, min = 0, max = 63,
+          help = "index of the receiving port in kwikd's [[port]] list" },
+        { name = "KWIK_KWIKD_CMD", kind = "string", default = "kwikd-cmd --name kwik counters --fresh",
+          help = "command printing kwikd's counters" },
+        { name = "KWIK_LOSS_FROM", kind = "choice", default = "kwikd", choices = { "kwikd", "pktgen" },
+          help = "who counts what arrived: kwikd's port, or pktgen's rx port (a reflecting DUT)" },
+    }
+end
+
+-- The lists given, one after the other, as one spec.
+function M.spec(...)
+    local out = {}
+    for _, list in ipairs({ ... }) do
+        table.move(list, 1, #list, #out + 1, out)
+    end
+    return out
+end
+
 -- The classic pcap pktgen's -s P:FILE loads (pktgen reads no pcapng). Returns packets, the
 -- smallest, largest and mean frame (bytes without FCS) and the file's size.
 function M.read_pcap(setting, path)

@@ -14,26 +14,18 @@ local kp = require("kwik_pktgen")
 
 local SCRIPT = "kwik_rate"
 
-local spec = {
+local spec = kp.spec({
     { name = "KWIK_PCAP", kind = "string", help = "the pcap pktgen sends (its -s PORT:FILE): read for frame sizes" },
     { name = "KWIK_RATE", kind = "number", default = 10, min = 0.01, max = 100, help = "percent of line rate" },
     { name = "KWIK_SECONDS", kind = "number", default = 10, min = 1, max = 86400, help = "time sending" },
-    { name = "KWIK_TX_PORT", kind = "integer", default = 0, min = 0, max = 63, help = "pktgen port that sends" },
-    { name = "KWIK_RX_PORT", kind = "integer", default = -1, min = -1, max = 63,
-      help = "pktgen port whose rx is counted (-1: the tx port)" },
-    { name = "KWIK_DUT_PORT", kind = "integer", default = 0, min = 0, max = 63,
-      help = "index of the receiving port in kwikd's [[port]] list" },
-    { name = "KWIK_KWIKD_CMD", kind = "string", default = "kwikd-cmd --name kwik counters --fresh",
-      help = "command printing kwikd's counters" },
-    { name = "KWIK_LOSS_FROM", kind = "choice", default = "kwikd", choices = { "kwikd", "pktgen" },
-      help = "who counts what arrived: kwikd's port, or pktgen's rx port (a reflecting DUT)" },
+}, kp.dut_settings(), {
     { name = "KWIK_LOSS_TOLERANCE", kind = "number", default = 0, min = 0, max = 100,
       help = "percent of frames sent that may be lost and still pass" },
     { name = "KWIK_SETTLE_MS", kind = "integer", default = 2000, min = 1100, max = 60000,
       help = "wait after stopping before counting (pktgen's stats tick is 1 s)" },
     { name = "KWIK_RESULTS", kind = "string", default = "", help = "also write the result as JSON to this file" },
     { name = "KWIK_QUIT", kind = "bool", default = true, help = "quit pktgen at the end" },
-}
+})
 
 local cfg
 local ok, err = pcall(function()

@@ -18,7 +18,7 @@ local kp = require("kwik_pktgen")
 
 local SCRIPT = "kwik_rfc2544"
 
-local spec = {
+local spec = kp.spec({
     { name = "KWIK_PCAP", kind = "string", help = "the pcap pktgen sends (its -s PORT:FILE): read for frame sizes" },
     { name = "KWIK_LABEL", kind = "string", default = "", help = "the row's name (default: the pcap's file name)" },
     { name = "KWIK_TRIAL_S", kind = "number", default = 10, min = 1, max = 3600,
@@ -32,21 +32,13 @@ local spec = {
     { name = "KWIK_MAX_TRIALS", kind = "integer", default = 40, min = 2, max = 1000, help = "give up after this many trials" },
     { name = "KWIK_WARMUP_S", kind = "number", default = 2, min = 0, max = 3600,
       help = "seconds at KWIK_MIN_RATE before the first trial (kwikd takes the capture's new data then)" },
-    { name = "KWIK_TX_PORT", kind = "integer", default = 0, min = 0, max = 63, help = "pktgen port that sends" },
-    { name = "KWIK_RX_PORT", kind = "integer", default = -1, min = -1, max = 63,
-      help = "pktgen port whose rx is counted (-1: the tx port)" },
-    { name = "KWIK_DUT_PORT", kind = "integer", default = 0, min = 0, max = 63,
-      help = "index of the receiving port in kwikd's [[port]] list" },
-    { name = "KWIK_KWIKD_CMD", kind = "string", default = "kwikd-cmd --name kwik counters --fresh",
-      help = "command printing kwikd's counters" },
-    { name = "KWIK_LOSS_FROM", kind = "choice", default = "kwikd", choices = { "kwikd", "pktgen" },
-      help = "who counts what arrived: kwikd's port, or pktgen's rx port (a reflecting DUT)" },
+}, kp.dut_settings(), {
     { name = "KWIK_SETTLE_MS", kind = "integer", default = 2000, min = 1100, max = 60000,
       help = "wait after each trial before counting (pktgen's stats tick is 1 s)" },
     { name = "KWIK_RESULTS", kind = "string", default = "kwik-rfc2544",
       help = "results: appends PATH.csv (one row per size) and PATH.jsonl (the row with its trials)" },
     { name = "KWIK_QUIT", kind = "bool", default = true, help = "quit pktgen at the end" },
-}
+})
 
 local csv_header = { "label", "pcap", "frame_bytes", "packets_in_pcap", "zero_loss_rate_pct", "failing_rate_pct",
                      "zero_loss_pps", "zero_loss_wire_mbps", "trials", "trial_s", "loss_tolerance_pct", "loss_from",
