@@ -9,8 +9,9 @@ pinned to kwik-cp's certificate.
    exit 0, every check ok.
 3. A bad tree (NIC on ixgbe, IOMMU off, vfio missing, no hugepages, worker not isolated): exit 1,
    the exact fix lines in the text and in --json.
-4. Usage errors exit 2 naming the flag; with kwik-cp stopped the control check fails with
-   `systemctl status kwik-cp`; with kwikd stopped the shm check says it is not running.
+4. Usage errors exit 2 naming the flag; a wrong pin or an unknown key gives the kwikctl.toml
+   line to change; with kwikd stopped the shm check says it is not running and the control check
+   that kwik-cp is not attached; with kwik-cp stopped too, `systemctl status kwik-cp`.
 Usage: kwikctl_doctor_test.py <build directory>"""
 import json
 import os
@@ -19,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from appliance import appliance, tools  # noqa: E402
@@ -177,17 +179,45 @@ try:
     check(rc == 1 and out.splitlines()[1].split()[:2] == ["config", "fail"],
           "a file kwikd refuses: check config fails first with kwikd's message:\n" + out)
 
+    # A wrong pin, then a key kwik-cp does not know: the kwikctl.toml line to change.
+    def doctor_with(pin, key_id):
+        argv = ["ip", "netns", "exec", NS, kwikctl, "--server", app.kcp_address, "--pin", pin, "--key-id", key_id,
+                "--secret-file", app.ops_key_file, "--json", "doctor", "--kwikd-config", real_config, "--kwikd", kwikd]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        return r.returncode, by_check(json.loads(r.stdout) if r.stdout.strip() else {}).get("control", {})
+    rc, control = doctor_with("00" * 32, "ops")
+    check(rc == 1 and control.get("status") == "fail" and
+          '/etc/kwik/kwikctl.toml: pin = "%s"' % app.pin in control.get("fix", []),
+          "a wrong pin: control fails with the kwikctl.toml pin line of kwik-cp's real pin: %s" % control)
+    rc, control = doctor_with(app.pin, "nobody")
+    check(rc == 1 and control.get("status") == "fail" and "nobody" in control.get("found", "") and
+          any(f.startswith("/etc/kwik/kwikctl.toml: key_id = ") for f in control.get("fix", [])),
+          "an unknown key: control fails with the kwikctl.toml key_id line: %s" % control)
+
+    # kwikd stopped, kwik-cp still up: the shm check says kwikd is not running, the control check
+    # that kwik-cp is not attached.
+    check(app.stop_kwikd() == 0, "kwikd stops cleanly")
+    control = {}
+    for _ in range(50):  # kwik-cp notices the region is gone within its next poll
+        rc, out, err = ctl("--json", "doctor", "--kwikd-config", real_config, "--kwikd", kwikd)
+        checks = by_check(json.loads(out) if out.strip() else {})
+        control = checks.get("control", {})
+        if "not attached" in control.get("found", ""):
+            break
+        time.sleep(0.2)
+    k = checks.get("kwikd", {})
+    check(k.get("status") == "warn" and "kwikd not running" in k.get("found", "") and
+          k.get("fix") == ["systemctl start kwikd", "journalctl -u kwikd"], "kwikd stopped: %s" % k)
+    check(rc == 1 and control.get("status") == "fail" and "not attached" in control.get("found", "") and
+          "systemctl status kwikd" in control.get("fix", []) and
+          '/etc/kwik/kwik-cp.toml: kwikd_region = "%s"   # in [kwik_cp]' % NAME in control.get("fix", []),
+          "kwikd stopped: control fails, kwik-cp not attached: %s" % control)
+
     check(app.stop_cp() == 0, "kwik-cp stops on SIGTERM")
     rc, out, err = ctl("--json", "doctor", "--kwikd-config", real_config, "--kwikd", kwikd)
     control = by_check(json.loads(out)).get("control", {})
     check(rc == 1 and control.get("status") == "fail" and "systemctl status kwik-cp" in control.get("fix", []) and
           "unreachable" in control.get("found", ""), "kwik-cp stopped: control fails with its fix: %s" % control)
-
-    check(app.stop_kwikd() == 0, "kwikd stops cleanly")
-    rc, out, err = ctl("--json", "doctor", "--kwikd-config", real_config, "--kwikd", kwikd, "--skip", "control")
-    k = by_check(json.loads(out)).get("kwikd", {})
-    check(k.get("status") == "warn" and "kwikd not running" in k.get("found", "") and
-          k.get("fix") == ["systemctl start kwikd", "journalctl -u kwikd"], "kwikd stopped: %s" % k)
 finally:
     if app is not None:
         app.stop()
