@@ -41,7 +41,7 @@ std::vector<finding> check_config(const check_config_run& run, std::optional<kwi
     const std::string cmd = run.kwikd + " --config " + run.config_path + " --check-config";
     if (run.exit_code < 0) {
         return {{"config", status::fail, "cannot run " + run.kwikd + ": " + trimmed(run.err),
-                 {"apt install ./kwik_*.deb   # or meson install: kwikd in /usr/sbin",
+                 {"install kwikd as /usr/sbin/kwikd (meson install, or the Debian package)",
                   "or: kwikctl doctor --kwikd PATH"}}};
     }
     if (run.exit_code != 0) {
@@ -53,6 +53,7 @@ std::vector<finding> check_config(const check_config_run& run, std::optional<kwi
         return {{"config", status::fail, parsed.message(), {"check that " + run.kwikd + " is this release's kwikd"}}};
     }
     view = std::move(*parsed);
+    view->config_path = run.config_path;
     return {{"config", status::ok,
              "kwikd --check-config accepts " + run.config_path + " (" + std::to_string(view->ports.size()) + " ports, " +
                  std::to_string(view->worker_lcores.size()) + " workers)",

@@ -100,6 +100,7 @@ struct kwikd_view {
     std::optional<std::string> shm_group;
     std::uint64_t hugepage_kb = 2048; // "2M" or "1G"; absent key: 2M
     std::vector<port_config> ports;
+    std::string config_path = "/etc/kwik/kwikd.toml"; // the file, for the fix lines
 };
 
 // Reads kwikd --check-config's output; errors name the key.
@@ -144,7 +145,8 @@ std::vector<finding> check_iommu(const kwikd_view& config, const host_reader& ho
 std::vector<finding> check_nics(const kwikd_view& config, const host_reader& host);
 // The XDP program on an AF_XDP port's interface, from `ip -j -d link show dev IF` (ip_json; run
 // only on the real host, not under --root): none or Kwik's kwik_xdp ok, another one warn.
-finding check_xdp_program(const std::string& port, const std::string& iface, const std::string& ip_json);
+finding check_xdp_program(const std::string& port, const std::string& iface, const std::string& ip_json,
+                          const std::string& config_path);
 // 4. Hugepages per NUMA node hosting a port or worker. kwikd_running: count reserved pages
 // (kwikd holds them) rather than free ones.
 std::vector<finding> check_hugepages(const kwikd_view& config, const host_reader& host, bool kwikd_running);

@@ -17,7 +17,8 @@ namespace kwik::ctl::doctor {
 
 namespace {
 
-constexpr std::string_view config_file = "/etc/kwik/kwikd.toml";
+// What kwik-prepare reads: the kwikd configuration of an installed appliance.
+constexpr std::string_view installed_config = "/etc/kwik/kwikd.toml";
 
 std::string join(const std::vector<std::string>& items, std::string_view separator) {
     std::string out;
@@ -262,21 +263,21 @@ std::optional<finding> check_numa(const kwikd_view& config, const host_reader& h
         for (unsigned c : local) {
             list += (list.empty() ? "" : ", ") + std::to_string(c);
         }
-        f.fix.push_back(std::string(config_file) + ": worker_lcores = [" + list + "]   # CPUs of node " +
+        f.fix.push_back(config.config_path + ": worker_lcores = [" + list + "]   # CPUs of node " +
                         std::to_string(*node));
     } else {
         f.fix.push_back("move the NIC to a slot of the workers' node, or choose worker_lcores on node " +
-                        std::to_string(*node) + " in " + std::string(config_file));
+                        std::to_string(*node) + " in " + config.config_path);
     }
     return f;
 }
 
-finding check_pci_port(const host_reader& host, const pci_port& p) {
+finding check_pci_port(const kwikd_view& config, const host_reader& host, const pci_port& p) {
     const std::string id = "nic " + p.port->name;
     if (!host.exists(pci_dir(p.address))) {
         return {id, status::fail, "no PCI device " + p.address + " (" + p.port->device + ")",
                 {"lspci -D -d ::0200   # the Ethernet controllers and their addresses",
-                 std::string(config_file) + ": device = \"<address>\" in the [[port]] named " + p.port->name}};
+                 config.config_path + ": device = \"<address>\" in the [[port]] named " + p.port->name}};
     }
     const std::string driver = pci_driver(host, p.address);
     if (driver == "vfio-pci") {
@@ -295,7 +296,7 @@ finding check_pci_port(const host_reader& host, const pci_port& p) {
         fix.push_back("ip link set " + iface + " down");
     }
     fix.push_back("dpdk-devbind.py --bind=vfio-pci " + p.address);
-    fix.push_back("or: kwik-prepare   # binds every PCI port of " + std::string(config_file));
+    fix.push_back("or: kwik-prepare   # binds every PCI port of " + std::string(installed_config));
     if (driver.empty()) {
         return {id, status::fail, p.address + " has no driver", fix};
     }
@@ -318,16 +319,17 @@ std::uint32_t xdp_mtu_limit(std::string_view driver) {
     return 3520;
 }
 
-std::vector<finding> check_af_xdp_port(const host_reader& host, const port_config& port, const port_device& d) {
+std::vector<finding> check_af_xdp_port(const kwikd_view& config, const host_reader& host, const port_config& port,
+                                       const port_device& d) {
     const std::string id = "nic " + port.name;
     const std::string dir = "/sys/class/net/" + d.iface;
     if (d.iface.empty()) {
         return {{id, status::fail, port.device + " names no interface",
-                 {std::string(config_file) + ": device = \"" + port.device + ",iface=<interface>\""}}};
+                 {config.config_path + ": device = \"" + port.device + ",iface=<interface>\""}}};
     }
     if (!host.exists(dir)) {
         return {{id, status::fail, "no interface " + d.iface + " (" + port.device + ")",
-                 {"ip -br link   # the interfaces", std::string(config_file) + ": iface= in the [[port]] named " + port.name}}};
+                 {"ip -br link   # the interfaces", config.config_path + ": iface= in the [[port]] named " + port.name}}};
     }
     std::vector<finding> out;
     const std::string driver = host.link_name(dir + "/device/driver").value_or("");
@@ -366,7 +368,7 @@ std::vector<finding> check_af_xdp_port(const host_reader& host, const port_confi
                            ": above " + std::to_string(limit) + ", the XDP limit for " +
                            (driver.empty() ? "net_af_xdp" : driver),
                        {"ip link set " + d.iface + " mtu " + std::to_string(std::min(limit, port.mtu)),
-                        std::string(config_file) + ": mtu = " + std::to_string(std::min(limit, port.mtu)) +
+                        config.config_path + ": mtu = " + std::to_string(std::min(limit, port.mtu)) +
                             " in the [[port]] named " + port.name}});
     } else {
         out.push_back({"mtu " + port.name, status::ok,
@@ -375,7 +377,7 @@ std::vector<finding> check_af_xdp_port(const host_reader& host, const port_confi
     if (host.root() == "/") {
         const program_run ip = run_program({"ip", "-j", "-d", "link", "show", "dev", d.iface}, 5'000);
         if (ip.exit_code == 0) {
-            out.push_back(check_xdp_program(port.name, d.iface, ip.out));
+            out.push_back(check_xdp_program(port.name, d.iface, ip.out, config.config_path));
         } else {
             out.push_back({"xdp " + port.name, status::skip, "ip -j -d link show dev " + d.iface + " failed: " + ip.err, {}});
         }
@@ -385,7 +387,8 @@ std::vector<finding> check_af_xdp_port(const host_reader& host, const port_confi
 
 } // namespace
 
-finding check_xdp_program(const std::string& port, const std::string& iface, const std::string& ip_json) {
+finding check_xdp_program(const std::string& port, const std::string& iface, const std::string& ip_json,
+                          const std::string& config_path) {
     const std::string id = "xdp " + port;
     const auto links = nlohmann::json::parse(ip_json, nullptr, false);
     if (links.is_discarded() || !links.is_array() || links.empty() || !links[0].is_object()) {
@@ -419,7 +422,7 @@ finding check_xdp_program(const std::string& port, const std::string& iface, con
             iface + " runs XDP program " + (names.empty() ? std::string("(unnamed)") : join(names, ", ")) +
                 ", not Kwik's kwik_xdp: the Kwik UDP ports may never reach kwikd's AF_XDP sockets",
             {"ip link set dev " + iface + " xdp off   # if it is a leftover",
-             std::string(config_file) + ": device = \"net_af_xdp0,iface=" + iface +
+             config_path + ": device = \"net_af_xdp0,iface=" + iface +
                  ",xdp_prog=/usr/lib/kwik/kwik_xdp.o\""}};
 }
 
@@ -429,7 +432,7 @@ std::vector<finding> check_nics(const kwikd_view& config, const host_reader& hos
         const port_device d = classify(port);
         if (d.what == port_device::kind::pci) {
             const pci_port p{&port, d.pci_address};
-            finding nic = check_pci_port(host, p);
+            finding nic = check_pci_port(config, host, p);
             const bool present = host.exists(pci_dir(p.address));
             const std::string driver = pci_driver(host, p.address);
             out.push_back(std::move(nic));
@@ -440,7 +443,7 @@ std::vector<finding> check_nics(const kwikd_view& config, const host_reader& hos
                 out.push_back(*check_numa(config, host, p));
             }
         } else if (d.what == port_device::kind::af_xdp) {
-            auto found = check_af_xdp_port(host, port, d);
+            auto found = check_af_xdp_port(config, host, port, d);
             out.insert(out.end(), found.begin(), found.end());
         }
     }
@@ -455,7 +458,7 @@ std::vector<finding> check_nics(const kwikd_view& config, const host_reader& hos
 std::vector<finding> check_hugepages(const kwikd_view& config, const host_reader& host, bool running) {
     if (!config.hugepages) {
         return {{"hugepages", status::warn, "hugepages = false: EAL runs on ordinary pages (--no-huge); production runs on hugepages",
-                 {std::string(config_file) + ": hugepages = true   # in [kwikd]", "kwik-prepare   # reserves and mounts them"}}};
+                 {config.config_path + ": hugepages = true   # in [kwikd]", "kwik-prepare   # reserves and mounts them"}}};
     }
     const std::uint64_t page_kb = config.hugepage_kb;
     const std::string size = kb_text(page_kb);
@@ -484,7 +487,7 @@ std::vector<finding> check_hugepages(const kwikd_view& config, const host_reader
         if (!host.exists(where)) {
             out.push_back({id, status::fail, "the kernel offers no " + size + " pages (" + where + " missing)",
                            page_kb > 2048 ? reboot_with(host, {"hugepagesz=1G"})
-                                          : std::vector<std::string>{std::string(config_file) + ": hugepage_size = \"2M\""}});
+                                          : std::vector<std::string>{config.config_path + ": hugepage_size = \"2M\""}});
             continue;
         }
         const long nr = number_in(host, where + "/nr_hugepages").value_or(0);
@@ -495,7 +498,7 @@ std::vector<finding> check_hugepages(const kwikd_view& config, const host_reader
         if (!config.memory_mb) {
             if (have > 0) {
                 out.push_back({id, status::warn, state + "; memory_mb is unset, so EAL takes them all and the amount cannot be checked",
-                               {std::string(config_file) + ": memory_mb = <MB>   # in [kwikd]"}});
+                               {config.config_path + ": memory_mb = <MB>   # in [kwikd]"}});
             } else {
                 out.push_back({id, status::fail, state + ": EAL cannot start",
                                {"dpdk-hugepages.py" + node_arg + " -p " + size + " --reserve 1G", "or: kwik-prepare"}});
@@ -585,13 +588,13 @@ std::vector<finding> check_cpus(const kwikd_view& config, const host_reader& hos
     if (contains(workers, config.main_lcore)) {
         out.push_back({"main_lcore", status::fail,
                        "main_lcore " + std::to_string(config.main_lcore) + " is also a worker lcore",
-                       {std::string(config_file) + ": main_lcore = <a CPU that is not a worker>   # in [kwikd]"}});
+                       {config.config_path + ": main_lcore = <a CPU that is not a worker>   # in [kwikd]"}});
     }
     if (!absent.empty()) {
         out.push_back({"worker_lcores", status::fail,
                        "worker lcores " + format_cpu_list(absent) + " are not CPUs of this host (online: " +
                            format_cpu_list(online) + ")",
-                       {std::string(config_file) + ": worker_lcores = [...]   # CPUs from " + format_cpu_list(online)}});
+                       {config.config_path + ": worker_lcores = [...]   # CPUs from " + format_cpu_list(online)}});
     } else if (!offline.empty()) {
         std::vector<std::string> fix;
         for (unsigned c : offline) {
@@ -684,7 +687,7 @@ std::vector<finding> check_cpus(const kwikd_view& config, const host_reader& hos
             for (unsigned c : pick) {
                 list += (list.empty() ? "" : ", ") + std::to_string(c);
             }
-            fix.push_back(std::string(config_file) + ": worker_lcores = [" + list + "]   # one per core");
+            fix.push_back(config.config_path + ": worker_lcores = [" + list + "]   # one per core");
         } else {
             fix.push_back("echo off > /sys/devices/system/cpu/smt/control   # too few cores for one worker each");
         }

@@ -421,16 +421,18 @@ TEST(doctor, af_xdp_port) {
 }
 
 TEST(doctor, xdp_program_on_the_interface) {
-    EXPECT_EQ(check_xdp_program("edge", "eth1", R"([{"ifname":"eth1","mtu":1500}])").state, status::ok);
+    EXPECT_EQ(check_xdp_program("edge", "eth1", R"([{"ifname":"eth1","mtu":1500}])", "k.toml").state, status::ok);
     const finding ours =
-        check_xdp_program("edge", "eth1", R"([{"ifname":"eth1","xdp":{"mode":1,"prog":{"id":7,"name":"kwik_xdp"}}}])");
+        check_xdp_program("edge", "eth1", R"([{"ifname":"eth1","xdp":{"mode":1,"prog":{"id":7,"name":"kwik_xdp"}}}])",
+                          "k.toml");
     EXPECT_EQ(ours.state, status::ok) << ours.found;
     const finding other = check_xdp_program(
-        "edge", "eth1", R"([{"ifname":"eth1","xdp":{"mode":1,"attached":[{"mode":1,"prog":{"id":9,"name":"xdp_fw"}}]}}])");
+        "edge", "eth1", R"([{"ifname":"eth1","xdp":{"mode":1,"attached":[{"mode":1,"prog":{"id":9,"name":"xdp_fw"}}]}}])", "k.toml");
     EXPECT_EQ(other.state, status::warn);
     EXPECT_NE(other.found.find("xdp_fw"), std::string::npos) << other.found;
-    EXPECT_EQ(other.fix.front(), "ip link set dev eth1 xdp off   # if it is a leftover");
-    EXPECT_EQ(check_xdp_program("edge", "eth1", "not json").state, status::skip);
+    EXPECT_EQ(other.fix, (std::vector<std::string>{"ip link set dev eth1 xdp off   # if it is a leftover",
+                                                   "k.toml: device = \"net_af_xdp0,iface=eth1,xdp_prog=/usr/lib/kwik/kwik_xdp.o\""}));
+    EXPECT_EQ(check_xdp_program("edge", "eth1", "not json", "k.toml").state, status::skip);
 }
 
 TEST(doctor, effective_config) {
@@ -512,6 +514,7 @@ TEST(doctor, check_config_runs_kwikd) {
     EXPECT_EQ(findings[0].state, status::ok) << findings[0].found;
     ASSERT_TRUE(view);
     EXPECT_EQ(view->name, "x");
+    EXPECT_EQ(view->config_path, "/etc/kwik/kwikd.toml"); // the fix lines name the file doctor was given
 
     findings = check_config(run_check_config(t.root + "/no-such-kwikd", "/etc/kwik/kwikd.toml"), view);
     EXPECT_EQ(findings[0].state, status::fail);
