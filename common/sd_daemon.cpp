@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -25,17 +26,28 @@ struct priority_cookie {
     bool line_start = true;
 };
 
-bool write_all(int fd, const char* data, std::size_t size) noexcept {
-    while (size > 0) {
-        const ssize_t n = ::write(fd, data, size);
+// Writes prefix (may be empty) and data as one writev, so that another stream's line on the
+// same descriptor (DPDK's, stderr's) cannot land between a line and its priority.
+bool write_line(int fd, std::string_view prefix, const char* data, std::size_t size) noexcept {
+    iovec parts[2] = {{const_cast<char*>(prefix.data()), prefix.size()}, {const_cast<char*>(data), size}};
+    int first = prefix.empty() ? 1 : 0;
+    while (first < 2) {
+        const ssize_t n = ::writev(fd, parts + first, 2 - first);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0) {
             return false;
         }
-        data += n;
-        size -= static_cast<std::size_t>(n);
+        auto left = static_cast<std::size_t>(n);
+        while (first < 2 && left >= parts[first].iov_len) {
+            left -= parts[first].iov_len;
+            ++first;
+        }
+        if (first < 2) {
+            parts[first].iov_base = static_cast<char*>(parts[first].iov_base) + left;
+            parts[first].iov_len -= left;
+        }
     }
     return true;
 }
@@ -46,22 +58,20 @@ ssize_t write_with_priority(void* cookie, const char* data, std::size_t size) {
     auto* c = static_cast<priority_cookie*>(cookie);
     std::size_t done = 0;
     while (done < size) {
+        char prefix[3] = {'<', '6', '>'};
+        std::string_view use;
         if (c->line_start) {
             const bool has_prefix = size - done >= 3 && data[done] == '<' && data[done + 1] >= '0' &&
                                     data[done + 1] <= '7' && data[done + 2] == '>';
             if (!has_prefix) {
-                int p = c->source(c->context);
-                p = p < 0 ? 0 : (p > 7 ? 7 : p);
-                const char prefix[3] = {'<', static_cast<char>('0' + p), '>'};
-                if (!write_all(c->fd, prefix, sizeof prefix)) {
-                    return done == 0 ? -1 : static_cast<ssize_t>(done);
-                }
+                const int p = c->source(c->context);
+                prefix[1] = static_cast<char>('0' + (p < 0 ? 0 : (p > 7 ? 7 : p)));
+                use = std::string_view(prefix, sizeof prefix);
             }
-            c->line_start = false;
         }
         const void* nl = std::memchr(data + done, '\n', size - done);
         const std::size_t end = nl != nullptr ? static_cast<std::size_t>(static_cast<const char*>(nl) - data) + 1 : size;
-        if (!write_all(c->fd, data + done, end - done)) {
+        if (!write_line(c->fd, use, data + done, end - done)) {
             return done == 0 ? -1 : static_cast<ssize_t>(done);
         }
         c->line_start = nl != nullptr;
@@ -87,14 +97,14 @@ bool is_journal_stream(int fd) noexcept {
     if (v == nullptr || ::fstat(fd, &st) != 0) {
         return false;
     }
+    const auto digit = [](char c) { return c >= '0' && c <= '9'; };
     char* end = nullptr;
     const unsigned long long dev = std::strtoull(v, &end, 10);
-    if (end == v || *end != ':') {
+    if (!digit(v[0]) || *end != ':' || !digit(end[1])) {
         return false;
     }
-    const char* ino_text = end + 1;
-    const unsigned long long ino = std::strtoull(ino_text, &end, 10);
-    return end != ino_text && *end == '\0' && dev == st.st_dev && ino == st.st_ino;
+    const unsigned long long ino = std::strtoull(end + 1, &end, 10);
+    return *end == '\0' && dev == st.st_dev && ino == st.st_ino;
 }
 
 std::string journal_prefix(int fd, priority p) {
@@ -184,9 +194,12 @@ std::optional<std::chrono::microseconds> watchdog_interval() noexcept {
             return std::nullopt;
         }
     }
+    if (usec[0] < '0' || usec[0] > '9') { // strtoull would take "-5" as a huge number
+        return std::nullopt;
+    }
     char* end = nullptr;
     const unsigned long long v = std::strtoull(usec, &end, 10);
-    if (end == usec || *end != '\0' || v == 0) {
+    if (*end != '\0' || v == 0) {
         return std::nullopt;
     }
     return std::chrono::microseconds(static_cast<std::int64_t>(v));
