@@ -6,6 +6,8 @@
 #include "dataplane/engine/config.hpp"
 
 #include <arpa/inet.h>
+#include <grp.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -718,7 +720,7 @@ void check_eal_args(checker& c, const toml::node* at, const std::string& field, 
 void read_kwikd(checker& c, const toml::table& t, daemon_settings& d, positions& pos) {
     table_reader r(c, t, "kwikd");
     r.known_keys({"name", "log_level", "main_lcore", "worker_lcores", "hugepages", "memory_mb", "eal_args",
-                  "stats_interval_ms", "shm_mode", "poll_mode", "idle_sleep_max_us"},
+                  "stats_interval_ms", "shm_mode", "shm_directory", "shm_group", "poll_mode", "idle_sleep_max_us"},
                  "[kwikd]");
     if (r.string("name", d.name) && !valid_name(d.name, max_name_length, "_-")) {
         r.fail("name", in_quotes(d.name) + " may hold only letters, digits, '_' and '-' (1 to " +
@@ -828,6 +830,21 @@ void read_kwikd(checker& c, const toml::table& t, daemon_settings& d, positions&
         } else {
             r.fail("shm_mode", "expected a string such as \"0600\", got " + std::string(type_name(*n)));
         }
+    }
+    if (r.string("shm_directory", d.shm_directory)) {
+        struct stat st {};
+        if (d.shm_directory.empty() || d.shm_directory.front() != '/') {
+            r.fail("shm_directory", in_quotes(d.shm_directory) + " is not an absolute path");
+        } else if (::stat(d.shm_directory.c_str(), &st) != 0) {
+            r.fail("shm_directory", in_quotes(d.shm_directory) + ": " + std::strerror(errno) +
+                                        " (systemd's RuntimeDirectory= creates /run/kwik for kwikd.service)");
+        } else if (!S_ISDIR(st.st_mode)) {
+            r.fail("shm_directory", in_quotes(d.shm_directory) + " is not a directory");
+        }
+    }
+    if (r.string("shm_group", d.shm_group) && !d.shm_group.empty() && !group_id(d.shm_group)) {
+        r.fail("shm_group", in_quotes(d.shm_group) + " is not a group on this system (groupadd --system " +
+                                d.shm_group + ", or leave it out to keep kwikd's own group)");
     }
 }
 
@@ -1569,6 +1586,20 @@ std::string join(const std::vector<std::string>& items, std::string_view sep) {
 
 // ---------------------------------------------------------------- public
 
+std::optional<unsigned> group_id(std::string_view name) {
+    std::vector<char> buf(4096);
+    group gr{};
+    group* found = nullptr;
+    const std::string text(name);
+    while (::getgrnam_r(text.c_str(), &gr, buf.data(), buf.size(), &found) == ERANGE && buf.size() < (1u << 20)) {
+        buf.resize(buf.size() * 2);
+    }
+    if (found == nullptr) {
+        return std::nullopt;
+    }
+    return static_cast<unsigned>(found->gr_gid);
+}
+
 std::string_view device_name(std::string_view device) noexcept {
     return device.substr(0, device.find(','));
 }
@@ -1855,6 +1886,8 @@ std::string to_toml(const kwikd_config& config) {
     o << "eal_args = " << strings(d.eal_args) << "\n"
       << "stats_interval_ms = " << d.stats_interval_ms << "\n"
       << "shm_mode = " << str(mode) << "\n"
+      << "shm_directory = " << str(d.shm_directory) << "\n"
+      << "shm_group = " << str(d.shm_group) << "\n"
       << "poll_mode = " << str(to_string(d.polling)) << "\n"
       << "idle_sleep_max_us = " << d.idle_sleep_max_us << "\n";
     for (const port_settings& p : config.ports) {
