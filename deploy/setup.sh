@@ -23,7 +23,7 @@ packages=(
     build-essential g++ clang llvm libclang-rt-14-dev meson ninja-build pkg-config cmake
     python3 git iproute2
     libdpdk-dev dpdk-dev
-    libisal-dev libmimalloc-dev libbpf-dev
+    libisal-dev libmimalloc-dev libbpf-dev libxdp-dev
     protobuf-compiler libprotobuf-dev
     libpcap-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libssl-dev
     libgtest-dev libgmock-dev libbenchmark-dev
