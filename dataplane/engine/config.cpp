@@ -895,6 +895,7 @@ void read_af_xdp(table_reader& r, port_settings& p, const daemon_settings& d, co
         p.xdp_program.clear();
         return;
     }
+    const std::string given = p.device; // as written, for the messages
     std::map<std::string, std::string, std::less<>> args;
     const std::string_view name = device_name(p.device);
     for (std::size_t pos_ = name.size(); pos_ < p.device.size();) {
@@ -905,11 +906,12 @@ void read_af_xdp(table_reader& r, port_settings& p, const daemon_settings& d, co
         pos_ = next;
     }
     if (args.find("iface") == args.end() || args["iface"].empty()) {
-        r.fail("device", in_quotes(p.device) + ": net_af_xdp needs iface=<kernel interface>");
+        r.fail("device", in_quotes(given) + ": net_af_xdp needs iface=<kernel interface>");
     }
     if (const auto it = args.find("xdp_prog"); it != args.end()) {
         if (keyed && it->second != p.xdp_program) {
             r.fail("xdp_program", in_quotes(p.xdp_program) + " differs from the device's xdp_prog=" + it->second);
+            return;
         }
         p.xdp_program = it->second;
     } else {
@@ -929,7 +931,7 @@ void read_af_xdp(table_reader& r, port_settings& p, const daemon_settings& d, co
     }
     if (const auto it = args.find("queue_count"); it != args.end()) {
         if (it->second != std::to_string(p.rx_queues)) {
-            r.fail("device", in_quotes(p.device) + ": queue_count=" + it->second + " differs from rx_queues " +
+            r.fail("device", in_quotes(given) + ": queue_count=" + it->second + " differs from rx_queues " +
                                  std::to_string(p.rx_queues) + " (one AF_XDP socket per rx queue)");
         }
     } else {
