@@ -921,8 +921,8 @@ void read_af_xdp(table_reader& r, port_settings& p, const daemon_settings& d, co
         p.device += ",xdp_prog=" + p.xdp_program;
     }
     if (p.xdp_program.empty() || ::access(p.xdp_program.c_str(), R_OK) != 0) {
-        r.fail(keyed ? "xdp_program" : "device",
-               in_quotes(p.xdp_program) + " (the XDP object file) is not readable: " +
+        r.fail("xdp_program",
+               in_quotes(p.xdp_program) + (keyed ? "" : " (the default)") + " (the XDP object file) is not readable: " +
                    (p.xdp_program.empty() ? std::string("empty") : std::string(std::strerror(errno))) +
                    " (built as drivers/af_xdp/kwik_xdp.o, installed as " KWIK_XDP_OBJECT_PATH ")");
     }

@@ -28,7 +28,7 @@
 #include "dataplane/engine/command_handler.hpp"
 #include "dataplane/engine/config.hpp"
 #include "dataplane/engine/worker.hpp"
-#include "drivers/af_xdp/xdp_program.hpp"
+#include "drivers/af_xdp/af_xdp_port.hpp"
 
 namespace {
 
@@ -184,32 +184,14 @@ int telemetry_paths(const char*, const char*, rte_tel_data* d) {
     });
 }
 
-// net_af_xdp ports: the interface and our XDP program's maps (the PMD loaded and attached it).
-struct xdp_port {
-    std::string port;  // [[port]] name
-    std::string iface; // the kernel interface (device's iface=)
-    std::optional<drivers::xdp_program> program;
-    std::uint32_t program_id = 0;
-};
-std::vector<xdp_port*> g_xdp_ports;
+// net_af_xdp ports (drivers/af_xdp): per-verdict counters of each one's XDP program.
+std::vector<const drivers::af_xdp_port*> g_xdp_ports;
 
-// The device argument key=value of a spec ("net_af_xdp0,iface=eth1" -> "eth1" for "iface").
-std::string device_argument(const std::string& device, std::string_view key) {
-    const std::string needle = "," + std::string(key) + "=";
-    const std::size_t at = device.find(needle);
-    if (at == std::string::npos) {
-        return {};
-    }
-    const std::size_t from = at + needle.size();
-    return device.substr(from, device.find(',', from) - from);
-}
-
-// Per-verdict counters of every net_af_xdp port's XDP program, summed over the CPUs.
 int telemetry_xdp(const char*, const char*, rte_tel_data* d) {
     const std::lock_guard<std::mutex> hold(g_telemetry_lock);
     rte_tel_data_start_dict(d);
-    for (const xdp_port* x : g_xdp_ports) {
-        auto c = x->program->counters();
+    for (const drivers::af_xdp_port* x : g_xdp_ports) {
+        auto c = x->counters();
         if (!c.ok()) {
             return -EIO;
         }
@@ -221,21 +203,9 @@ int telemetry_xdp(const char*, const char*, rte_tel_data* d) {
         for (std::size_t v = 0; v < c->by_verdict.size(); ++v) {
             rte_tel_data_add_dict_u64(t, std::string(drivers::verdict_name(v)).c_str(), c->by_verdict[v]);
         }
-        rte_tel_data_add_dict_container(d, x->port.c_str(), t, 0);
+        rte_tel_data_add_dict_container(d, x->name().c_str(), t, 0);
     }
     return 0;
-}
-
-// "redirected 12, passed 3 (not_ip 1, not_udp 2)": the non-zero passed verdicts by name.
-std::string xdp_summary(const drivers::xdp_counters& c) {
-    std::string why;
-    for (std::size_t v = 0; v < c.by_verdict.size(); ++v) {
-        if (v != KWIK_XDP_REDIRECTED && c.by_verdict[v] != 0) {
-            why += (why.empty() ? "" : ", ") + std::string(drivers::verdict_name(v)) + " " + std::to_string(c.by_verdict[v]);
-        }
-    }
-    return "redirected " + std::to_string(c.redirected()) + ", passed to the kernel " + std::to_string(c.passed()) +
-           (why.empty() ? "" : " (" + why + ")");
 }
 
 extern "C" void on_signal(int) { g_stop.store(true); }
@@ -318,24 +288,21 @@ int main(int argc, char** argv) {
     // net_af_xdp ports: the PMD attaches the XDP program only where none is, so a kwik_xdp left
     // by a kwikd that died (SIGKILL, crash) is removed now; the shared region above proves no
     // kwikd of this name still runs. A program that is not ours is refused, never removed.
-    std::vector<xdp_port> xdp_ports;
+    std::vector<drivers::af_xdp_port> xdp_ports;
     for (const auto& ps : cfg.ports) {
         if (ps.xdp_program.empty()) {
             continue;
         }
-        xdp_port& x = xdp_ports.emplace_back();
-        x.port = ps.name;
-        x.iface = device_argument(ps.device, "iface");
-        auto stale = drivers::remove_stale_xdp(x.iface);
-        if (!stale.ok()) {
+        std::string note;
+        auto x = drivers::af_xdp_port::prepare(ps.name, ps.device, note);
+        if (!x.ok()) {
             rte_eal_cleanup();
-            return fail(ps.name + ": " + stale.message());
+            return fail(ps.name + ": " + x.message());
         }
-        if (stale->has_value()) {
-            std::printf("kwikd: %s: removed a stale kwik_xdp (id %u, %s) from %s, left by a kwikd that did not stop "
-                        "cleanly\n", ps.name.c_str(), (*stale)->program_id, std::string(drivers::to_string((*stale)->mode)).c_str(),
-                        x.iface.c_str());
+        if (!note.empty()) {
+            std::printf("kwikd: %s: %s\n", ps.name.c_str(), note.c_str());
         }
+        xdp_ports.push_back(std::move(x).value());
     }
 
     // Pools: packets (one segment holds a whole frame of the largest MTU), endpoint data.
@@ -377,41 +344,17 @@ int main(int argc, char** argv) {
             return fail(ps.name + ": " + opened.message());
         }
         std::printf("%s", opened->report().c_str());
-        if (!ps.xdp_program.empty()) {
-            // The PMD loaded ps.xdp_program and attached it: fill its maps from the port.
-            xdp_port& x = *std::find_if(xdp_ports.begin(), xdp_ports.end(),
-                                        [&](const xdp_port& e) { return e.port == ps.name; });
-            auto attached = drivers::query_xdp(x.iface);
-            auto program = drivers::xdp_program::open_attached(x.iface);
-            if (!attached.ok() || !program.ok()) {
-                return fail(ps.name + ": " + (attached.ok() ? program.message() : attached.message()));
+        if (!ps.xdp_program.empty()) { // the PMD loaded and attached the program: fill its maps
+            std::vector<drivers::xdp_address> addresses(ps.addresses.size());
+            for (std::size_t a = 0; a < addresses.size(); ++a) {
+                std::memcpy(addresses[a].data(), ps.addresses[a].address.bytes.data(), addresses[a].size());
             }
-            std::vector<drivers::xdp_address> addresses;
-            std::string listed;
-            for (const auto& a : ps.addresses) {
-                drivers::xdp_address xa{};
-                std::memcpy(xa.data(), a.address.bytes.data(), xa.size());
-                addresses.push_back(xa);
-                listed += " " + engine::to_string(a.address);
+            auto x = std::find_if(xdp_ports.begin(), xdp_ports.end(), [&](const auto& e) { return e.name() == ps.name; });
+            auto bound = x->bind(ps.kwik_ports, addresses, ps.rx_queues);
+            if (!bound.ok()) {
+                return fail(ps.name + ": " + bound.message());
             }
-            if (auto r = program->set_kwik_ports(ps.kwik_ports); !r.ok()) {
-                return fail(ps.name + ": " + r.message());
-            }
-            if (auto r = program->set_addresses(addresses); !r.ok()) {
-                return fail(ps.name + ": " + r.message());
-            }
-            x.program_id = program->program_id();
-            x.program = std::move(program).value();
-            std::printf("kwikd: %s: kwik_xdp (id %u, %s) attached to %s, %s mode; UDP ports", ps.name.c_str(),
-                        x.program_id, ps.xdp_program.c_str(), x.iface.c_str(),
-                        std::string(drivers::to_string((*attached)->mode)).c_str());
-            for (auto kp : ps.kwik_ports) {
-                std::printf(" %u", kp);
-            }
-            std::printf(" to addresses%s go to kwikd, everything else to the kernel\n"
-                        "kwikd: %s: RSS over the %u queues is %s's kernel driver's (ethtool -L %s combined N; "
-                        "ethtool -X); the PMD configures none\n",
-                        listed.c_str(), ps.name.c_str(), ps.rx_queues, x.iface.c_str(), x.iface.c_str());
+            std::printf("kwikd: %s", bound->c_str());
         }
         engine::classifier_config cc;
         std::memcpy(cc.mac.bytes.data(), opened->mac().addr_bytes, 6);
@@ -662,10 +605,8 @@ int main(int argc, char** argv) {
                     (unsigned long long)drops, handler.connections(), handler.path_count(),
                     (unsigned long long)hc.commands, (unsigned long long)hc.rejected,
                     (unsigned long long)hc.events_forwarded, (unsigned long long)hc.events_lost);
-        for (const xdp_port& x : xdp_ports) {
-            auto c = x.program->counters();
-            std::printf("kwikd: %s xdp on %s: %s\n", x.port.c_str(), x.iface.c_str(),
-                        c.ok() ? xdp_summary(*c).c_str() : c.message().c_str());
+        for (const auto& x : xdp_ports) {
+            std::printf("kwikd: %s\n", x.summary().c_str());
         }
         std::fflush(stdout);
     };
@@ -745,15 +686,9 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "kwikd: %s\n", r.message().c_str());
         }
     }
-    // The PMD detaches the program it loaded when the port closes; one still attached (an older
-    // PMD, a close that failed) is detached here, provided it is still the one it loaded.
-    for (xdp_port& x : xdp_ports) {
-        x.program.reset();
-        auto there = drivers::query_xdp(x.iface);
-        if (there.ok() && there->has_value() && (*there)->program_id == x.program_id) {
-            if (auto r = drivers::detach_xdp(x.iface, **there); !r.ok()) {
-                std::fprintf(stderr, "kwikd: %s: %s\n", x.port.c_str(), r.message().c_str());
-            }
+    for (auto& x : xdp_ports) { // after the ports closed: a program the PMD left is detached
+        if (auto r = x.release(); !r.ok()) {
+            std::fprintf(stderr, "kwikd: %s: %s\n", x.name().c_str(), r.message().c_str());
         }
     }
     if (exception) {

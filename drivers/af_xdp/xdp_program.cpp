@@ -75,6 +75,22 @@ result<program_facts> facts_of(int prog_fd, std::string_view where) {
     return f;
 }
 
+// Every key of a hash map, sorted (the maps hold a handful: 8 ports, 16 addresses).
+template <class Key> result<std::vector<Key>> keys_of(int fd, std::string_view map) {
+    std::vector<Key> out;
+    Key key{};
+    Key next{};
+    for (int r = bpf_map_get_next_key(fd, nullptr, &next); r == 0; r = bpf_map_get_next_key(fd, &key, &next)) {
+        out.push_back(next);
+        key = next;
+    }
+    if (errno != ENOENT) {
+        return bpf_error(map, "bpf_map_get_next_key", -errno);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 } // namespace
 
 std::string_view to_string(xdp_mode mode) noexcept {
@@ -439,35 +455,11 @@ result<void> xdp_program::set_addresses(std::span<const xdp_address> addresses) 
 }
 
 result<std::vector<std::uint16_t>> xdp_program::kwik_ports() const {
-    std::vector<std::uint16_t> out;
-    std::uint16_t key = 0;
-    std::uint16_t next = 0;
-    for (int r = bpf_map_get_next_key(_ports_fd, nullptr, &next); r == 0;
-         r = bpf_map_get_next_key(_ports_fd, &key, &next)) {
-        out.push_back(next);
-        key = next;
-    }
-    if (errno != ENOENT) {
-        return bpf_error("map kwik_ports", "bpf_map_get_next_key", -errno);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
+    return keys_of<std::uint16_t>(_ports_fd, "map kwik_ports");
 }
 
 result<std::vector<xdp_address>> xdp_program::addresses() const {
-    std::vector<xdp_address> out;
-    xdp_address key{};
-    xdp_address next{};
-    for (int r = bpf_map_get_next_key(_addresses_fd, nullptr, next.data()); r == 0;
-         r = bpf_map_get_next_key(_addresses_fd, key.data(), next.data())) {
-        out.push_back(next);
-        key = next;
-    }
-    if (errno != ENOENT) {
-        return bpf_error("map kwik_addresses", "bpf_map_get_next_key", -errno);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
+    return keys_of<xdp_address>(_addresses_fd, "map kwik_addresses");
 }
 
 result<void> xdp_program::set_socket(std::uint32_t queue, int xsk_fd) {

@@ -71,6 +71,18 @@ TEST_F(config_af_xdp, the_device_gets_the_program_and_its_queues) {
     EXPECT_EQ(again->ports, r->ports);
 }
 
+TEST_F(config_af_xdp, the_default_object_must_be_readable) {
+    if (::access(KWIK_XDP_OBJECT_PATH, R_OK) == 0) {
+        GTEST_SKIP() << KWIK_XDP_OBJECT_PATH << " is installed here";
+    }
+    const config_result r = parse_config(text("", ""), "t.toml");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(lines_of(r.message()),
+              strings{"t.toml:3: port[0].xdp_program: '" KWIK_XDP_OBJECT_PATH "' (the default) (the XDP object file) "
+                      "is not readable: No such file or directory (built as drivers/af_xdp/kwik_xdp.o, installed as "
+                      KWIK_XDP_OBJECT_PATH ")"});
+}
+
 TEST_F(config_af_xdp, other_devices_have_no_program) {
     config_result r = parse_config("[[port]]\ndevice = \"net_ring0\"\naddresses = [\"10.0.0.1/24\"]\n", "t.toml");
     ASSERT_TRUE(r.ok()) << r.message();
