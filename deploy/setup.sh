@@ -21,7 +21,7 @@ fuzz_dir=${build_dir}-fuzz
 # says why each one is there.
 packages=(
     build-essential g++ clang llvm libclang-rt-14-dev meson ninja-build pkg-config cmake
-    python3 git iproute2
+    python3 git iproute2 ethtool
     libdpdk-dev dpdk-dev
     libisal-dev libmimalloc-dev libbpf-dev libxdp-dev
     protobuf-compiler libprotobuf-dev
