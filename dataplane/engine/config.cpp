@@ -20,10 +20,13 @@
 #include <tuple>
 #include <unordered_map>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
 #include "dataplane/api/commands.hpp"
+#include "drivers/af_xdp/xdp_object_path.hpp"
 
 namespace kwik::engine {
 
@@ -894,11 +897,75 @@ void read_gateway(table_reader& r, std::string_view key, bool v4, const port_set
                     (prefixes.empty() ? "port[].addresses has none" : prefixes) + "): a gateway must be on-link");
 }
 
+// A net_af_xdp port (drivers/af_xdp/README.md): the PMD loads our XDP program itself
+// (xdp_prog=, from port[].xdp_program) and binds one AF_XDP socket per queue from start_queue
+// (default 0) for queue_count queues (default rx_queues). Its tx queue i is the socket of rx queue
+// i, so every worker's tx queue needs its rx queue: rx_queues must equal the worker lcores.
+// Whether iface exists is not checked here (the configuration may be checked on another host).
+void read_af_xdp(table_reader& r, port_settings& p, const daemon_settings& d, const positions& pos) {
+    const bool af_xdp = p.kind == device_kind::vdev && device_name(p.device).starts_with("net_af_xdp");
+    const bool keyed = r.string("xdp_program", p.xdp_program);
+    if (!af_xdp) {
+        if (keyed) {
+            r.fail("xdp_program", "only for a net_af_xdp device (device is " + in_quotes(p.device) + ")");
+        }
+        p.xdp_program.clear();
+        return;
+    }
+    const std::string given = p.device; // as written, for the messages
+    std::map<std::string, std::string, std::less<>> args;
+    const std::string_view name = device_name(p.device);
+    for (std::size_t pos_ = name.size(); pos_ < p.device.size();) {
+        const std::size_t next = std::min(p.device.find(',', pos_ + 1), p.device.size());
+        const std::string_view arg = std::string_view(p.device).substr(pos_ + 1, next - pos_ - 1);
+        const std::size_t eq = arg.find('=');
+        args[std::string(arg.substr(0, eq))] = eq == std::string_view::npos ? "" : std::string(arg.substr(eq + 1));
+        pos_ = next;
+    }
+    if (args.find("iface") == args.end() || args["iface"].empty()) {
+        r.fail("device", in_quotes(given) + ": net_af_xdp needs iface=<kernel interface>");
+    }
+    if (const auto it = args.find("xdp_prog"); it != args.end()) {
+        if (keyed && it->second != p.xdp_program) {
+            r.fail("xdp_program", in_quotes(p.xdp_program) + " differs from the device's xdp_prog=" + it->second);
+            return;
+        }
+        p.xdp_program = it->second;
+    } else {
+        if (!keyed) {
+            p.xdp_program = KWIK_XDP_OBJECT_PATH;
+        }
+        p.device += ",xdp_prog=" + p.xdp_program;
+    }
+    if (p.xdp_program.empty() || ::access(p.xdp_program.c_str(), R_OK) != 0) {
+        r.fail("xdp_program",
+               in_quotes(p.xdp_program) + (keyed ? "" : " (the default)") + " (the XDP object file) is not readable: " +
+                   (p.xdp_program.empty() ? std::string("empty") : std::string(std::strerror(errno))) +
+                   " (built as drivers/af_xdp/kwik_xdp.o, installed as " KWIK_XDP_OBJECT_PATH ")");
+    }
+    if (args.find("start_queue") == args.end()) {
+        p.device += ",start_queue=0";
+    }
+    if (const auto it = args.find("queue_count"); it != args.end()) {
+        if (it->second != std::to_string(p.rx_queues)) {
+            r.fail("device", in_quotes(given) + ": queue_count=" + it->second + " differs from rx_queues " +
+                                 std::to_string(p.rx_queues) + " (one AF_XDP socket per rx queue)");
+        }
+    } else {
+        p.device += ",queue_count=" + std::to_string(p.rx_queues);
+    }
+    if (pos.workers_valid && p.rx_queues != d.worker_lcores.size()) {
+        r.fail("rx_queues", std::to_string(p.rx_queues) + " differs from the " + std::to_string(d.worker_lcores.size()) +
+                                " worker lcores: net_af_xdp sends on tx queue i through rx queue i's socket, and "
+                                "every worker sends on its own tx queue");
+    }
+}
+
 void read_port(checker& c, const toml::table& t, std::size_t index, const daemon_settings& d, port_settings& p,
                const positions& pos) {
     table_reader r(c, t, "port[" + std::to_string(index) + "]");
     r.known_keys({"name", "device", "rx_queues", "rx_desc", "tx_desc", "mtu", "rss", "checksum_offload", "promiscuous",
-                  "addresses", "kwik_ports", "gateway", "gateway6"},
+                  "addresses", "kwik_ports", "gateway", "gateway6", "xdp_program"},
                  "[[port]]");
     p.name = "port" + std::to_string(index);
     if (r.string("name", p.name) && !valid_name(p.name, max_name_length, "_-")) {
@@ -991,6 +1058,7 @@ void read_port(checker& c, const toml::table& t, std::size_t index, const daemon
     }
     read_gateway(r, "gateway", true, p, p.gateway);
     read_gateway(r, "gateway6", false, p, p.gateway6);
+    read_af_xdp(r, p, d, pos);
 }
 
 void read_exception(checker& c, const toml::table& t, exception_settings& e) {
@@ -1335,6 +1403,14 @@ void read_document(checker& c, const toml::table& root, kwikd_config& cfg) {
                     device_name(cfg.exception.device)) {
                     r.fail("device", std::string(device_name(cfg.exception.device)) +
                                          " is already the device of port[" + std::to_string(i) + "]");
+                }
+            }
+            for (std::size_t i = 0; i < cfg.ports.size(); ++i) {
+                if (!cfg.ports[i].xdp_program.empty() &&
+                    (cfg.exception.port.empty() ? i == 0 : cfg.ports[i].name == cfg.exception.port)) {
+                    r.fail("device", "port[" + std::to_string(i) + "] is net_af_xdp: its XDP program already leaves "
+                                     "what is not Kwik to the kernel's own interface, so it takes no exception "
+                                     "device");
                 }
             }
             if (!cfg.exception.port.empty()) {
@@ -1912,6 +1988,9 @@ std::string to_toml(const kwikd_config& config) {
         }
         if (p.gateway6) {
             o << "gateway6 = " << str(to_string(*p.gateway6)) << "\n";
+        }
+        if (!p.xdp_program.empty()) {
+            o << "xdp_program = " << str(p.xdp_program) << "\n";
         }
     }
     o << "\n[exception]\n";

@@ -119,6 +119,9 @@ struct port_settings {
     // packets came from).
     std::optional<ip_address> gateway;  // IPv4
     std::optional<ip_address> gateway6; // IPv6
+    // net_af_xdp devices only: the XDP object the PMD loads (xdp_prog=); default the installed
+    // kwik_xdp.o. Empty for every other device.
+    std::string xdp_program;
 
     bool operator==(const port_settings&) const = default;
 };

@@ -32,6 +32,7 @@
 #include "dataplane/engine/command_handler.hpp"
 #include "dataplane/engine/config.hpp"
 #include "dataplane/engine/worker.hpp"
+#include "drivers/af_xdp/af_xdp_port.hpp"
 
 namespace {
 
@@ -185,6 +186,30 @@ int telemetry_paths(const char*, const char*, rte_tel_data* d) {
         rte_tel_data_add_dict_u64(t, "cwnd_bytes", p.cwnd_bytes);
         return std::to_string(p.connection_id) + "/" + std::to_string(p.path_id);
     });
+}
+
+// net_af_xdp ports (drivers/af_xdp): per-verdict counters of each one's XDP program.
+std::vector<const drivers::af_xdp_port*> g_xdp_ports;
+
+int telemetry_xdp(const char*, const char*, rte_tel_data* d) {
+    const std::lock_guard<std::mutex> hold(g_telemetry_lock);
+    rte_tel_data_start_dict(d);
+    for (const drivers::af_xdp_port* x : g_xdp_ports) {
+        auto c = x->counters();
+        if (!c.ok()) {
+            return -EIO;
+        }
+        rte_tel_data* t = rte_tel_data_alloc();
+        if (t == nullptr) {
+            return -ENOMEM;
+        }
+        rte_tel_data_start_dict(t);
+        for (std::size_t v = 0; v < c->by_verdict.size(); ++v) {
+            rte_tel_data_add_dict_u64(t, std::string(drivers::verdict_name(v)).c_str(), c->by_verdict[v]);
+        }
+        rte_tel_data_add_dict_container(d, x->name().c_str(), t, 0);
+    }
+    return 0;
 }
 
 extern "C" void on_signal(int) { g_stop.store(true); }
@@ -362,6 +387,26 @@ int main(int argc, char** argv) {
         return fail(region.message());
     }
 
+    // net_af_xdp ports: the PMD attaches the XDP program only where none is, so a kwik_xdp left
+    // by a kwikd that died (SIGKILL, crash) is removed now; the shared region above proves no
+    // kwikd of this name still runs. A program that is not ours is refused, never removed.
+    std::vector<drivers::af_xdp_port> xdp_ports;
+    for (const auto& ps : cfg.ports) {
+        if (ps.xdp_program.empty()) {
+            continue;
+        }
+        std::string note;
+        auto x = drivers::af_xdp_port::prepare(ps.name, ps.device, note);
+        if (!x.ok()) {
+            rte_eal_cleanup();
+            return fail(ps.name + ": " + x.message());
+        }
+        if (!note.empty()) {
+            std::printf("kwikd: %s: %s\n", ps.name.c_str(), note.c_str());
+        }
+        xdp_ports.push_back(std::move(x).value());
+    }
+
     // Pools: packets (one segment holds a whole frame of the largest MTU), endpoint data.
     std::uint32_t max_mtu = 1500;
     for (const auto& p : cfg.ports) {
@@ -401,6 +446,18 @@ int main(int argc, char** argv) {
             return fail(ps.name + ": " + opened.message());
         }
         std::printf("%s", opened->report().c_str());
+        if (!ps.xdp_program.empty()) { // the PMD loaded and attached the program: fill its maps
+            std::vector<drivers::xdp_address> addresses(ps.addresses.size());
+            for (std::size_t a = 0; a < addresses.size(); ++a) {
+                std::memcpy(addresses[a].data(), ps.addresses[a].address.bytes.data(), addresses[a].size());
+            }
+            auto x = std::find_if(xdp_ports.begin(), xdp_ports.end(), [&](const auto& e) { return e.name() == ps.name; });
+            auto bound = x->bind(ps.kwik_ports, addresses, ps.rx_queues);
+            if (!bound.ok()) {
+                return fail(ps.name + ": " + bound.message());
+            }
+            std::printf("kwikd: %s", bound->c_str());
+        }
         engine::classifier_config cc;
         std::memcpy(cc.mac.bytes.data(), opened->mac().addr_bytes, 6);
         for (auto kp : ps.kwik_ports) {
@@ -597,6 +654,9 @@ int main(int argc, char** argv) {
             g_workers.push_back(w.get());
         }
         g_region = &region.value();
+        for (auto& x : xdp_ports) {
+            g_xdp_ports.push_back(&x);
+        }
     }
     rte_telemetry_register_cmd("/kwik/workers", telemetry_workers,
                                "kwikd worker counters summed over the workers. Takes no parameters");
@@ -606,6 +666,8 @@ int main(int argc, char** argv) {
                                "kwikd connection counters by connection id. Takes no parameters");
     rte_telemetry_register_cmd("/kwik/paths", telemetry_paths,
                                "kwikd path counters by connection/path id. Takes no parameters");
+    rte_telemetry_register_cmd("/kwik/xdp", telemetry_xdp,
+                               "kwikd XDP program verdicts by net_af_xdp port. Takes no parameters");
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::vector<launch> launches(workers);
@@ -655,6 +717,9 @@ int main(int argc, char** argv) {
                     (unsigned long long)drops, handler.connections(), handler.path_count(),
                     (unsigned long long)hc.commands, (unsigned long long)hc.rejected,
                     (unsigned long long)hc.events_forwarded, (unsigned long long)hc.events_lost);
+        for (const auto& x : xdp_ports) {
+            std::printf("kwikd: %s\n", x.summary().c_str());
+        }
         std::fflush(stdout);
     };
     const auto interval = std::chrono::milliseconds(std::max<std::uint32_t>(cfg.kwikd.stats_interval_ms, 10));
@@ -729,11 +794,17 @@ int main(int argc, char** argv) {
         const std::lock_guard<std::mutex> hold(g_telemetry_lock);
         g_workers.clear(); // telemetry reads nothing from here on
         g_region = nullptr;
+        g_xdp_ports.clear();
     }
     ws.clear();        // flushes what the workers still had queued
     for (auto& p : ports) {
         if (auto r = p.close(); !r.ok()) {
             std::fprintf(stderr, "kwikd: %s\n", r.message().c_str());
+        }
+    }
+    for (auto& x : xdp_ports) { // after the ports closed: a program the PMD left is detached
+        if (auto r = x.release(); !r.ok()) {
+            std::fprintf(stderr, "kwikd: %s: %s\n", x.name().c_str(), r.message().c_str());
         }
     }
     if (exception) {

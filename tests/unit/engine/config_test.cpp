@@ -657,7 +657,7 @@ const error_case error_cases[] = {
      false,
      "[[port]]\ndevice = \"net_ring0\"\naddresses = [\"10.0.0.1/24\"]\nspeed = 10\n",
      {"t.toml:4: port[0].speed: unknown key (the keys of [[port]] are name, device, rx_queues, rx_desc, tx_desc, "
-      "mtu, rss, checksum_offload, promiscuous, addresses, kwik_ports, gateway, gateway6)"}},
+      "mtu, rss, checksum_offload, promiscuous, addresses, kwik_ports, gateway, gateway6, xdp_program)"}},
     {"device missing",
      false,
      "[[port]]\naddresses = [\"10.0.0.1/24\"]\n",
