@@ -74,7 +74,7 @@ configure() {
 }
 
 build() {
-    configure "$build_dir" -Ddeveloper_mode=true
+    configure "$build_dir" -Ddeveloper_mode=true -Dprefix=/usr
     ninja -C "$build_dir"
 }
 
