@@ -56,9 +56,26 @@ mapfile -t elves < <(find "$stage" -type f -perm -u+x -exec sh -c 'head -c4 "$1"
 shlibs=$(cd "$work/src" && dpkg-shlibdeps -O "${elves[@]}" 2>"$work/shlibdeps.err") ||
     die "dpkg-shlibdeps: $(cat "$work/shlibdeps.err")"
 shlibs=${shlibs#shlibs:Depends=}
+# DPDK's drivers are plugins EAL loads at start (Debian: /usr/lib/<triplet>/dpdk/pmds-<abi>), not
+# libraries kwikd links, so dpkg-shlibdeps cannot see them: named here, with the ABI of the
+# librte-eal it found. Depends: the buses, the default mempool handler (without it no mempool
+# can be made) and the PMDs of the supported NICs (ixgbe, i40e, ice), AF_XDP, AF_PACKET and TAP
+# (the exception path); Recommends: mlx5 (pulls rdma-core: only mlx5 hosts want it) and the
+# virtual devices of tests and labs.
+abi=$(grep -o 'librte-eal[0-9]*' <<<"$shlibs" | head -n1 | sed 's/^librte-eal//')
+[ -n "$abi" ] || die "dpkg-shlibdeps found no librte-eal in kwikd's libraries: $shlibs"
+rte() { # librte-net-ixgbe23; a name ending in a digit gets a hyphen: librte-net-mlx5-23
+    local n
+    for n in "$@"; do
+        case "$n" in *[0-9]) printf ', librte-%s-%s' "$n" "$abi" ;; *) printf ', librte-%s%s' "$n" "$abi" ;; esac
+    done
+}
 # dpdk: dpdk-devbind.py and dpdk-hugepages.py (kwik-prepare); python3 >= 3.11: tomllib;
 # kmod: modprobe; systemd: the units, systemd-sysusers and systemd-tmpfiles in postinst.
-depends="$shlibs, dpdk, python3 (>= 3.11), kmod, systemd"
+depends="$shlibs$(rte bus-pci bus-vdev mempool-ring net-ixgbe net-i40e net-ice net-af-xdp net-af-packet net-tap)"
+depends="$depends, dpdk, python3 (>= 3.11), kmod, systemd"
+recommends=$(rte net-mlx5 net-virtio net-ring net-null net-pcap net-memif)
+recommends=${recommends#, }
 
 install -d -m 0755 "$stage/DEBIAN"
 installed_kb=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
@@ -69,6 +86,7 @@ Architecture: $arch
 Maintainer: Kwik maintainers <kwik@localhost>
 Installed-Size: $installed_kb
 Depends: $depends
+Recommends: $recommends
 Section: net
 Priority: optional
 Description: Kwik multipath transport appliance (DPDK data plane and control process)

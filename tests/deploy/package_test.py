@@ -95,6 +95,16 @@ def main():
         c.expect(any(n.startswith("librte-") for n in names), "Depends has DPDK's libraries (dpkg-shlibdeps)",
                  fields.get("Depends"))
         c.expect("python3 (>= 3.11)" in deps, "Depends: python3 (>= 3.11) (tomllib)", fields.get("Depends"))
+        abi = next((n[len("librte-eal"):] for n in names if re.fullmatch(r"librte-eal\d+", n)), None)
+        for pmd in ("bus-pci", "bus-vdev", "mempool-ring", "net-ixgbe", "net-i40e", "net-ice", "net-af-xdp",
+                    "net-tap"):
+            c.expect(f"librte-{pmd}{abi}" in names, f"Depends names the plugin librte-{pmd}{abi}", fields.get("Depends"))
+        recommends = [d.strip().split()[0] for d in fields.get("Recommends", "").split(",") if d.strip()]
+        c.expect(f"librte-net-mlx5-{abi}" in recommends, f"Recommends librte-net-mlx5-{abi}", recommends)
+        # Every package named exists in the archive this machine uses.
+        unknown = [n for n in names + recommends
+                   if f"Package: {n}\n" not in run(["apt-cache", "show", "--no-all-versions", n]).stdout]
+        c.expect(not unknown, "apt-cache knows every Depends and Recommends package", unknown)
 
         # ---- control members
         ctl = os.path.join(tmp, "control")
