@@ -136,11 +136,12 @@ def check_units(dest, c):
         (kwikd, "kwikd.service", ["Type=notify", "ExecStart=/usr/sbin/kwikd --config /etc/kwik/kwikd.toml",
                                   "Requires=kwik-prepare.service", "After=kwik-prepare.service network-pre.target",
                                   "Group=kwik", "RuntimeDirectory=kwik", "RuntimeDirectoryMode=0770",
+                                  "RuntimeDirectoryPreserve=yes", "ReadWritePaths=/run/dpdk -/dev/hugepages -/srv/kwik",
                                   "LimitMEMLOCK=infinity", "Restart=on-failure", "WatchdogSec=10s",
                                   "NoNewPrivileges=yes", "ProtectSystem=strict", "SyslogIdentifier=kwikd"]),
         (cp, "kwik-cp.service", ["Type=notify", "ExecStart=/usr/sbin/kwik-cp --config /etc/kwik/kwik-cp.toml",
                                  "User=kwik", "Group=kwik", "StateDirectory=kwik", "StateDirectoryMode=0700",
-                                 "Wants=kwikd.service", "After=kwikd.service network-online.target",
+                                 "Wants=kwikd.service", "After=kwikd.service network-online.target", "ReadWritePaths=/run/kwik",
                                  "CapabilityBoundingSet=", "PrivateDevices=yes", "SystemCallFilter=@system-service",
                                  "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "SyslogIdentifier=kwik-cp"]),
         (prep, "kwik-prepare.service", ["Type=oneshot", "RemainAfterExit=yes",
@@ -153,6 +154,13 @@ def check_units(dest, c):
         have = set(text.splitlines())
         missing = [l for l in lines if l not in have]
         c.expect(not missing, f"{unit}: the lines the layout depends on", "missing: " + "; ".join(missing))
+    namespaced = [o for o in ("ProtectSystem=", "ProtectHome=", "PrivateTmp=", "PrivateDevices=", "PrivateMounts=",
+                              "ProtectKernelTunables=", "ProtectKernelModules=", "ProtectKernelLogs=",
+                              "ProtectControlGroups=", "ProtectHostname=", "ProtectProc=", "ReadWritePaths=",
+                              "ReadOnlyPaths=", "InaccessiblePaths=", "TemporaryFileSystem=", "BindPaths=")
+                  if re.search(rf"^{o}", prep, re.M)]
+    c.expect(not namespaced, "kwik-prepare.service has no mount namespace (its hugetlbfs mount must reach the host)",
+             " ".join(namespaced))
     caps = re.search(r"^CapabilityBoundingSet=(.*)$", kwikd, re.M).group(1).split()
     c.expect(caps == ["CAP_IPC_LOCK", "CAP_SYS_ADMIN", "CAP_SYS_RAWIO", "CAP_NET_ADMIN", "CAP_NET_RAW",
                       "CAP_BPF", "CAP_DAC_OVERRIDE"], "kwikd.service: the capability bounding set", " ".join(caps))
@@ -177,13 +185,18 @@ def check_system(dest, c):
             and user[0][5] == "/var/lib/kwik" and user[0][6].endswith("nologin")
         c.expect(ok, "user kwik: a system user in group kwik, home /var/lib/kwik, no login shell",
                  f"passwd {user}, group {grp}")
-    with tempfile.TemporaryDirectory(prefix="kwik-tmpfiles-") as root:
+        # tmpfiles in the same root, where group kwik now exists.
         r = subprocess.run(["systemd-tmpfiles", f"--root={root}", "--create",
                             os.path.join(dest, "usr/lib/tmpfiles.d/kwik.conf")],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        d = os.path.join(root, "run/dpdk")
-        ok = r.returncode == 0 and os.path.isdir(d) and stat.S_IMODE(os.stat(d).st_mode) == 0o700
-        c.expect(ok, "systemd-tmpfiles creates /run/dpdk 0700", r.stdout)
+        c.expect(r.returncode == 0, "systemd-tmpfiles applies kwik.conf", r.stdout)
+        gid = int(grp[0][2]) if grp else -1
+        for d, mode, group_id in (("run/dpdk", 0o700, 0), ("run/kwik", 0o770, gid)):
+            p = os.path.join(root, d)
+            st = os.stat(p) if os.path.isdir(p) else None
+            c.expect(st is not None and stat.S_IMODE(st.st_mode) == mode and st.st_uid == 0 and st.st_gid == group_id,
+                     f"systemd-tmpfiles creates /{d} {mode:04o} root:{'kwik' if group_id else 'root'}",
+                     st and (oct(st.st_mode), st.st_uid, st.st_gid))
     with open(os.path.join(dest, "etc/modules-load.d/kwik.conf")) as f:
         mods = [l.strip() for l in f if l.strip() and not l.startswith("#")]
     c.expect(mods == ["vfio-pci"], "modules-load.d/kwik.conf loads vfio-pci", repr(mods))
