@@ -20,6 +20,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklist import checklist  # noqa: E402
+
 SOURCE, BUILD, WHICH = sys.argv[1], sys.argv[2], sys.argv[3]
 SKIP = 77
 UNIT_DIR = "lib/systemd/system"
@@ -64,19 +67,6 @@ def files_under(root):
             p = os.path.join(d, n)
             out[os.path.relpath(p, root)] = stat.S_IMODE(os.lstat(p).st_mode)
     return out
-
-
-class checks:
-    def __init__(self):
-        self.failures = 0
-
-    def expect(self, ok, what, detail=""):
-        print(("ok   " if ok else "FAIL ") + what)
-        if not ok:
-            self.failures += 1
-            if detail:
-                print("  " + detail.replace("\n", "\n  "))
-        return ok
 
 
 def check_tree(dest, c):
@@ -258,7 +248,7 @@ def check_samples(dest, c):
 def main():
     with tempfile.TemporaryDirectory(prefix="kwik-destdir-") as dest:
         install(dest)
-        c = checks()
+        c = checklist()
         rc = {"tree": check_tree, "units": check_units, "system": check_system, "samples": check_samples}[WHICH](dest, c)
         if rc == SKIP:
             return SKIP

@@ -13,6 +13,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checklist import checklist  # noqa: E402
+
 SOURCE, BUILD = sys.argv[1], sys.argv[2]
 SKIP = 77
 BUILD_DEB = os.path.join(SOURCE, "deploy", "package", "build-deb.sh")
@@ -38,19 +41,6 @@ MUST_HOLD = {
 }
 
 
-class checks:
-    def __init__(self):
-        self.failures = 0
-
-    def expect(self, ok, what, detail=""):
-        print(("ok   " if ok else "FAIL ") + what)
-        if not ok:
-            self.failures += 1
-            if detail:
-                print("  " + str(detail).replace("\n", "\n  "))
-        return ok
-
-
 def run(argv, **kw):
     return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
@@ -68,7 +58,7 @@ def main():
         if shutil.which(tool) is None:
             print(f"SKIP: {tool} is not installed (apt-get install dpkg-dev)")
             return SKIP
-    c = checks()
+    c = checklist()
     with tempfile.TemporaryDirectory(prefix="kwik-deb-") as tmp:
         out = os.path.join(tmp, "out")
         r = run([BUILD_DEB, BUILD, out])
