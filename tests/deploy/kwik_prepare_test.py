@@ -230,6 +230,22 @@ def usage_cases():
             if not ok:
                 print(f"  exit {got} (expected {code}); stdout {out!r}; stderr {err!r}")
                 failures += 1
+        # Without a kwikd binary the file is read itself (lcores as a range string, defaults).
+        if any(os.access(p, os.X_OK) for p in ("/usr/sbin/kwikd", "/usr/local/sbin/kwikd")):
+            print("skip the file-only case: a kwikd is installed on this machine")
+        else:
+            cfg = os.path.join(tmp, "plain.toml")
+            with open(cfg, "w") as f:
+                f.write(CONFIG.format(extra=HUGE_2G).replace("worker_lcores = [2, 3]", 'worker_lcores = "2-3"'))
+            env = dict(os.environ, PATH="/usr/bin:/bin")
+            r = subprocess.run([sys.executable, PREPARE, "--config", cfg, "--dry-run", "--root", root],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            want = RESERVE_BOTH + MOUNT_2M + ["modprobe vfio-pci", "dpdk-devbind.py --bind=vfio-pci 0000:3b:00.0"]
+            ok = r.returncode == 0 and r.stdout.splitlines() == want and "no kwikd binary" in r.stderr
+            print(("ok   " if ok else "FAIL ") + "no kwikd: the file itself, the same commands")
+            if not ok:
+                print(f"  exit {r.returncode}; stdout {r.stdout!r}; stderr {r.stderr!r}")
+                failures += 1
         r = subprocess.run([sys.executable, PREPARE, "--config", os.path.join(tmp, "absent.toml"), "--dry-run"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ok = r.returncode == 2 and "--config: cannot read" in r.stderr
