@@ -127,7 +127,7 @@ def check_units(dest, c):
     wanted = [
         (kwikd, "kwikd.service", ["Type=notify", "ExecStart=/usr/sbin/kwikd --config /etc/kwik/kwikd.toml",
                                   "Requires=kwik-prepare.service", "After=kwik-prepare.service network-pre.target",
-                                  "Group=kwik", "RuntimeDirectory=kwik", "RuntimeDirectoryMode=0770",
+                                  "Group=kwik", "RuntimeDirectory=kwik", "RuntimeDirectoryMode=0750",
                                   "RuntimeDirectoryPreserve=yes", "ReadWritePaths=/run/dpdk -/dev/hugepages -/srv/kwik",
                                   "LimitMEMLOCK=infinity", "Restart=on-failure", "WatchdogSec=10s",
                                   "NoNewPrivileges=yes", "ProtectSystem=strict", "SyslogIdentifier=kwikd"]),
@@ -183,7 +183,7 @@ def check_system(dest, c):
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         c.expect(r.returncode == 0, "systemd-tmpfiles applies kwik.conf", r.stdout)
         gid = int(grp[0][2]) if grp else -1
-        for d, mode, group_id in (("run/dpdk", 0o700, 0), ("run/kwik", 0o770, gid)):
+        for d, mode, group_id in (("run/dpdk", 0o700, 0), ("run/kwik", 0o750, gid)):
             p = os.path.join(root, d)
             st = os.stat(p) if os.path.isdir(p) else None
             c.expect(st is not None and stat.S_IMODE(st.st_mode) == mode and st.st_uid == 0 and st.st_gid == group_id,
