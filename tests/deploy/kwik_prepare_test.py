@@ -39,7 +39,7 @@ device = "0000:5e:00.0"
 addresses = ["192.0.4.10/24"]
 [[port]]
 name = "p3"
-device = "net_af_xdp0,iface=ens7"
+device = "net_af_xdp0,iface=ens7,xdp_prog={xdp_prog}"
 addresses = ["192.0.5.10/24"]
 [[port]]
 name = "p4"
@@ -96,10 +96,18 @@ def make_tree(root, nics=NICS, pages=(0, 0), page_dirs=("2048",), mounts="", vfi
     os.makedirs(os.path.join(root, "dev/hugepages"), exist_ok=True)
 
 
-def run_prepare(args, config_text, tmp):
+def config_text(kwikd_lines, tmp):
+    # kwikd checks that a net_af_xdp port's XDP object is readable (branch af-xdp): any file
+    # will do for --check-config.
+    xdp = os.path.join(tmp, "kwik_xdp.o")
+    open(xdp, "a").close()
+    return CONFIG.format(extra=kwikd_lines, xdp_prog=xdp)
+
+
+def run_prepare(args, text, tmp):
     cfg = os.path.join(tmp, "kwikd.toml")
     with open(cfg, "w") as f:
-        f.write(config_text)
+        f.write(text)
     r = subprocess.run([sys.executable, PREPARE, "--config", cfg, "--kwikd", KWIKD] + args,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
     return r.returncode, r.stdout, r.stderr
@@ -189,7 +197,7 @@ def fake_cases():
         with tempfile.TemporaryDirectory(prefix="kwik-prepare-test-") as tmp:
             root = os.path.join(tmp, "root")
             make_tree(root, **tree)
-            text = CONFIG.format(extra=extra or HUGE_2G)
+            text = config_text(extra or HUGE_2G, tmp)
             code_got, out, err = run_prepare(["--dry-run", "--root", root] + flags, text, tmp)
             problems = []
             if code_got != code:
@@ -214,11 +222,11 @@ def usage_cases():
     with tempfile.TemporaryDirectory(prefix="kwik-prepare-test-") as tmp:
         root = os.path.join(tmp, "root")
         make_tree(root)
-        bad_config = CONFIG.format(extra=HUGE_2G).replace("worker_lcores = [2, 3]", "worker_lcores = [2, 2]")
+        bad_config = config_text(HUGE_2G, tmp).replace("worker_lcores = [2, 3]", "worker_lcores = [2, 2]")
         checks = [
-            ("--root without --dry-run is usage", ["--root", root], CONFIG.format(extra=HUGE_2G), 2, "--root: only with --dry-run"),
-            ("an unknown flag is usage", ["--dry-run", "--bogus"], CONFIG.format(extra=HUGE_2G), 2, "--bogus"),
-            ("a bad --hugepage-size is usage", ["--dry-run", "--hugepage-size", "4M"], CONFIG.format(extra=HUGE_2G), 2,
+            ("--root without --dry-run is usage", ["--root", root], config_text(HUGE_2G, tmp), 2, "--root: only with --dry-run"),
+            ("an unknown flag is usage", ["--dry-run", "--bogus"], config_text(HUGE_2G, tmp), 2, "--bogus"),
+            ("a bad --hugepage-size is usage", ["--dry-run", "--hugepage-size", "4M"], config_text(HUGE_2G, tmp), 2,
              "--hugepage-size"),
             ("a configuration kwikd refuses: its message, exit 1", ["--dry-run", "--root", root], bad_config, 1,
              "kwikd --check-config refused it"),
@@ -236,7 +244,7 @@ def usage_cases():
         else:
             cfg = os.path.join(tmp, "plain.toml")
             with open(cfg, "w") as f:
-                f.write(CONFIG.format(extra=HUGE_2G).replace("worker_lcores = [2, 3]", 'worker_lcores = "2-3"'))
+                f.write(config_text(HUGE_2G, tmp).replace("worker_lcores = [2, 3]", 'worker_lcores = "2-3"'))
             env = dict(os.environ, PATH="/usr/bin:/bin")
             r = subprocess.run([sys.executable, PREPARE, "--config", cfg, "--dry-run", "--root", root],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
