@@ -21,9 +21,9 @@ fuzz_dir=${build_dir}-fuzz
 # says why each one is there.
 packages=(
     build-essential g++ clang llvm libclang-rt-14-dev meson ninja-build pkg-config cmake
-    python3 git iproute2
+    python3 git iproute2 ethtool
     libdpdk-dev dpdk-dev
-    libisal-dev libmimalloc-dev libbpf-dev
+    libisal-dev libmimalloc-dev libbpf-dev libxdp-dev
     protobuf-compiler libprotobuf-dev
     libpcap-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libssl-dev
     libgtest-dev libgmock-dev libbenchmark-dev

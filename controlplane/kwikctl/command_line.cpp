@@ -3,6 +3,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <set>
@@ -292,6 +295,37 @@ void command_line::state::build() {
                                                    "file, e.g. kwik-cp's certificate, for --pin");
     add(pin_cmd, "file", "a PEM certificate, public key or private key", "FILE", {}, true);
 
+    CLI::App* doctor_cmd = app.add_subcommand("doctor", "check this host for kwikd and kwik-cp (IOMMU, NICs, hugepages, "
+                                                    "CPUs, shared memory, kwik-cp) and print what to fix; exit 1 on a failure");
+    add(doctor_cmd, "--kwikd-config", "kwikd's configuration (default /etc/kwik/kwikd.toml under --root)", "FILE",
+        [](const std::string& s) {
+            std::error_code ec;
+            return std::filesystem::is_regular_file(s, ec) ? std::string() : "\"" + s + "\" is not a file";
+        });
+    add(doctor_cmd, "--kwikd", "the kwikd whose --check-config reads it (default /usr/sbin/kwikd, else kwikd on PATH)",
+        "PATH", [](const std::string& s) {
+            if (s.find('/') == std::string::npos) {
+                return std::string();
+            }
+            std::error_code ec;
+            return std::filesystem::is_regular_file(s, ec) && ::access(s.c_str(), X_OK) == 0
+                       ? std::string()
+                       : "\"" + s + "\" is not an executable file";
+        });
+    add(doctor_cmd, "--root", "read /sys, /proc, /dev, /run and /etc under this directory (default /)", "DIR",
+        [](const std::string& s) {
+            std::error_code ec;
+            return std::filesystem::is_directory(s, ec) ? std::string() : "\"" + s + "\" is not a directory";
+        });
+    std::vector<std::string> skippable(std::begin(doctor::check_groups) + 1, std::end(doctor::check_groups));
+    CLI::Option* skip = add_list(doctor_cmd, "--skip", "a check group not to run (repeat)", "", one_of(skippable));
+    std::string skip_type;
+    for (const auto& n : skippable) {
+        skip_type += (skip_type.empty() ? "" : "|") + n;
+    }
+    skip->type_name(skip_type);
+    hints.choices[skip] = skippable;
+
     CLI::App* completion = app.add_subcommand("completion", "print a shell completion script");
     add_choice(completion, "shell", "the shell", {"bash", "zsh"}, true);
 }
@@ -578,6 +612,21 @@ parse_outcome command_line::parse(const std::vector<std::string>& args) {
         if (given("--count")) {
             inv.count = number("--count");
         }
+    } else if (cmd == "doctor") {
+        inv.what = invocation::kind::doctor;
+        doctor::options& d = inv.doctor;
+        if (given("--kwikd-config")) {
+            d.kwikd_config = text("--kwikd-config");
+        }
+        if (given("--kwikd")) {
+            d.kwikd = text("--kwikd");
+        }
+        if (given("--root")) {
+            d.root = text("--root");
+        }
+        d.skip = s.list(leaf, "--skip");
+        d.settings = inv.settings;
+        d.json = inv.json;
     } else {
         return refuse("no command \"" + cmd + "\"");
     }

@@ -1,5 +1,5 @@
 // kwikctl's command line: the CLI11 command tree (status, show, path, scale, set, health,
-// registry, watch, completion), each command's arguments checked and made into one
+// registry, watch, doctor, completion), each command's arguments checked and made into one
 // OperatorRequest (proto/kcp.proto), and the shell completion script generated from the same
 // tree. No sockets; one thread (the caller's).
 #pragma once
@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "controlplane/kwikctl/doctor.hpp"
 #include "controlplane/kwikctl/settings.hpp"
 #include "proto/kcp.pb.h"
 
@@ -32,7 +33,7 @@ enum exit_status : int {
 
 // One parsed command.
 struct invocation {
-    enum class kind : std::uint8_t { request, watch };
+    enum class kind : std::uint8_t { request, watch, doctor };
     kind what = kind::request;
     std::string command;              // "path add", for messages
     kcp::v3::OperatorRequest request; // watch: the Show sent each round
@@ -40,6 +41,7 @@ struct invocation {
     bool json = false;
     std::uint32_t interval_ms = 1000; // watch
     std::uint64_t count = 0;          // watch: rounds; 0 until q or Ctrl-C
+    doctor::options doctor;           // doctor: its flags (settings and json copied in)
 };
 
 struct parse_outcome {

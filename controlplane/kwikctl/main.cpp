@@ -2,7 +2,7 @@
 // settings (flag > environment > config file), opens a KCP session with kwik-cp as an operator
 // and prints its OperatorResponse as tables or JSON; `watch` repeats a view. Exit status: 0 ok,
 // 1 kwik-cp refused (its error on stderr), 2 bad arguments, 3 cannot connect, hello rejected or
-// no answer in time.
+// no answer in time. `doctor` checks the host instead (doctor.hpp): 0 no failure, 1 a failure.
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -25,6 +25,13 @@ int main(int argc, char** argv) {
         return parsed.exit_code;
     }
     const invocation& inv = *parsed.parsed;
+    if (inv.what == invocation::kind::doctor) {
+        std::signal(SIGPIPE, SIG_IGN);
+        const auto findings = doctor::run(inv.doctor, process_environment());
+        const std::string out = inv.json ? doctor::to_json(findings).dump(2) + "\n" : doctor::render_text(findings);
+        std::fputs(out.c_str(), stdout);
+        return doctor::exit_code(findings);
+    }
     auto settings = resolve_settings(inv.settings, process_environment());
     if (!settings) {
         std::fprintf(stderr, "kwikctl: %s\n", settings.message().c_str());

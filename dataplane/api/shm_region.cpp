@@ -2,6 +2,8 @@
 #include "dataplane/api/shm_region.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -11,6 +13,7 @@
 // (command_ring.cpp checks it against rte_ring_get_memsize_elem()). Header only, no DPDK library.
 #include <rte_ring_core.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -40,24 +43,114 @@ constexpr u64 ring_bytes(std::uint32_t slots) noexcept {
     return align_up(sizeof(struct rte_ring) + u64{slots} * message_size, RTE_CACHE_LINE_SIZE);
 }
 
-std::string shm_path(std::string_view name) {
-    return "/dev/shm/" + std::string(name);
+std::string join_path(std::string_view directory, std::string_view name) {
+    std::string path(directory);
+    if (path.empty() || path.back() != '/') {
+        path += '/';
+    }
+    return path + std::string(name);
+}
+
+std::string user_name(uid_t uid) {
+    std::array<char, 1024> buf{};
+    passwd pw{};
+    passwd* found = nullptr;
+    if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) {
+        return found->pw_name;
+    }
+    return "uid " + std::to_string(uid);
+}
+
+std::string group_name(gid_t gid) {
+    std::array<char, 1024> buf{};
+    group gr{};
+    group* found = nullptr;
+    if (::getgrgid_r(gid, &gr, buf.data(), buf.size(), &found) == 0 && found != nullptr) {
+        return found->gr_name;
+    }
+    return std::to_string(gid);
+}
+
+// What to say when this process may not open `path` (EACCES/EPERM): who owns it (or the
+// directory that stopped us), its mode, who we are, and how to get in.
+std::string access_hint(const std::string& path) {
+    struct stat st {};
+    std::string what = path;
+    if (::stat(path.c_str(), &st) != 0) {
+        what = path.substr(0, path.find_last_of('/'));
+        if (what.empty() || ::stat(what.c_str(), &st) != 0) {
+            return {};
+        }
+        what = "directory " + what;
+    }
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    const std::string grp = group_name(st.st_gid);
+    const std::string me = user_name(::geteuid());
+    return " (" + what + " is " + user_name(st.st_uid) + ":" + grp + " mode " + mode + "; this process runs as " +
+           me + ": run it in group '" + grp + "' (usermod -aG " + grp + " " + me +
+           ", or systemd's SupplementaryGroups=" + grp + "), or have kwikd grant another group with [kwikd] "
+           "shm_group and shm_mode)";
+}
+
+std::string open_failure(const std::string& what, const std::string& path, int err) {
+    std::string msg = errno_message(what + " " + path, err);
+    if (err == EACCES || err == EPERM) {
+        msg += access_hint(path);
+    }
+    return msg;
 }
 
 std::uint32_t load_state(const region_header& h) noexcept {
     return std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(h.state)).load(std::memory_order_acquire);
 }
 
+// Gives fd (the region or a lock file) the configured mode and group.
+result<void> set_owner(int fd, const std::string& path, mode_t mode, gid_t group) {
+    if (::fchmod(fd, mode) != 0) { // open() applies the umask
+        return error{errno_message("cannot set mode of " + path, errno)};
+    }
+    if (group != keep_group && ::fchown(fd, static_cast<uid_t>(-1), group) != 0) {
+        return error{errno_message("cannot give " + path + " to group " + group_name(group) + " (shm_group)", errno)};
+    }
+    return {};
+}
+
+// Opens a lock file for read-write. kwikd (owner) creates it or takes it over and sets its mode
+// and group; a control process opens the one kwikd made (root:kwik 0660 in /run/kwik, where it
+// may not create files) and creates one with `mode` only where none exists.
+result<int> open_lock_file(const std::string& path, mode_t mode, gid_t group, bool owner) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | (owner ? O_CREAT : 0), mode);
+    bool created = false;
+    if (fd < 0 && errno == ENOENT && !owner) {
+        fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        created = fd >= 0;
+    }
+    if (fd < 0) {
+        return error{open_failure("cannot open lock file", path, errno)};
+    }
+    struct stat st {};
+    if ((owner || created) && ::fstat(fd, &st) == 0 && st.st_uid == ::geteuid()) {
+        if (auto set = set_owner(fd, path, mode, owner ? group : keep_group); !set) {
+            ::close(fd);
+            return error{set.message()};
+        }
+    }
+    return fd;
+}
+
 // An exclusive flock on `path`, with our pid written into the file for whoever is refused.
 // Returns the fd, or an error naming the holder.
-result<int> take_lock(const std::string& path, mode_t mode, std::string_view holder_kind, std::string_view region) {
+result<int> take_lock(const std::string& path, mode_t mode, gid_t group, bool owner, std::string_view holder_kind,
+                      std::string_view region) {
     // A lock file that someone removed and recreated while we waited would let two holders
     // coexist; take the lock again until the locked file is the one the path names.
     for (int attempt = 0; attempt < 8; ++attempt) {
-        const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, mode);
-        if (fd < 0) {
-            return error{errno_message("cannot open lock file " + path, errno)};
+        auto opened = open_lock_file(path, mode, group, owner);
+        if (!opened) {
+            return error{opened.message()};
         }
+        const int fd = *opened;
         if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
             const int err = errno;
             if (err != EWOULDBLOCK) {
@@ -76,7 +169,6 @@ result<int> take_lock(const std::string& path, mode_t mode, std::string_view hol
         struct stat by_path {};
         if (::fstat(fd, &by_fd) == 0 && ::stat(path.c_str(), &by_path) == 0 && by_fd.st_dev == by_path.st_dev &&
             by_fd.st_ino == by_path.st_ino) {
-            ::fchmod(fd, mode);
             const std::string pid = std::to_string(::getpid()) + "\n";
             if (::ftruncate(fd, 0) != 0 ||
                 ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
@@ -195,21 +287,29 @@ result<shm_region> shm_region::create(const region_config& config) {
     region._access = access::read_write;
     region._creator = true;
     region._unlink_on_close = config.unlink_on_close;
-    region._lock_path = config.lock_directory + "/" + config.name + ".lock";
-    auto lock = take_lock(region._lock_path, config.mode, "kwikd", config.name);
+    region._lock_path = join_path(config.lock_directory, config.name + ".lock");
+    auto lock = take_lock(region._lock_path, config.mode, config.group, true, "kwikd", config.name);
     if (!lock) {
         return error{lock.message()};
     }
     region._lock_fd = *lock;
+    // The control process's lock file, made now with our mode and group: under systemd the
+    // directory (/run/kwik, root:kwik 0750) lets kwik-cp open files but not create them.
+    const std::string ctl_lock = join_path(config.lock_directory, config.name + ".ctl.lock");
+    auto ctl = open_lock_file(ctl_lock, config.mode, config.group, true);
+    if (!ctl) {
+        return error{ctl.message()};
+    }
+    ::close(*ctl);
 
     // We hold the lock, so a region under this name was left by a kwikd that died: replace it.
     // Control processes still mapping it see is_stale() and open the new one.
-    const std::string shm_name = "/" + config.name;
-    const std::string path = shm_path(config.name);
-    if (::shm_unlink(shm_name.c_str()) != 0 && errno != ENOENT) {
+    const std::string path = join_path(config.directory, config.name);
+    region._path = path;
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
         return error{errno_message("cannot remove stale region " + path, errno)};
     }
-    const int fd = ::shm_open(shm_name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, config.mode);
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, config.mode);
     if (fd < 0) {
         return error{errno_message("cannot create " + path, errno)};
     }
@@ -217,22 +317,21 @@ result<shm_region> shm_region::create(const region_config& config) {
         int fd;
         ~fd_guard() { ::close(fd); }
     } guard{fd};
-    if (::fchmod(fd, config.mode) != 0) { // shm_open applies the umask
-        const int err = errno;
-        ::shm_unlink(shm_name.c_str());
-        return error{errno_message("cannot set mode of " + path, err)};
+    if (auto set = set_owner(fd, path, config.mode, config.group); !set) {
+        ::unlink(path.c_str());
+        return error{set.message()};
     }
     // posix_fallocate, unlike ftruncate, fails now with ENOSPC when /dev/shm is too small,
     // instead of a SIGBUS in a worker at its first publish.
     if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(l.size)); err != 0) {
-        ::shm_unlink(shm_name.c_str());
+        ::unlink(path.c_str());
         return error{errno_message("cannot allocate " + std::to_string(l.size) + " bytes for " + path, err)};
     }
     // MAP_POPULATE: fault every page in now, not on a worker's hot path.
     void* base = ::mmap(nullptr, l.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (base == MAP_FAILED) {
         const int err = errno;
-        ::shm_unlink(shm_name.c_str());
+        ::unlink(path.c_str());
         return error{errno_message("cannot map " + path, err)};
     }
     struct stat st {};
@@ -328,23 +427,18 @@ result<shm_region> shm_region::open(std::string_view name, const open_options& o
     shm_region region;
     region._name = std::string(name);
     region._access = options.mode;
-    const std::string path = shm_path(name);
-    if (options.mode == access::read_write) {
-        region._lock_path = options.lock_directory + "/" + region._name + ".ctl.lock";
-        auto lock = take_lock(region._lock_path, 0600, "a control process", name);
-        if (!lock) {
-            return error{lock.message()};
-        }
-        region._lock_fd = *lock;
-    }
-    const std::string shm_name = "/" + region._name;
+    const std::string path = join_path(options.directory, name);
+    region._path = path;
+    // The region before the control lock: "is kwikd running?" is the likelier answer, and in a
+    // directory the control process cannot write it could not create the lock file anyway.
     const bool rw = options.mode == access::read_write;
-    const int fd = ::shm_open(shm_name.c_str(), (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+    const int fd = ::open(path.c_str(), (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         const int err = errno;
-        std::string msg = errno_message("cannot open shared-memory region " + path, err);
+        std::string msg = open_failure("cannot open shared-memory region", path, err);
         if (err == ENOENT) {
-            msg += " (is kwikd running with shm name '" + region._name + "'?)";
+            msg += " (is kwikd running with shm name '" + region._name + "' and shm_directory '" +
+                   options.directory + "'?)";
         }
         return error{std::move(msg)};
     }
@@ -352,6 +446,14 @@ result<shm_region> shm_region::open(std::string_view name, const open_options& o
         int fd;
         ~fd_guard() { ::close(fd); }
     } guard{fd};
+    if (rw) {
+        region._lock_path = join_path(options.lock_directory, region._name + ".ctl.lock");
+        auto lock = take_lock(region._lock_path, 0600, keep_group, false, "a control process", name);
+        if (!lock) {
+            return error{lock.message()};
+        }
+        region._lock_fd = *lock;
+    }
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
         return error{errno_message("cannot stat " + path, errno)};
@@ -408,7 +510,7 @@ result<shm_region> shm_region::open(std::string_view name, const open_options& o
 // ---- lifetime ----
 
 shm_region::shm_region(shm_region&& other) noexcept
-    : _name(std::move(other._name)), _lock_path(std::move(other._lock_path)), _base(other._base), _size(other._size),
+    : _name(std::move(other._name)), _path(std::move(other._path)), _lock_path(std::move(other._lock_path)), _base(other._base), _size(other._size),
       _lock_fd(other._lock_fd), _access(other._access), _creator(other._creator),
       _unlink_on_close(other._unlink_on_close), _dev(other._dev), _ino(other._ino) {
     other._base = nullptr;
@@ -421,6 +523,7 @@ shm_region& shm_region::operator=(shm_region&& other) noexcept {
     if (this != &other) {
         close();
         _name = std::move(other._name);
+        _path = std::move(other._path);
         _lock_path = std::move(other._lock_path);
         _base = other._base;
         _size = other._size;
@@ -448,10 +551,9 @@ void shm_region::close() noexcept {
             set_state(region_state::stopped);
             if (_unlink_on_close) {
                 struct stat st {};
-                const std::string path = shm_path(_name);
                 // Only our own region: a successor may already have replaced the name.
-                if (::stat(path.c_str(), &st) == 0 && st.st_dev == _dev && st.st_ino == _ino) {
-                    ::shm_unlink(("/" + _name).c_str());
+                if (::stat(_path.c_str(), &st) == 0 && st.st_dev == _dev && st.st_ino == _ino) {
+                    ::unlink(_path.c_str());
                 }
             }
         } else if (_access == access::read_write) {
@@ -467,7 +569,7 @@ void shm_region::close() noexcept {
 }
 
 std::string shm_region::path() const {
-    return shm_path(_name);
+    return _path;
 }
 
 region_state shm_region::state() const noexcept {

@@ -1,11 +1,13 @@
-// The named POSIX shared-memory region that is the one published interface between kwikd and the
-// control process: a header, the command ring, the event ring and the counters region, found
-// by offsets from the region base. kwikd creates it (and holds a lock file so that a second
-// kwikd on the same name is refused); the control process and kwikctl open it. Set-up calls:
+// The shared-memory region that is the one published interface between kwikd and the control
+// process: a header, the command ring, the event ring and the counters region, found by offsets
+// from the region base. It is the file <directory>/<name> on a tmpfs (/dev/shm, or systemd's
+// /run/kwik). kwikd creates it (and holds a lock file so that a second kwikd on the same name is
+// refused); the control process and kwikctl open it. Set-up calls:
 // one thread; the header's runtime lines follow the single-writer rules written beside them.
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstddef>
@@ -102,21 +104,26 @@ struct counters_config {
 };
 
 // What kwikd asks for when it creates the region.
+inline constexpr gid_t keep_group = static_cast<gid_t>(-1);
+
 struct region_config {
-    std::string name = "kwik";               // [A-Za-z0-9_-], 1..64 characters; /dev/shm/<name>
+    std::string name = "kwik";               // [A-Za-z0-9_-], 1..64 characters
+    std::string directory = "/dev/shm";      // the region is <directory>/<name>; a tmpfs
     mode_t mode = 0600;                      // of the region and the lock files (umask ignored)
+    gid_t group = keep_group;                // of the region and the lock files; keep_group: ours
     std::string lock_directory = "/dev/shm"; // holds <name>.lock (kwikd) and <name>.ctl.lock
     std::uint32_t command_ring_slots = 1024; // power of two, 2..65536
     std::uint32_t event_ring_slots = 4096;   // power of two, 2..65536
     bool multi_producer_events = false;      // true if several lcores enqueue events directly
     counters_config counters{};
-    bool unlink_on_close = true; // remove /dev/shm/<name> when kwikd closes it
+    bool unlink_on_close = true; // remove <directory>/<name> when kwikd closes it
 };
 
 enum class access : std::uint8_t { read_only, read_write };
 
 struct open_options {
     access mode = access::read_write; // read_write: the control process (takes the control lock)
+    std::string directory = "/dev/shm"; // where kwikd's region_config.directory put the region
     std::string lock_directory = "/dev/shm";
     bool require_ready = true; // false: accept a stopped region (final counters)
 };
@@ -142,14 +149,17 @@ std::string check_region_name(std::string_view name);
 class shm_region {
 public:
     // kwikd: take <lock_directory>/<name>.lock (refused, naming the holder's pid, if another
-    // kwikd holds it), remove a stale region left by a kwikd that died, create /dev/shm/<name>
-    // with config.mode, size and prefault it, write the header and lay out the counters. The state
-    // stays initialising until dataplane_channel::create() has initialised the rings.
+    // kwikd holds it), create <lock_directory>/<name>.ctl.lock for the control process (it may
+    // not be allowed to create files there), remove a stale region left by a kwikd that died,
+    // create <directory>/<name> with config.mode and config.group (the lock files too), size and
+    // prefault it, write the header and lay out the counters. The state stays initialising until
+    // dataplane_channel::create() has initialised the rings.
     [[nodiscard]] static result<shm_region> create(const region_config& config);
 
     // The control process (read_write, one at a time: <name>.ctl.lock) or a reader such as
     // kwikctl (read_only, any number, no lock). Checks magic, layout and protocol versions, the
-    // size and every offset; refuses a region that is still initialising.
+    // size and every offset; refuses a region that is still initialising. Refused access names
+    // the file, its owner, group and mode, and the fix (the group to join).
     [[nodiscard]] static result<shm_region> open(std::string_view name, const open_options& options = {});
 
     shm_region() = default;
@@ -165,7 +175,7 @@ public:
     const std::string& name() const noexcept { return _name; }
     access mode() const noexcept { return _access; }
     bool is_creator() const noexcept { return _creator; }
-    // /dev/shm/<name>
+    // <directory>/<name>
     std::string path() const;
 
     region_header& header() const noexcept { return *reinterpret_cast<region_header*>(_base); }
@@ -178,7 +188,7 @@ public:
     // hung kwikd from an idle one.
     void heartbeat(std::uint64_t now_ns) noexcept;
 
-    // True when /dev/shm/<name> no longer is this mapping (kwikd restarted or exited and removed
+    // True when <directory>/<name> no longer is this mapping (kwikd restarted or exited and removed
     // it) or the region is stopped: the control process should close and open again.
     bool is_stale() const;
 
@@ -186,6 +196,7 @@ private:
     void close() noexcept;
 
     std::string _name;
+    std::string _path;
     std::string _lock_path;
     std::byte* _base = nullptr;
     std::size_t _size = 0;

@@ -6,6 +6,8 @@
 #include "dataplane/engine/config.hpp"
 
 #include <arpa/inet.h>
+#include <grp.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,10 +20,13 @@
 #include <tuple>
 #include <unordered_map>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
 #include "dataplane/api/commands.hpp"
+#include "drivers/af_xdp/xdp_object_path.hpp"
 
 namespace kwik::engine {
 
@@ -718,7 +723,7 @@ void check_eal_args(checker& c, const toml::node* at, const std::string& field, 
 void read_kwikd(checker& c, const toml::table& t, daemon_settings& d, positions& pos) {
     table_reader r(c, t, "kwikd");
     r.known_keys({"name", "log_level", "main_lcore", "worker_lcores", "hugepages", "memory_mb", "eal_args",
-                  "stats_interval_ms", "shm_mode", "poll_mode", "idle_sleep_max_us"},
+                  "stats_interval_ms", "shm_mode", "shm_directory", "shm_group", "poll_mode", "idle_sleep_max_us"},
                  "[kwikd]");
     if (r.string("name", d.name) && !valid_name(d.name, max_name_length, "_-")) {
         r.fail("name", in_quotes(d.name) + " may hold only letters, digits, '_' and '-' (1 to " +
@@ -829,6 +834,21 @@ void read_kwikd(checker& c, const toml::table& t, daemon_settings& d, positions&
             r.fail("shm_mode", "expected a string such as \"0600\", got " + std::string(type_name(*n)));
         }
     }
+    if (r.string("shm_directory", d.shm_directory)) {
+        struct stat st {};
+        if (d.shm_directory.empty() || d.shm_directory.front() != '/') {
+            r.fail("shm_directory", in_quotes(d.shm_directory) + " is not an absolute path");
+        } else if (::stat(d.shm_directory.c_str(), &st) != 0) {
+            r.fail("shm_directory", in_quotes(d.shm_directory) + ": " + std::strerror(errno) +
+                                        " (systemd's RuntimeDirectory= creates /run/kwik for kwikd.service)");
+        } else if (!S_ISDIR(st.st_mode)) {
+            r.fail("shm_directory", in_quotes(d.shm_directory) + " is not a directory");
+        }
+    }
+    if (r.string("shm_group", d.shm_group) && !d.shm_group.empty() && !group_id(d.shm_group)) {
+        r.fail("shm_group", in_quotes(d.shm_group) + " is not a group on this system (groupadd --system " +
+                                d.shm_group + ", or leave it out to keep kwikd's own group)");
+    }
 }
 
 bool power_of_two(std::uint64_t x) noexcept {
@@ -877,11 +897,75 @@ void read_gateway(table_reader& r, std::string_view key, bool v4, const port_set
                     (prefixes.empty() ? "port[].addresses has none" : prefixes) + "): a gateway must be on-link");
 }
 
+// A net_af_xdp port (drivers/af_xdp/README.md): the PMD loads our XDP program itself
+// (xdp_prog=, from port[].xdp_program) and binds one AF_XDP socket per queue from start_queue
+// (default 0) for queue_count queues (default rx_queues). Its tx queue i is the socket of rx queue
+// i, so every worker's tx queue needs its rx queue: rx_queues must equal the worker lcores.
+// Whether iface exists is not checked here (the configuration may be checked on another host).
+void read_af_xdp(table_reader& r, port_settings& p, const daemon_settings& d, const positions& pos) {
+    const bool af_xdp = p.kind == device_kind::vdev && device_name(p.device).starts_with("net_af_xdp");
+    const bool keyed = r.string("xdp_program", p.xdp_program);
+    if (!af_xdp) {
+        if (keyed) {
+            r.fail("xdp_program", "only for a net_af_xdp device (device is " + in_quotes(p.device) + ")");
+        }
+        p.xdp_program.clear();
+        return;
+    }
+    const std::string given = p.device; // as written, for the messages
+    std::map<std::string, std::string, std::less<>> args;
+    const std::string_view name = device_name(p.device);
+    for (std::size_t pos_ = name.size(); pos_ < p.device.size();) {
+        const std::size_t next = std::min(p.device.find(',', pos_ + 1), p.device.size());
+        const std::string_view arg = std::string_view(p.device).substr(pos_ + 1, next - pos_ - 1);
+        const std::size_t eq = arg.find('=');
+        args[std::string(arg.substr(0, eq))] = eq == std::string_view::npos ? "" : std::string(arg.substr(eq + 1));
+        pos_ = next;
+    }
+    if (args.find("iface") == args.end() || args["iface"].empty()) {
+        r.fail("device", in_quotes(given) + ": net_af_xdp needs iface=<kernel interface>");
+    }
+    if (const auto it = args.find("xdp_prog"); it != args.end()) {
+        if (keyed && it->second != p.xdp_program) {
+            r.fail("xdp_program", in_quotes(p.xdp_program) + " differs from the device's xdp_prog=" + it->second);
+            return;
+        }
+        p.xdp_program = it->second;
+    } else {
+        if (!keyed) {
+            p.xdp_program = KWIK_XDP_OBJECT_PATH;
+        }
+        p.device += ",xdp_prog=" + p.xdp_program;
+    }
+    if (p.xdp_program.empty() || ::access(p.xdp_program.c_str(), R_OK) != 0) {
+        r.fail("xdp_program",
+               in_quotes(p.xdp_program) + (keyed ? "" : " (the default)") + " (the XDP object file) is not readable: " +
+                   (p.xdp_program.empty() ? std::string("empty") : std::string(std::strerror(errno))) +
+                   " (built as drivers/af_xdp/kwik_xdp.o, installed as " KWIK_XDP_OBJECT_PATH ")");
+    }
+    if (args.find("start_queue") == args.end()) {
+        p.device += ",start_queue=0";
+    }
+    if (const auto it = args.find("queue_count"); it != args.end()) {
+        if (it->second != std::to_string(p.rx_queues)) {
+            r.fail("device", in_quotes(given) + ": queue_count=" + it->second + " differs from rx_queues " +
+                                 std::to_string(p.rx_queues) + " (one AF_XDP socket per rx queue)");
+        }
+    } else {
+        p.device += ",queue_count=" + std::to_string(p.rx_queues);
+    }
+    if (pos.workers_valid && p.rx_queues != d.worker_lcores.size()) {
+        r.fail("rx_queues", std::to_string(p.rx_queues) + " differs from the " + std::to_string(d.worker_lcores.size()) +
+                                " worker lcores: net_af_xdp sends on tx queue i through rx queue i's socket, and "
+                                "every worker sends on its own tx queue");
+    }
+}
+
 void read_port(checker& c, const toml::table& t, std::size_t index, const daemon_settings& d, port_settings& p,
                const positions& pos) {
     table_reader r(c, t, "port[" + std::to_string(index) + "]");
     r.known_keys({"name", "device", "rx_queues", "rx_desc", "tx_desc", "mtu", "rss", "checksum_offload", "promiscuous",
-                  "addresses", "kwik_ports", "gateway", "gateway6"},
+                  "addresses", "kwik_ports", "gateway", "gateway6", "xdp_program"},
                  "[[port]]");
     p.name = "port" + std::to_string(index);
     if (r.string("name", p.name) && !valid_name(p.name, max_name_length, "_-")) {
@@ -974,6 +1058,7 @@ void read_port(checker& c, const toml::table& t, std::size_t index, const daemon
     }
     read_gateway(r, "gateway", true, p, p.gateway);
     read_gateway(r, "gateway6", false, p, p.gateway6);
+    read_af_xdp(r, p, d, pos);
 }
 
 void read_exception(checker& c, const toml::table& t, exception_settings& e) {
@@ -1320,6 +1405,14 @@ void read_document(checker& c, const toml::table& root, kwikd_config& cfg) {
                                          " is already the device of port[" + std::to_string(i) + "]");
                 }
             }
+            for (std::size_t i = 0; i < cfg.ports.size(); ++i) {
+                if (!cfg.ports[i].xdp_program.empty() &&
+                    (cfg.exception.port.empty() ? i == 0 : cfg.ports[i].name == cfg.exception.port)) {
+                    r.fail("device", "port[" + std::to_string(i) + "] is net_af_xdp: its XDP program already leaves "
+                                     "what is not Kwik to the kernel's own interface, so it takes no exception "
+                                     "device");
+                }
+            }
             if (!cfg.exception.port.empty()) {
                 bool found = false;
                 for (std::size_t i = 0; i < cfg.ports.size() && !found; ++i) {
@@ -1568,6 +1661,20 @@ std::string join(const std::vector<std::string>& items, std::string_view sep) {
 } // namespace
 
 // ---------------------------------------------------------------- public
+
+std::optional<unsigned> group_id(std::string_view name) {
+    std::vector<char> buf(4096);
+    group gr{};
+    group* found = nullptr;
+    const std::string text(name);
+    while (::getgrnam_r(text.c_str(), &gr, buf.data(), buf.size(), &found) == ERANGE && buf.size() < (1u << 20)) {
+        buf.resize(buf.size() * 2);
+    }
+    if (found == nullptr) {
+        return std::nullopt;
+    }
+    return static_cast<unsigned>(found->gr_gid);
+}
 
 std::string_view device_name(std::string_view device) noexcept {
     return device.substr(0, device.find(','));
@@ -1855,6 +1962,8 @@ std::string to_toml(const kwikd_config& config) {
     o << "eal_args = " << strings(d.eal_args) << "\n"
       << "stats_interval_ms = " << d.stats_interval_ms << "\n"
       << "shm_mode = " << str(mode) << "\n"
+      << "shm_directory = " << str(d.shm_directory) << "\n"
+      << "shm_group = " << str(d.shm_group) << "\n"
       << "poll_mode = " << str(to_string(d.polling)) << "\n"
       << "idle_sleep_max_us = " << d.idle_sleep_max_us << "\n";
     for (const port_settings& p : config.ports) {
@@ -1879,6 +1988,9 @@ std::string to_toml(const kwikd_config& config) {
         }
         if (p.gateway6) {
             o << "gateway6 = " << str(to_string(*p.gateway6)) << "\n";
+        }
+        if (!p.xdp_program.empty()) {
+            o << "xdp_program = " << str(p.xdp_program) << "\n";
         }
     }
     o << "\n[exception]\n";

@@ -91,6 +91,8 @@ struct daemon_settings {
     std::vector<std::string> eal_args;      // extra EAL arguments, passed through verbatim
     std::uint32_t stats_interval_ms = 1000; // main lcore's counter publication; 0 = never
     std::uint32_t shm_mode = 0600;          // file mode of the shared-memory regions
+    std::string shm_directory = "/dev/shm"; // the regions and lock files; absolute, must exist
+    std::string shm_group;                  // group given the regions and lock files; "": kwikd's
     poll_mode polling = poll_mode::busy;    // poll_mode: how workers wait for packets
     std::uint32_t idle_sleep_max_us = 200; // adaptive: the longest sleep of an idle worker
 
@@ -117,6 +119,9 @@ struct port_settings {
     // packets came from).
     std::optional<ip_address> gateway;  // IPv4
     std::optional<ip_address> gateway6; // IPv6
+    // net_af_xdp devices only: the XDP object the PMD loads (xdp_prog=); default the installed
+    // kwik_xdp.o. Empty for every other device.
+    std::string xdp_program;
 
     bool operator==(const port_settings&) const = default;
 };
@@ -263,6 +268,9 @@ std::string to_toml(const kwikd_config& config);
 
 // What new connections start with, from [transport]; the rest of connection_config is left as is.
 void apply_transport_defaults(const transport_defaults& defaults, transport::connection_config& config) noexcept;
+
+// The id of group `name` ([kwikd] shm_group, checked when the file is read); nullopt if unknown.
+std::optional<unsigned> group_id(std::string_view name);
 
 // The device's name: the spec up to its first comma ("net_pcap0" of "net_pcap0,rx_pcap=a.pcap").
 std::string_view device_name(std::string_view device) noexcept;

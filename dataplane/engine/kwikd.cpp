@@ -4,10 +4,13 @@
 // worker per worker lcore and keeps the main lcore for housekeeping: counters into the shared
 // region and a summary line on stdout every stats interval. SIGINT/SIGTERM stop it cleanly:
 // workers finish their burst and transmit what is queued, then final counters are printed.
+// Under systemd (common/sd_daemon.hpp): every line, DPDK's too, carries its journal priority;
+// READY=1 once workers run, WATCHDOG=1 while every worker goes round its loop, STOPPING=1.
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_log.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 #include <rte_telemetry.h>
@@ -22,12 +25,14 @@
 #include <thread>
 #include <vector>
 
+#include "common/sd_daemon.hpp"
 #include "dataplane/api/command_ring.hpp"
 #include "dataplane/api/counters.hpp"
 #include "dataplane/api/shm_region.hpp"
 #include "dataplane/engine/command_handler.hpp"
 #include "dataplane/engine/config.hpp"
 #include "dataplane/engine/worker.hpp"
+#include "drivers/af_xdp/af_xdp_port.hpp"
 
 namespace {
 
@@ -183,6 +188,30 @@ int telemetry_paths(const char*, const char*, rte_tel_data* d) {
     });
 }
 
+// net_af_xdp ports (drivers/af_xdp): per-verdict counters of each one's XDP program.
+std::vector<const drivers::af_xdp_port*> g_xdp_ports;
+
+int telemetry_xdp(const char*, const char*, rte_tel_data* d) {
+    const std::lock_guard<std::mutex> hold(g_telemetry_lock);
+    rte_tel_data_start_dict(d);
+    for (const drivers::af_xdp_port* x : g_xdp_ports) {
+        auto c = x->counters();
+        if (!c.ok()) {
+            return -EIO;
+        }
+        rte_tel_data* t = rte_tel_data_alloc();
+        if (t == nullptr) {
+            return -ENOMEM;
+        }
+        rte_tel_data_start_dict(t);
+        for (std::size_t v = 0; v < c->by_verdict.size(); ++v) {
+            rte_tel_data_add_dict_u64(t, std::string(drivers::verdict_name(v)).c_str(), c->by_verdict[v]);
+        }
+        rte_tel_data_add_dict_container(d, x->name().c_str(), t, 0);
+    }
+    return 0;
+}
+
 extern "C" void on_signal(int) { g_stop.store(true); }
 
 struct launch {
@@ -219,9 +248,97 @@ int fail(const std::string& what) {
     return 1;
 }
 
+// ---- systemd ----
+
+// DPDK's log levels are syslog's priorities plus one (RTE_LOG_EMERG = 1 .. RTE_LOG_DEBUG = 8);
+// rte_vlog sets the level of the message it is writing before it writes it, on this thread.
+int dpdk_line_priority(void*) {
+    const int level = rte_log_cur_msg_loglevel();
+    return level >= 1 ? level - 1 : static_cast<int>(sd::priority::info);
+}
+
+// Every kwikd line in the journal with a priority: printf's (stdout, info), fprintf(stderr)'s
+// (error) and DPDK's own (by their level; EAL otherwise writes them to stdout and, again, to
+// syslog). Nothing changes where neither stream is the journal. Before rte_eal_init.
+void prefix_journal_lines() {
+    const unsigned journal = sd::prefix_standard_streams(sd::priority::info, sd::priority::error);
+    if (journal == 0) {
+        return;
+    }
+    const int fd = (journal & 2u) != 0 ? STDERR_FILENO : STDOUT_FILENO;
+    if (FILE* f = sd::open_priority_stream(fd, dpdk_line_priority, nullptr); f != nullptr) {
+        rte_openlog_stream(f);
+    }
+}
+
+void notify(const std::string& state) {
+    if (auto sent = sd::notify(state); !sent.ok()) {
+        std::fprintf(stderr, "kwikd: telling systemd '%s': %s\n", state.substr(0, state.find('\n')).c_str(),
+                     sent.message().c_str());
+    }
+}
+
+// systemd's watchdog (WatchdogSec=, WATCHDOG_USEC): WATCHDOG=1 every half interval, sent only
+// while every worker has gone round its loop since the last ping (worker_counters::loops, which
+// each worker bumps once per loop, sleeps of adaptive polling included). A worker stuck inside
+// its loop withholds the pings, and systemd restarts kwikd. An interval under about 50 ms could
+// take adaptive polling's longest sleep (idle_sleep_max_us) for a stall.
+class worker_watchdog {
+public:
+    worker_watchdog(std::chrono::microseconds interval, std::vector<const std::uint64_t*> loops,
+                    std::vector<unsigned> lcores)
+        : _period(interval / 2), _loops(std::move(loops)), _lcores(std::move(lcores)), _seen(_loops.size()),
+          _stalled(_loops.size(), false) {
+        for (std::size_t w = 0; w < _loops.size(); ++w) {
+            _seen[w] = load(w);
+        }
+        _next = std::chrono::steady_clock::now();
+    }
+
+    // The main lcore, every housekeeping pass.
+    void poll(std::chrono::steady_clock::time_point now) {
+        if (now < _next) {
+            return;
+        }
+        _next = now + _period;
+        bool all = true;
+        for (std::size_t w = 0; w < _loops.size(); ++w) {
+            const std::uint64_t loops = load(w);
+            const bool moved = loops != _seen[w];
+            _seen[w] = loops;
+            if (moved && _stalled[w]) {
+                std::printf("kwikd: worker %zu (lcore %u) is going round its loop again: watchdog pings resume\n",
+                            w, _lcores[w]);
+                std::fflush(stdout);
+            } else if (!moved && !_stalled[w]) {
+                std::fprintf(stderr, "kwikd: worker %zu (lcore %u) has not gone round its loop for %lld ms: "
+                                     "watchdog pings withheld\n",
+                             w, _lcores[w],
+                             static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(_period).count()));
+            }
+            _stalled[w] = !moved;
+            all = all && moved;
+        }
+        if (all) {
+            notify("WATCHDOG=1");
+        }
+    }
+
+private:
+    std::uint64_t load(std::size_t w) const noexcept { return __atomic_load_n(_loops[w], __ATOMIC_RELAXED); }
+
+    std::chrono::microseconds _period;
+    std::vector<const std::uint64_t*> _loops; // each worker's own counter (it is the only writer)
+    std::vector<unsigned> _lcores;
+    std::vector<std::uint64_t> _seen;
+    std::vector<bool> _stalled;
+    std::chrono::steady_clock::time_point _next;
+};
+
 } // namespace
 
 int main(int argc, char** argv) {
+    prefix_journal_lines();
     engine::config_result loaded = engine::load_config(argc, argv);
     if (!loaded.ok()) {
         std::fprintf(loaded.error().exit_code == 0 ? stdout : stderr, "%s\n", loaded.message().c_str());
@@ -250,6 +367,16 @@ int main(int argc, char** argv) {
     api::region_config rc;
     rc.name = cfg.kwikd.name;
     rc.mode = static_cast<mode_t>(cfg.kwikd.shm_mode);
+    rc.directory = cfg.kwikd.shm_directory;
+    rc.lock_directory = cfg.kwikd.shm_directory;
+    if (!cfg.kwikd.shm_group.empty()) {
+        const std::optional<unsigned> gid = engine::group_id(cfg.kwikd.shm_group);
+        if (!gid) {
+            rte_eal_cleanup();
+            return fail("kwikd.shm_group: '" + cfg.kwikd.shm_group + "' is not a group on this system");
+        }
+        rc.group = static_cast<gid_t>(*gid);
+    }
     rc.counters.workers = static_cast<std::uint32_t>(workers);
     rc.counters.ports = static_cast<std::uint32_t>(cfg.ports.size());
     rc.counters.max_connections = std::min<std::uint32_t>(cfg.limits.max_connections, 4096);
@@ -258,6 +385,26 @@ int main(int argc, char** argv) {
     if (!region.ok()) {
         rte_eal_cleanup();
         return fail(region.message());
+    }
+
+    // net_af_xdp ports: the PMD attaches the XDP program only where none is, so a kwik_xdp left
+    // by a kwikd that died (SIGKILL, crash) is removed now; the shared region above proves no
+    // kwikd of this name still runs. A program that is not ours is refused, never removed.
+    std::vector<drivers::af_xdp_port> xdp_ports;
+    for (const auto& ps : cfg.ports) {
+        if (ps.xdp_program.empty()) {
+            continue;
+        }
+        std::string note;
+        auto x = drivers::af_xdp_port::prepare(ps.name, ps.device, note);
+        if (!x.ok()) {
+            rte_eal_cleanup();
+            return fail(ps.name + ": " + x.message());
+        }
+        if (!note.empty()) {
+            std::printf("kwikd: %s: %s\n", ps.name.c_str(), note.c_str());
+        }
+        xdp_ports.push_back(std::move(x).value());
     }
 
     // Pools: packets (one segment holds a whole frame of the largest MTU), endpoint data.
@@ -299,6 +446,18 @@ int main(int argc, char** argv) {
             return fail(ps.name + ": " + opened.message());
         }
         std::printf("%s", opened->report().c_str());
+        if (!ps.xdp_program.empty()) { // the PMD loaded and attached the program: fill its maps
+            std::vector<drivers::xdp_address> addresses(ps.addresses.size());
+            for (std::size_t a = 0; a < addresses.size(); ++a) {
+                std::memcpy(addresses[a].data(), ps.addresses[a].address.bytes.data(), addresses[a].size());
+            }
+            auto x = std::find_if(xdp_ports.begin(), xdp_ports.end(), [&](const auto& e) { return e.name() == ps.name; });
+            auto bound = x->bind(ps.kwik_ports, addresses, ps.rx_queues);
+            if (!bound.ok()) {
+                return fail(ps.name + ": " + bound.message());
+            }
+            std::printf("kwikd: %s", bound->c_str());
+        }
         engine::classifier_config cc;
         std::memcpy(cc.mac.bytes.data(), opened->mac().addr_bytes, 6);
         for (auto kp : ps.kwik_ports) {
@@ -495,6 +654,9 @@ int main(int argc, char** argv) {
             g_workers.push_back(w.get());
         }
         g_region = &region.value();
+        for (auto& x : xdp_ports) {
+            g_xdp_ports.push_back(&x);
+        }
     }
     rte_telemetry_register_cmd("/kwik/workers", telemetry_workers,
                                "kwikd worker counters summed over the workers. Takes no parameters");
@@ -504,6 +666,8 @@ int main(int argc, char** argv) {
                                "kwikd connection counters by connection id. Takes no parameters");
     rte_telemetry_register_cmd("/kwik/paths", telemetry_paths,
                                "kwikd path counters by connection/path id. Takes no parameters");
+    rte_telemetry_register_cmd("/kwik/xdp", telemetry_xdp,
+                               "kwikd XDP program verdicts by net_af_xdp port. Takes no parameters");
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::vector<launch> launches(workers);
@@ -516,12 +680,22 @@ int main(int argc, char** argv) {
             return fail("worker lcore " + std::to_string(cfg.kwikd.worker_lcores[w]) + ": " + rte_strerror(-ret));
         }
     }
-    std::printf("kwikd: %zu worker(s), %zu port(s), %zu connection(s) running; shared memory /%s\n", workers,
-                ports.size(), cfg.connections.size(), cfg.kwikd.name.c_str());
+    std::printf("kwikd: %zu worker(s), %zu port(s), %zu connection(s) running; shared memory %s\n", workers,
+                ports.size(), cfg.connections.size(), region->path().c_str());
     std::printf("kwikd: paths steered to their owner's queue by rte_flow: %llu; by the hand-off ring or a single "
                 "worker: %llu\n", (unsigned long long)handler.counters().flow_rules,
                 (unsigned long long)handler.counters().handoff_paths);
     std::fflush(stdout);
+    notify("READY=1\nSTATUS=" + std::to_string(workers) + " worker(s), " + std::to_string(ports.size()) +
+           " port(s), " + std::to_string(cfg.connections.size()) + " connection(s); shared memory " + region->path());
+    std::optional<worker_watchdog> watchdog;
+    if (const auto interval = sd::watchdog_interval()) {
+        std::vector<const std::uint64_t*> loops;
+        for (auto& w : ws) {
+            loops.push_back(&w->counters().loops);
+        }
+        watchdog.emplace(*interval, std::move(loops), cfg.kwikd.worker_lcores);
+    }
 
     // Housekeeping: commands from the control process (the workers publish their own counters),
     // a heartbeat the control process watches, and a summary line every stats interval.
@@ -543,6 +717,9 @@ int main(int argc, char** argv) {
                     (unsigned long long)drops, handler.connections(), handler.path_count(),
                     (unsigned long long)hc.commands, (unsigned long long)hc.rejected,
                     (unsigned long long)hc.events_forwarded, (unsigned long long)hc.events_lost);
+        for (const auto& x : xdp_ports) {
+            std::printf("kwikd: %s\n", x.summary().c_str());
+        }
         std::fflush(stdout);
     };
     const auto interval = std::chrono::milliseconds(std::max<std::uint32_t>(cfg.kwikd.stats_interval_ms, 10));
@@ -554,11 +731,15 @@ int main(int argc, char** argv) {
         const std::uint64_t now = monotonic_ns();
         handler.poll(static_cast<transport::time_ns>(now));
         region->heartbeat(now);
+        if (watchdog) {
+            watchdog->poll(std::chrono::steady_clock::now());
+        }
         if (cfg.kwikd.stats_interval_ms != 0 && std::chrono::steady_clock::now() >= next) {
             summary();
             next += interval;
         }
     }
+    notify("STOPPING=1\nSTATUS=stopping: draining the workers");
     region->set_state(api::region_state::stopping);
     rte_eal_mp_wait_lcore();
     // The workers have stopped: what was still in their mailboxes is applied here (installs
@@ -613,11 +794,17 @@ int main(int argc, char** argv) {
         const std::lock_guard<std::mutex> hold(g_telemetry_lock);
         g_workers.clear(); // telemetry reads nothing from here on
         g_region = nullptr;
+        g_xdp_ports.clear();
     }
     ws.clear();        // flushes what the workers still had queued
     for (auto& p : ports) {
         if (auto r = p.close(); !r.ok()) {
             std::fprintf(stderr, "kwikd: %s\n", r.message().c_str());
+        }
+    }
+    for (auto& x : xdp_ports) { // after the ports closed: a program the PMD left is detached
+        if (auto r = x.release(); !r.ok()) {
+            std::fprintf(stderr, "kwikd: %s: %s\n", x.name().c_str(), r.message().c_str());
         }
     }
     if (exception) {

@@ -1,14 +1,38 @@
 """What the end-to-end tests share: the check() report, CRC32C (the manifest's checksum), the
 comparison of stored streams with a kwik-pcapgen manifest, the UDP payloads of a pcap, a
-peer that sends them from a network namespace, and kwikd's DPDK telemetry. Standard library only."""
+peer that sends them from a network namespace, kwikd's DPDK telemetry and worker thread, and a
+polling wait. Standard library only."""
 import json
 import os
 import socket
 import struct
 import subprocess
 import sys
+import time
 
 failures = []
+
+
+def worker_thread(pid):
+    """The tid of kwikd's (first) worker lcore thread (DPDK names it lcore-worker-<id>), or None."""
+    for tid in sorted(os.listdir("/proc/%d/task" % pid), key=int):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if "worker" in f.read():
+                    return int(tid)
+        except OSError:
+            pass
+    return None
+
+
+def poll_until(found, seconds, step=0.05):
+    """found()'s first truthy answer within seconds, else None."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = found()
+        if got or time.monotonic() >= deadline:
+            return got or None
+        time.sleep(step)
 
 
 def check(cond, what):

@@ -16,21 +16,9 @@ import time
 
 kwikd = sys.argv[1]
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kwik_e2e import check, failures, telemetry  # noqa: E402
+from kwik_e2e import check, failures, telemetry, worker_thread  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def worker_thread(pid):
-    """The tid of kwikd's worker lcore thread (DPDK names it lcore-worker-<id>), or None."""
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-                if "worker" in f.read():
-                    return int(tid)
-        except OSError:
-            pass
-    return None
 
 
 def cpu_seconds(pid, tid):

@@ -178,8 +178,17 @@ struct session {
     api::control_channel channel;
 };
 
-int attach(const std::string& name, session& s) {
-    auto region = api::shm_region::open(name);
+// The region and lock files in kwikd's [kwikd] shm_directory (--shm-directory).
+api::open_options options_in(const std::string& directory, api::access mode) {
+    api::open_options o;
+    o.mode = mode;
+    o.directory = directory;
+    o.lock_directory = directory;
+    return o;
+}
+
+int attach(const std::string& name, const std::string& directory, session& s) {
+    auto region = api::shm_region::open(name, options_in(directory, api::access::read_write));
     if (!region.ok()) {
         std::fprintf(stderr, "kwikd-cmd: %s\n", region.message().c_str());
         return 1;
@@ -332,6 +341,13 @@ int main(int argc, char** argv) {
     std::string name = "kwik";
     double timeout_s = 5.0;
     app.add_option("--name", name, "kwikd's shared-memory name ([kwikd] name)")->capture_default_str();
+    std::string shm_directory = "/dev/shm";
+    app.add_option("--shm-directory", shm_directory,
+                   "where kwikd keeps its region and lock files ([kwikd] shm_directory; /run/kwik under systemd)")
+        ->check([](const std::string& v) {
+            return !v.empty() && v.front() == '/' ? std::string() : "'" + v + "' is not an absolute path";
+        })
+        ->capture_default_str();
     app.add_option("--timeout", timeout_s, "seconds to wait for the answer")->check(CLI::Range(0.01, 3600.0))->capture_default_str();
 
     std::uint64_t conn_id = 0, path_id = 0, stream_id = 0, length = 0, window = 0;
@@ -447,8 +463,7 @@ int main(int argc, char** argv) {
 
     session s;
     if (status->parsed()) {
-        api::open_options o;
-        o.mode = api::access::read_only;
+        api::open_options o = options_in(shm_directory, api::access::read_only);
         o.require_ready = false;
         auto region = api::shm_region::open(name, o);
         if (!region.ok()) {
@@ -457,6 +472,7 @@ int main(int argc, char** argv) {
         }
         const api::region_header& h = region->header();
         print(json{{"name", name},
+                   {"path", region->path()},
                    {"state", std::string(api::to_string(region->state()))},
                    {"kwikd_pid", h.creator_pid},
                    {"control_pid", h.control_pid},
@@ -467,8 +483,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (counters->parsed() && !fresh) {
-        api::open_options o;
-        o.mode = api::access::read_only;
+        const api::open_options o = options_in(shm_directory, api::access::read_only);
         auto region = api::shm_region::open(name, o);
         if (!region.ok()) {
             std::fprintf(stderr, "kwikd-cmd: %s\n", region.message().c_str());
@@ -570,7 +585,7 @@ int main(int argc, char** argv) {
     } else if (list->parsed()) {
         c = api::make_list_state();
     } else if (counters->parsed()) {
-        if (const int rc = attach(name, s); rc != 0) {
+        if (const int rc = attach(name, shm_directory, s); rc != 0) {
             return rc;
         }
         const int rc = send_and_wait(s, api::make_request_counters(), timeout_s);
@@ -581,7 +596,7 @@ int main(int argc, char** argv) {
         print(j);
         return j.contains("error") ? 1 : 0;
     } else if (events->parsed()) {
-        if (const int rc = attach(name, s); rc != 0) {
+        if (const int rc = attach(name, shm_directory, s); rc != 0) {
             return rc;
         }
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
@@ -600,7 +615,7 @@ int main(int argc, char** argv) {
         }
         return wait_for.empty() && max_events == 0 ? 0 : 3;
     }
-    if (const int rc = attach(name, s); rc != 0) {
+    if (const int rc = attach(name, shm_directory, s); rc != 0) {
         OPENSSL_cleanse(c.body, sizeof c.body);
         return rc;
     }

@@ -328,6 +328,16 @@ result<control_server_config> parse_control_server_config(std::string_view toml_
     if (auto region = cp_r.text("kwikd_region")) {
         c.link.region_name = *region;
     }
+    if (auto dir = cp_r.text("kwikd_shm_directory")) {
+        // Not required to exist yet: systemd creates /run/kwik when kwikd starts, and kwik-cp
+        // retries attaching until it is there.
+        if (dir->empty() || dir->front() != '/') {
+            p.add(cp_t->get("kwikd_shm_directory"), "kwik_cp.kwikd_shm_directory",
+                  "'" + *dir + "' is not an absolute path (kwikd's [kwikd] shm_directory)");
+        } else {
+            c.link.shm_directory = *dir;
+        }
+    }
     parse_endpoint(cp_t, cp_r, c, p);
     c.max_sessions = cp_r.number("max_sessions", 0, 1'000'000).value_or(c.max_sessions);
     cp_r.finish();

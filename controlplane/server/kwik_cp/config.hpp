@@ -6,6 +6,9 @@
 //   server_id = "cp-1"                 # required
 //   listen = "0.0.0.0:7708"            # numeric address:port; IPv6 as [addr]:port
 //   kwikd_region = "kwik"              # kwikd's shared-memory name
+//   kwikd_shm_directory = "/dev/shm"   # kwikd's [kwikd] shm_directory ("/run/kwik" under
+//                                      # systemd); absolute. The region and its control lock
+//                                      # there must be read-write for kwik-cp's user (group kwik)
 //   endpoint = "discard"               # discard | echo | pattern | file_store: what kwikd
 //                                      # connects each client session's connection to
 //   endpoint_directory = "/srv/kwik"   # file_store (required there): an existing absolute

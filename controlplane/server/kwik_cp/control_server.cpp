@@ -190,8 +190,13 @@ control_server::control_server(control_server_config config)
                                   [this, restarts = std::uint64_t{0}](bool attached) mutable {
                                       const bool restarted = _link.counters().kwikd_restarts > restarts;
                                       restarts = _link.counters().kwikd_restarts;
-                                      log_kwikd_attach(attached, restarted, _config.link.region_name,
+                                      log_kwikd_attach(attached, restarted,
+                                                       _config.link.shm_directory + "/" + _config.link.region_name,
                                                        _link.counters().attaches, restarts);
+                                  },
+                              .on_attach_failed =
+                                  [](const std::string& reason) {
+                                      log_line(log_level::warning, "kwikd not attached (retrying): " + reason);
                                   },
                               .on_kwikd_restarted = [this] { on_kwikd_restarted(); },
                               .on_connection_renumbered =

@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -15,6 +14,8 @@
 #include <utility>
 
 #include <google/protobuf/stubs/logging.h>
+
+#include "common/sd_daemon.hpp"
 
 namespace kwik::cp {
 
@@ -34,19 +35,6 @@ constexpr std::array<std::pair<std::string_view, log_level>, 8> names{{
 std::atomic<log_level> g_level{log_level::info};
 std::atomic<log_sink> g_sink{nullptr};
 std::atomic<void*> g_sink_context{nullptr};
-
-// systemd sets JOURNAL_STREAM to "<device>:<inode>" of the stream it connected to stdout and
-// stderr; stderr is the journal when they match.
-bool stderr_is_journal() {
-    const char* v = std::getenv("JOURNAL_STREAM");
-    struct stat st {};
-    if (v == nullptr || ::fstat(STDERR_FILENO, &st) != 0) {
-        return false;
-    }
-    unsigned long long dev = 0;
-    unsigned long long ino = 0;
-    return std::sscanf(v, "%llu:%llu", &dev, &ino) == 2 && dev == st.st_dev && ino == st.st_ino;
-}
 
 void write_stderr(std::string_view line) {
     while (!line.empty()) {
@@ -145,7 +133,7 @@ void log_line(log_level level, std::string_view text) {
     if (!log_enabled(level)) {
         return;
     }
-    static const bool journal = stderr_is_journal();
+    static const bool journal = sd::is_journal_stream(STDERR_FILENO);
     const log_sink sink = g_sink.load(std::memory_order_acquire);
     const std::string line = format_log_line(level, text, std::chrono::system_clock::now(), journal && sink == nullptr);
     if (sink != nullptr) {
@@ -197,9 +185,9 @@ void log_hello_refused(const std::string& peer, const std::string& client_id, st
                                      std::string(result) + ": " + std::string(reason));
 }
 
-void log_kwikd_attach(bool attached, bool restarted, const std::string& region_name, std::uint64_t attaches,
+void log_kwikd_attach(bool attached, bool restarted, const std::string& region_path, std::uint64_t attaches,
                       std::uint64_t kwikd_restarts) {
-    const std::string region = "shared memory /" + region_name;
+    const std::string region = "shared memory " + region_path;
     if (!attached) {
         log_line(log_level::warning, "kwikd detached (" + region + "): its connections are kept and pushed again "
                                      "when it is back");

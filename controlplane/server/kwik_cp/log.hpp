@@ -11,20 +11,13 @@
 #include <string>
 #include <string_view>
 
+#include "common/sd_daemon.hpp"
+
 namespace kwik::cp {
 
 // kwikd's names (--log-level emergency .. debug); the values are syslog's priorities, which a
 // journald stream takes as a "<N>" line prefix.
-enum class log_level : std::uint8_t {
-    emergency = 0,
-    alert = 1,
-    critical = 2,
-    error = 3,
-    warning = 4,
-    notice = 5,
-    info = 6,
-    debug = 7,
-};
+using log_level = kwik::sd::priority;
 
 std::string_view to_string(log_level level) noexcept;
 // nullopt when text is none of the eight names.
@@ -63,9 +56,9 @@ void log_session_opened(const std::string& peer, bool tls);
 void log_session_closed(const std::string& peer, const std::string& client_id, std::string_view reason);
 void log_hello_refused(const std::string& peer, const std::string& client_id, std::string_view result,
                        std::string_view reason);
-// From link_callbacks.on_attach_change (region_name: link_config's; attaches, kwikd_restarts:
-// link_counters'); restarted: kwikd_restarts grew since the last attach.
-void log_kwikd_attach(bool attached, bool restarted, const std::string& region_name, std::uint64_t attaches,
+// From link_callbacks.on_attach_change (region_path: link_config's shm_directory/region_name;
+// attaches, kwikd_restarts: link_counters'); restarted: kwikd_restarts grew since the last attach.
+void log_kwikd_attach(bool attached, bool restarted, const std::string& region_path, std::uint64_t attaches,
                       std::uint64_t kwikd_restarts);
 
 } // namespace kwik::cp

@@ -105,16 +105,31 @@ void dataplane_link::poll(time_ns now) {
     }
 }
 
+void dataplane_link::attach_failed(const std::string& reason) {
+    if (reason != _attach_failure) {
+        _attach_failure = reason;
+        if (_cb.on_attach_failed) {
+            _cb.on_attach_failed(reason);
+        }
+    }
+}
+
 void dataplane_link::attach(time_ns now) {
     _next_attempt = now + _config.retry_interval;
-    auto region = api::shm_region::open(_config.region_name);
+    api::open_options options;
+    options.directory = _config.shm_directory;
+    options.lock_directory = _config.shm_directory;
+    auto region = api::shm_region::open(_config.region_name, options);
     if (!region.ok()) {
-        return; // kwikd not running (yet), or another control process holds the rings
+        attach_failed(region.message()); // kwikd not running (yet), no access, or another control process
+        return;
     }
     auto channel = api::control_channel::attach(*region);
     if (!channel.ok()) {
+        attach_failed(channel.message());
         return;
     }
+    _attach_failure.clear();
     const std::uint64_t started = region->header().start_time_ns;
     const bool restarted = _ever_attached && started != _kwikd_start;
     if (restarted) {

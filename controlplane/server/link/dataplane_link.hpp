@@ -80,6 +80,7 @@ struct desired_connection {
 
 struct link_config {
     std::string region_name = "kwik";
+    std::string shm_directory = "/dev/shm"; // kwikd's [kwikd] shm_directory: region and lock files
     time_ns retry_interval = 500'000'000;   // between attach attempts while kwikd is absent
     time_ns command_timeout = 5'000'000'000; // an unanswered command fails with this
     std::size_t max_queued = 65536;          // commands waiting for ring room
@@ -100,6 +101,10 @@ struct link_callbacks {
     std::function<void(const api::connection_closed_body&)> on_connection_closed;
     // attached: a (new) kwikd is there and the desired state is being applied; detached: gone.
     std::function<void(bool attached)> on_attach_change;
+    // An attach attempt failed for a reason other than the last attempt's (kwikd not running,
+    // permission denied naming the file and the fix, another control process holding the lock):
+    // said once per change of reason, not once per retry.
+    std::function<void(const std::string& reason)> on_attach_failed;
     // A new kwikd instance replaced the one this link had attached to (not the first attach,
     // and not a restarted control process adopting kwikd's state): called before list_state is
     // sent, so what the owner forgets here (forget_connection) is not pushed again.
@@ -190,6 +195,7 @@ private:
     };
 
     void attach(time_ns now);
+    void attach_failed(const std::string& reason);
     void detach(const char* why);
     void adopt(const api::event& e);
     void renumber(std::uint64_t from, std::uint64_t to);
@@ -214,6 +220,7 @@ private:
     bool _ever_attached = false;
     std::uint64_t _kwikd_start = 0; // region creator's start time: a new value = a new kwikd
     time_ns _next_attempt = 0;
+    std::string _attach_failure; // the last failed attempt's reason; empty once attached
     link_counters _counters;
 };
 

@@ -409,7 +409,7 @@ TEST_F(control_server_test, add_and_remove_a_path_in_kwikd) {
         found = found || (p.connection_id == dc->id && p.path_id == 3);
     }
     EXPECT_TRUE(found) << "path 3 of connection " << dc->id << " in kwikd's counters";
-    EXPECT_NE(log.lines_with("notice: kwikd attached: shared memory /" + name + " (attach "), "");
+    EXPECT_NE(log.lines_with("notice: kwikd attached: shared memory /dev/shm/" + name + " (attach "), "");
     loop->resume();
 
     KCPMessage h;

@@ -146,7 +146,7 @@ TEST(kwik_cp_process, serves_a_pinned_client_and_stops_on_sigterm) {
         all += l + "\n";
     }
     EXPECT_TRUE(has("notice: starting: server_id \"cp-proc\", listening on 127.0.0.1:0 (any free port) (TLS 1.3), "
-                    "1 key(s), kwikd shared memory /kwikcpproc")) << all;
+                    "1 key(s), kwikd shared memory /dev/shm/kwikcpproc")) << all;
     EXPECT_TRUE(has("info: session opened: peer 127.0.0.1:")) << all;
     EXPECT_TRUE(has("info: session closed: peer 127.0.0.1:")) << all;
     EXPECT_TRUE(has(", client \"client-a\": the peer closed the ")) << all;

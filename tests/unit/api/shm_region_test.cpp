@@ -268,7 +268,63 @@ TEST_F(shm_region_test, missing_region_names_the_file_and_errno) {
     EXPECT_NE(r.message().find("cannot open shared-memory region /dev/shm/" + _name + ": No such file or directory"),
               std::string::npos)
         << r.message();
-    EXPECT_NE(r.message().find("is kwikd running with shm name '" + _name + "'?"), std::string::npos) << r.message();
+    EXPECT_NE(r.message().find("is kwikd running with shm name '" + _name + "' and shm_directory '/dev/shm'?"),
+              std::string::npos)
+        << r.message();
+}
+
+// [kwikd] shm_directory and shm_group: the region is <directory>/<name>; kwikd makes its own lock
+// and the control lock with the region's mode and group, so that a control process in that
+// group can open them in a directory it cannot write (systemd's /run/kwik, root:kwik 0750).
+TEST_F(shm_region_test, region_in_a_directory_with_group_and_mode) {
+    api::region_config c = config();
+    c.directory = _lock_dir;
+    c.mode = 0660;
+    // Root may give the files any group; others only one of their own.
+    const gid_t group = ::geteuid() == 0 ? 65534 : ::getegid();
+    c.group = group;
+    auto region = api::shm_region::create(c);
+    ASSERT_TRUE(region.ok()) << region.message();
+    ASSERT_TRUE(api::dataplane_channel::create(*region).ok());
+    const std::string path = _lock_dir + "/" + _name;
+    EXPECT_EQ(region->path(), path);
+    EXPECT_FALSE(std::filesystem::exists(shm_file())) << "nothing in /dev/shm";
+    for (const std::string& f : {path, path + ".lock", path + ".ctl.lock"}) {
+        struct stat st {};
+        ASSERT_EQ(::stat(f.c_str(), &st), 0) << f;
+        EXPECT_EQ(st.st_mode & 07777, 0660u) << f;
+        EXPECT_EQ(st.st_gid, group) << f;
+    }
+
+    // Openers name the directory; the default one does not hold it.
+    auto elsewhere = api::shm_region::open(_name, options(api::access::read_only));
+    ASSERT_FALSE(elsewhere.ok());
+    EXPECT_NE(elsewhere.message().find("cannot open shared-memory region /dev/shm/" + _name), std::string::npos);
+    api::open_options o = options();
+    o.directory = _lock_dir;
+    auto ctl = api::shm_region::open(_name, o);
+    ASSERT_TRUE(ctl.ok()) << ctl.message();
+    EXPECT_EQ(ctl->path(), path);
+    EXPECT_FALSE(ctl->is_stale());
+    // The control process leaves the control lock's mode alone (kwikd's 0660 lets the next one in).
+    struct stat st {};
+    ASSERT_EQ(::stat((path + ".ctl.lock").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0660u);
+    *ctl = api::shm_region{};
+    *region = api::shm_region{};
+    EXPECT_FALSE(std::filesystem::exists(path)) << "kwikd removes its region on close";
+}
+
+TEST_F(shm_region_test, group_not_given_names_the_file_and_field) {
+    if (::geteuid() == 0) {
+        GTEST_SKIP() << "root may give a file any group";
+    }
+    api::region_config c = config();
+    c.directory = _lock_dir;
+    c.group = 0; // root's group, which this user is not in
+    auto r = api::shm_region::create(c);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.message().find("(shm_group): Operation not permitted"), std::string::npos) << r.message();
 }
 
 TEST_F(shm_region_test, missing_lock_directory_names_it) {

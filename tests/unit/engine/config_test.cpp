@@ -361,6 +361,21 @@ TEST(config_valid, shm_mode_as_string_or_toml_octal) {
     EXPECT_EQ(parse_ok(std::string("[kwikd]\nshm_mode = 0o640\n") + base_port).kwikd.shm_mode, 0640u);
 }
 
+TEST(config_valid, shm_directory_and_group) {
+    const kwikd_config d = parse_ok(base_port);
+    EXPECT_EQ(d.kwikd.shm_directory, "/dev/shm");
+    EXPECT_EQ(d.kwikd.shm_group, "");
+    const kwikd_config c = parse_ok(std::string("[kwikd]\nshm_directory = \"/tmp\"\nshm_group = \"root\"\n") + base_port);
+    EXPECT_EQ(c.kwikd.shm_directory, "/tmp");
+    EXPECT_EQ(c.kwikd.shm_group, "root");
+    EXPECT_EQ(group_id("root"), 0u);
+    EXPECT_FALSE(group_id("no-such-kwik-group"));
+    // --check-config prints both, and the printed file reads back the same.
+    const std::string toml = to_toml(c);
+    EXPECT_NE(toml.find("shm_directory = \"/tmp\"\nshm_group = \"root\"\n"), std::string::npos) << toml;
+    EXPECT_EQ(parse_ok(toml).kwikd, c.kwikd);
+}
+
 TEST(config_valid, poll_mode_and_idle_sleep) {
     const kwikd_config d = parse_ok(base_port);
     EXPECT_EQ(d.kwikd.polling, poll_mode::busy) << "production default";
@@ -512,7 +527,8 @@ const error_case error_cases[] = {
      true,
      "[kwikd]\nworkers = 2\n",
      {"t.toml:5: kwikd.workers: unknown key (the keys of [kwikd] are name, log_level, main_lcore, worker_lcores, "
-      "hugepages, memory_mb, eal_args, stats_interval_ms, shm_mode, poll_mode, idle_sleep_max_us)"}},
+      "hugepages, memory_mb, eal_args, stats_interval_ms, shm_mode, shm_directory, shm_group, poll_mode, "
+      "idle_sleep_max_us)"}},
     {"name characters",
      true,
      "[kwikd]\nname = \"kw ik\"\n",
@@ -607,6 +623,24 @@ const error_case error_cases[] = {
      {"t.toml:5: kwikd.shm_mode: 600 is not a file mode in octal such as \"0600\" (a decimal integer is ambiguous: "
       "write \"0600\" or 0o600)"}},
     {"shm mode too large", true, "[kwikd]\nshm_mode = 0o1777\n", {"t.toml:5: kwikd.shm_mode: 0o1777 is above 0o777"}},
+    {"shm directory relative",
+     true,
+     "[kwikd]\nshm_directory = \"run/kwik\"\n",
+     {"t.toml:5: kwikd.shm_directory: 'run/kwik' is not an absolute path"}},
+    {"shm directory missing",
+     true,
+     "[kwikd]\nshm_directory = \"/nonexistent-kwik-dir\"\n",
+     {"t.toml:5: kwikd.shm_directory: '/nonexistent-kwik-dir': No such file or directory (systemd's "
+      "RuntimeDirectory= creates /run/kwik for kwikd.service)"}},
+    {"shm directory a file",
+     true,
+     "[kwikd]\nshm_directory = \"/etc/passwd\"\n",
+     {"t.toml:5: kwikd.shm_directory: '/etc/passwd' is not a directory"}},
+    {"shm group unknown",
+     true,
+     "[kwikd]\nshm_group = \"no-such-kwik-group\"\n",
+     {"t.toml:5: kwikd.shm_group: 'no-such-kwik-group' is not a group on this system (groupadd --system "
+      "no-such-kwik-group, or leave it out to keep kwikd's own group)"}},
     {"poll mode name",
      true,
      "[kwikd]\npoll_mode = \"sleepy\"\n",
@@ -623,7 +657,7 @@ const error_case error_cases[] = {
      false,
      "[[port]]\ndevice = \"net_ring0\"\naddresses = [\"10.0.0.1/24\"]\nspeed = 10\n",
      {"t.toml:4: port[0].speed: unknown key (the keys of [[port]] are name, device, rx_queues, rx_desc, tx_desc, "
-      "mtu, rss, checksum_offload, promiscuous, addresses, kwik_ports, gateway, gateway6)"}},
+      "mtu, rss, checksum_offload, promiscuous, addresses, kwik_ports, gateway, gateway6, xdp_program)"}},
     {"device missing",
      false,
      "[[port]]\naddresses = [\"10.0.0.1/24\"]\n",
@@ -1123,7 +1157,8 @@ TEST(config_command_line, every_problem_is_named_exactly) {
         {"unknown key through --set",
          {"--set", "kwikd.speed=3"},
          {"--set: kwikd.speed: unknown key (the keys of [kwikd] are name, log_level, main_lcore, worker_lcores, "
-          "hugepages, memory_mb, eal_args, stats_interval_ms, shm_mode, poll_mode, idle_sleep_max_us)"}},
+          "hugepages, memory_mb, eal_args, stats_interval_ms, shm_mode, shm_directory, shm_group, poll_mode, "
+          "idle_sleep_max_us)"}},
         {"new port without its required keys",
          {"--set", "port[1].mtu=9000"},
          {"--set: port[1].device: required (a PCI address such as 0000:3b:00.0, or a virtual device such as "

@@ -69,6 +69,26 @@ struct bad_case {
     const char* expected; // a part of the error
 };
 
+// [kwik_cp] kwikd_shm_directory: kwikd's [kwikd] shm_directory; absolute, need not exist yet.
+TEST(kwik_cp_config, kwikd_shm_directory) {
+    const std::string base = "[tls]\nenabled = false\n" + key_section;
+    auto d = cp::parse_control_server_config("[kwik_cp]\nserver_id = \"cp-1\"\n" + base, "cp.toml", false);
+    ASSERT_TRUE(d.ok()) << d.message();
+    EXPECT_EQ(d->link.shm_directory, "/dev/shm");
+    auto c = cp::parse_control_server_config(
+        "[kwik_cp]\nserver_id = \"cp-1\"\nkwikd_shm_directory = \"/run/kwik-not-yet\"\n" + base, "cp.toml", false);
+    ASSERT_TRUE(c.ok()) << c.message();
+    EXPECT_EQ(c->link.shm_directory, "/run/kwik-not-yet");
+    auto bad = cp::parse_control_server_config(
+        "[kwik_cp]\nserver_id = \"cp-1\"\nkwikd_shm_directory = \"run/kwik\"\n" + base, "cp.toml", false);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.message().find("cp.toml:3"), std::string::npos) << bad.message();
+    EXPECT_NE(bad.message().find("kwik_cp.kwikd_shm_directory: 'run/kwik' is not an absolute path (kwikd's [kwikd] "
+                                 "shm_directory)"),
+              std::string::npos)
+        << bad.message();
+}
+
 TEST(kwik_cp_config, errors_name_the_field) {
     const bad_case cases[] = {
         {"no server id", "[kwik_cp]\nlisten = \"0.0.0.0:1\"\n[tls]\nenabled = false\n" + key_section,

@@ -114,18 +114,18 @@ TEST_F(kwik_cp_log, session_and_hello_events) {
 }
 
 TEST_F(kwik_cp_log, kwikd_attach_detach_and_restart) {
-    cp::log_kwikd_attach(true, false, "kwik-a", 1, 0);
-    cp::log_kwikd_attach(false, false, "kwik-a", 1, 0);
-    cp::log_kwikd_attach(true, true, "kwik-a", 2, 1);
+    cp::log_kwikd_attach(true, false, "/dev/shm/kwik-a", 1, 0);
+    cp::log_kwikd_attach(false, false, "/dev/shm/kwik-a", 1, 0);
+    cp::log_kwikd_attach(true, true, "/dev/shm/kwik-a", 2, 1);
     ASSERT_EQ(got.lines.size(), 3u);
     EXPECT_EQ(got.lines[0].first, log_level::notice);
-    EXPECT_NE(got.lines[0].second.find("kwikd attached: shared memory /kwik-a (attach 1, kwikd restarts 0)"),
+    EXPECT_NE(got.lines[0].second.find("kwikd attached: shared memory /dev/shm/kwik-a (attach 1, kwikd restarts 0)"),
               std::string::npos)
         << got.lines[0].second;
     EXPECT_EQ(got.lines[1].first, log_level::warning);
-    EXPECT_NE(got.lines[1].second.find("kwikd detached (shared memory /kwik-a)"), std::string::npos);
+    EXPECT_NE(got.lines[1].second.find("kwikd detached (shared memory /dev/shm/kwik-a)"), std::string::npos);
     EXPECT_EQ(got.lines[2].first, log_level::warning);
-    EXPECT_NE(got.lines[2].second.find("kwikd restarted: attached to its new shared memory /kwik-a (attach 2, "
+    EXPECT_NE(got.lines[2].second.find("kwikd restarted: attached to its new shared memory /dev/shm/kwik-a (attach 2, "
                                        "kwikd restarts 1)"),
               std::string::npos)
         << got.lines[2].second;

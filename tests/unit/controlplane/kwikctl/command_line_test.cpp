@@ -176,6 +176,26 @@ TEST(command_line, watch_takes_its_interval_and_count) {
     EXPECT_EQ(d.parsed->count, 0u);
 }
 
+TEST(command_line, doctor_takes_its_flags_and_the_connection_settings) {
+    const parse_outcome o = parse({"--json", "--key-id", "ops", "doctor", "--root", "/", "--kwikd-config", "/etc/hostname",
+                                   "--kwikd", "kwikd", "--skip", "control", "--skip", "shm"});
+    ASSERT_TRUE(o.parsed) << o.err;
+    EXPECT_EQ(o.parsed->what, invocation::kind::doctor);
+    const doctor::options& d = o.parsed->doctor;
+    EXPECT_EQ(d.root, "/");
+    EXPECT_EQ(d.kwikd_config, "/etc/hostname");
+    EXPECT_EQ(d.kwikd, "kwikd");
+    EXPECT_EQ(d.skip, (std::vector<std::string>{"control", "shm"}));
+    EXPECT_TRUE(d.json);
+    EXPECT_EQ(d.settings.key_id, "ops");
+    const parse_outcome plain = parse({"doctor"});
+    ASSERT_TRUE(plain.parsed) << plain.err;
+    EXPECT_EQ(plain.parsed->doctor.root, "/");
+    EXPECT_FALSE(plain.parsed->doctor.kwikd_config);
+    EXPECT_FALSE(plain.parsed->doctor.kwikd);
+    EXPECT_TRUE(plain.parsed->doctor.skip.empty());
+}
+
 TEST(command_line, insecure_plain_is_a_flag) {
     const parse_outcome o = parse({"--insecure-plain", "status"});
     ASSERT_TRUE(o.parsed) << o.err;
@@ -331,6 +351,12 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{"pin_without_file", {"pin"}, {"file", "required"}},
         bad_case{"completion_unknown_shell", {"completion", "fish"}, {"shell", "\"fish\"", "bash"}},
         bad_case{"completion_without_shell", {"completion"}, {"shell", "required"}},
+        bad_case{"doctor_root_not_a_directory", {"doctor", "--root", "/nonexistent/tree"}, {"--root", "/nonexistent/tree"}},
+        bad_case{"doctor_kwikd_config_missing", {"doctor", "--kwikd-config", "/nonexistent/kwikd.toml"},
+                 {"--kwikd-config", "not a file"}},
+        bad_case{"doctor_kwikd_not_executable", {"doctor", "--kwikd", "/etc/passwd"}, {"--kwikd", "not an executable"}},
+        bad_case{"doctor_skip_unknown_group", {"doctor", "--skip", "disks"}, {"--skip", "\"disks\"", "hugepages"}},
+        bad_case{"doctor_skip_config", {"doctor", "--skip", "config"}, {"--skip", "\"config\""}},
         bad_case{"unknown_flag", {"status", "--verbose"}, {"--verbose"}}),
     [](const testing::TestParamInfo<bad_case>& i) { return i.param.name; });
 

@@ -56,8 +56,8 @@ TEST(completion, names_every_subcommand_and_option_for_both_shells) {
                 }
             }
         });
-        EXPECT_EQ(commands, 26u) << "status, show + 8 views, path + 2, scale, set + 3, health, registry + 3, watch, "
-                                    "pin, completion";
+        EXPECT_EQ(commands, 27u) << "status, show + 8 views, path + 2, scale, set + 3, health, registry + 3, watch, "
+                                    "pin, doctor, completion";
     }
     EXPECT_EQ(cl.completion_script("fish"), "");
 }
