@@ -2,7 +2,7 @@
 # Sets a Debian 12 machine up for Kwik and runs one job:
 #   deploy/setup.sh demo    install, build, run the main job on an embedded default (no NIC,
 #                           no hugepages)
-#   deploy/setup.sh test    install, build, run every test suite (unit, integration, e2e, perf, fuzz)
+#   deploy/setup.sh test    install, build, run every test suite (unit, integration, e2e, perf, deploy, fuzz)
 #   deploy/setup.sh bench   install, build, run the line-rate benchmark (perf/benchmark.py;
 #                           root, 2 MiB hugepages; extra arguments go to it, e.g. --quick)
 #   deploy/setup.sh build   install and build only
@@ -30,6 +30,7 @@ packages=(
     valgrind
     lua5.4
     python3-matplotlib
+    dpdk dpkg-dev systemd
 )
 
 log() { printf '\033[1m[kwik]\033[0m %s\n' "$*"; }
@@ -74,7 +75,7 @@ configure() {
 }
 
 build() {
-    configure "$build_dir" -Ddeveloper_mode=true
+    configure "$build_dir" -Ddeveloper_mode=true -Dprefix=/usr
     ninja -C "$build_dir"
 }
 
@@ -103,7 +104,8 @@ EOF
 run_tests() {
     build
     local rc=0 logs=("$build_dir/meson-logs/testlog.json")
-    meson test -C "$build_dir" --suite unit --suite integration --suite e2e --suite perf --print-errorlogs || rc=1
+    meson test -C "$build_dir" --suite unit --suite integration --suite e2e --suite perf --suite deploy \
+        --print-errorlogs || rc=1
     if [ "${KWIK_SKIP_FUZZ:-0}" != 1 ]; then
         # A clang build with the sanitizers for the fuzz targets alone (and the generator that
         # makes their seed corpus), not the whole tree a second time.
