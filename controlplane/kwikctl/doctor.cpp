@@ -216,7 +216,7 @@ std::vector<finding> check_control(const result<connection_settings>& settings, 
     const std::string id = "control";
     if (!settings) {
         return {{id, status::fail, "kwikctl's settings: " + settings.message(),
-                 {settings_file + ": server = \"127.0.0.1:7708\"", settings_file + ": pin = \"<kwikctl pin /etc/kwik/kwik-cp.crt>\"",
+                 {settings_file + ": server = \"127.0.0.1:7708\"", settings_file + ": pin = \"<kwikctl pin /var/lib/kwik/cp.crt>\"",
                   settings_file + ": key_id = \"<operator key id>\"", settings_file + ": secret_file = \"<file, mode 0600>\""}}};
     }
     auto session = operator_session::open(*settings);
@@ -226,7 +226,7 @@ std::vector<finding> check_control(const result<connection_settings>& settings, 
             const auto got = why.find("got ", at);
             const std::string pin = got == std::string::npos ? "<pin>" : why.substr(got + 4, 64);
             return {{id, status::fail, "kwik-cp at " + settings->server + ": " + why,
-                     {"kwikctl pin /etc/kwik/kwik-cp.crt   # must print " + pin + " if that is kwik-cp's certificate",
+                     {"kwikctl pin /var/lib/kwik/cp.crt   # must print " + pin + " if that is kwik-cp's certificate",
                       settings_file + ": pin = \"" + pin + "\""}}};
         }
         if (why.find("hello") != std::string::npos || why.find("rejected") != std::string::npos) {

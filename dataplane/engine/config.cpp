@@ -669,6 +669,11 @@ constexpr std::array<std::pair<std::string_view, poll_mode>, 2> poll_mode_names{
     {"adaptive", poll_mode::adaptive},
 }};
 
+constexpr std::array<std::pair<std::string_view, hugepage_size>, 2> hugepage_size_names{{
+    {"2M", hugepage_size::size_2m},
+    {"1G", hugepage_size::size_1g},
+}};
+
 constexpr std::array<std::pair<std::string_view, transport::cc_algorithm>, 2> cc_names{{
     {"cubic", transport::cc_algorithm::cubic},
     {"newreno", transport::cc_algorithm::newreno},
@@ -722,7 +727,7 @@ void check_eal_args(checker& c, const toml::node* at, const std::string& field, 
 
 void read_kwikd(checker& c, const toml::table& t, daemon_settings& d, positions& pos) {
     table_reader r(c, t, "kwikd");
-    r.known_keys({"name", "log_level", "main_lcore", "worker_lcores", "hugepages", "memory_mb", "eal_args",
+    r.known_keys({"name", "log_level", "main_lcore", "worker_lcores", "hugepages", "hugepage_size", "memory_mb", "eal_args",
                   "stats_interval_ms", "shm_mode", "shm_directory", "shm_group", "poll_mode", "idle_sleep_max_us"},
                  "[kwikd]");
     if (r.string("name", d.name) && !valid_name(d.name, max_name_length, "_-")) {
@@ -779,6 +784,7 @@ void read_kwikd(checker& c, const toml::table& t, daemon_settings& d, positions&
     }
 
     r.boolean("hugepages", d.hugepages);
+    r.choice("hugepage_size", d.page_size, hugepage_size_names);
     pos.memory_mb = r.node("memory_mb");
     std::uint32_t memory = 0;
     if (r.integer("memory_mb", memory, 64, 1048576)) {
@@ -1692,6 +1698,10 @@ std::string_view to_string(poll_mode mode) noexcept {
     return name_of(mode, poll_mode_names);
 }
 
+std::string_view to_string(hugepage_size size) noexcept {
+    return name_of(size, hugepage_size_names);
+}
+
 std::string to_string(const ip_address& address) {
     char buf[INET6_ADDRSTRLEN] = {};
     if (address.is_v4()) {
@@ -1953,7 +1963,8 @@ std::string to_toml(const kwikd_config& config) {
       << "log_level = " << str(to_string(d.level)) << "\n"
       << "main_lcore = " << d.main_lcore << "\n"
       << "worker_lcores = " << numbers(d.worker_lcores) << "\n"
-      << "hugepages = " << boolean(d.hugepages) << "\n";
+      << "hugepages = " << boolean(d.hugepages) << "\n"
+      << "hugepage_size = " << str(to_string(d.page_size)) << "\n";
     if (d.memory_mb) {
         o << "memory_mb = " << *d.memory_mb << "\n";
     }

@@ -44,6 +44,11 @@ inline constexpr std::uint32_t default_no_huge_memory_mb = 256;
 // the lowest latency, one core per worker); adaptive sleeps when idle, for machines whose
 // cores are shared (tests, demos; worker.cpp run_adaptive).
 enum class poll_mode : std::uint8_t { busy, adaptive };
+
+// The hugepage size the host is prepared with ([kwikd] hugepage_size): kwik-prepare reserves pages
+// of this size on the NUMA nodes kwikd uses and kwikctl doctor checks them. EAL itself takes every
+// hugetlbfs mount it finds.
+enum class hugepage_size : std::uint8_t { size_2m, size_1g };
 inline constexpr std::uint32_t max_idle_sleep_us = 100'000;
 
 // Values equal to DPDK's RTE_LOG_EMERG .. RTE_LOG_DEBUG, so rte_log_set_level takes them as they are.
@@ -88,6 +93,7 @@ struct daemon_settings {
     std::vector<unsigned> worker_lcores{1}; // worker i polls rx queue i of every port
     bool hugepages = true;                  // false: EAL --no-huge -m <memory_mb>
     std::optional<std::uint32_t> memory_mb; // EAL -m; unset: EAL's default, or 256 without hugepages
+    hugepage_size page_size = hugepage_size::size_2m; // what kwik-prepare reserves, doctor checks
     std::vector<std::string> eal_args;      // extra EAL arguments, passed through verbatim
     std::uint32_t stats_interval_ms = 1000; // main lcore's counter publication; 0 = never
     std::uint32_t shm_mode = 0600;          // file mode of the shared-memory regions
@@ -278,6 +284,7 @@ std::string_view device_name(std::string_view device) noexcept;
 std::string_view to_string(log_level level) noexcept;
 std::string_view to_string(stream_endpoint endpoint) noexcept;
 std::string_view to_string(poll_mode mode) noexcept;
+std::string_view to_string(hugepage_size size) noexcept;
 std::string to_string(const ip_address& address); // "10.0.0.1", "fd00::1"
 std::string to_string(const ip_prefix& prefix);
 std::string to_string(const udp_endpoint& endpoint);

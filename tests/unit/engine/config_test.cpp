@@ -386,6 +386,15 @@ TEST(config_valid, poll_mode_and_idle_sleep) {
     EXPECT_EQ(a.kwikd.idle_sleep_max_us, 50u);
 }
 
+TEST(config_valid, hugepage_size) {
+    EXPECT_EQ(parse_ok(base_port).kwikd.page_size, hugepage_size::size_2m) << "the default";
+    const kwikd_config c = parse_ok(std::string("[kwikd]\nhugepage_size = \"1G\"\n") + base_port);
+    EXPECT_EQ(c.kwikd.page_size, hugepage_size::size_1g);
+    const std::string toml = to_toml(c);
+    EXPECT_NE(toml.find("hugepages = true\nhugepage_size = \"1G\"\n"), std::string::npos) << toml;
+    EXPECT_EQ(parse_ok(toml).kwikd, c.kwikd);
+}
+
 TEST(config_valid, device_kinds) {
     struct dcase {
         const char* device;
@@ -527,7 +536,8 @@ const error_case error_cases[] = {
      true,
      "[kwikd]\nworkers = 2\n",
      {"t.toml:5: kwikd.workers: unknown key (the keys of [kwikd] are name, log_level, main_lcore, worker_lcores, "
-      "hugepages, memory_mb, eal_args, stats_interval_ms, shm_mode, shm_directory, shm_group, poll_mode, "
+      "hugepages, hugepage_size, memory_mb, eal_args, stats_interval_ms, shm_mode, shm_directory, shm_group, "
+      "poll_mode, "
       "idle_sleep_max_us)"}},
     {"name characters",
      true,
@@ -641,6 +651,10 @@ const error_case error_cases[] = {
      "[kwikd]\nshm_group = \"no-such-kwik-group\"\n",
      {"t.toml:5: kwikd.shm_group: 'no-such-kwik-group' is not a group on this system (groupadd --system "
       "no-such-kwik-group, or leave it out to keep kwikd's own group)"}},
+    {"hugepage size",
+     true,
+     "[kwikd]\nhugepage_size = \"4K\"\n",
+     {"t.toml:5: kwikd.hugepage_size: '4K' is not one of 2M, 1G"}},
     {"poll mode name",
      true,
      "[kwikd]\npoll_mode = \"sleepy\"\n",
@@ -1157,7 +1171,8 @@ TEST(config_command_line, every_problem_is_named_exactly) {
         {"unknown key through --set",
          {"--set", "kwikd.speed=3"},
          {"--set: kwikd.speed: unknown key (the keys of [kwikd] are name, log_level, main_lcore, worker_lcores, "
-          "hugepages, memory_mb, eal_args, stats_interval_ms, shm_mode, shm_directory, shm_group, poll_mode, "
+          "hugepages, hugepage_size, memory_mb, eal_args, stats_interval_ms, shm_mode, shm_directory, shm_group, "
+      "poll_mode, "
           "idle_sleep_max_us)"}},
         {"new port without its required keys",
          {"--set", "port[1].mtu=9000"},
