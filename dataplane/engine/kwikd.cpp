@@ -15,6 +15,8 @@
 #include <rte_ring.h>
 #include <rte_telemetry.h>
 
+#include <net/if.h>
+
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -31,6 +33,7 @@
 #include "dataplane/api/shm_region.hpp"
 #include "dataplane/engine/command_handler.hpp"
 #include "dataplane/engine/config.hpp"
+#include "dataplane/engine/kernel_neighbors.hpp"
 #include "dataplane/engine/worker.hpp"
 #include "drivers/af_xdp/af_xdp_port.hpp"
 
@@ -552,6 +555,36 @@ int main(int argc, char** argv) {
         }
     }
 
+    // net_af_xdp ports: the kernel owns ARP/ND there (our requests' answers go to it), so the
+    // main lcore feeds the workers' tables from the kernel's and asks it to resolve what they
+    // want (kernel_neighbors.hpp); their workers put no request on the wire.
+    std::vector<bool> kernel_owned(ports.size(), false);
+    std::optional<engine::kernel_neighbors> kernel_neighbors;
+    {
+        std::vector<engine::kernel_neighbors::port> owned;
+        for (const auto& x : xdp_ports) {
+            const auto p = static_cast<std::size_t>(
+                std::find_if(cfg.ports.begin(), cfg.ports.end(), [&](const auto& ps) { return ps.name == x.name(); }) -
+                cfg.ports.begin());
+            if (!neighbors[p]) {
+                continue;
+            }
+            const unsigned ifindex = if_nametoindex(x.iface().c_str());
+            if (ifindex == 0) {
+                return fail(x.name() + ": interface " + x.iface() + ": " + std::strerror(errno));
+            }
+            owned.push_back({static_cast<std::uint16_t>(p), ifindex});
+            kernel_owned[p] = true;
+        }
+        if (!owned.empty()) {
+            auto opened = engine::kernel_neighbors::open(std::move(owned), mailboxes);
+            if (!opened.ok()) {
+                return fail(opened.message());
+            }
+            kernel_neighbors.emplace(std::move(opened).value());
+        }
+    }
+
     // Workers: worker w polls queue w of every port (RSS spreads paths over the queues).
     std::vector<std::unique_ptr<engine::worker>> ws;
     for (std::size_t w = 0; w < workers; ++w) {
@@ -567,6 +600,7 @@ int main(int argc, char** argv) {
             wp.tx_ipv4_checksum = ports[p].capabilities().tx_ipv4_checksum;
             wp.tx_udp_checksum = ports[p].capabilities().tx_udp_checksum;
             wp.neighbors = neighbors[p] ? &*neighbors[p] : nullptr;
+            wp.kernel_neighbors = kernel_owned[p];
             wc.ports.push_back(wp);
         }
         wc.paths = paths.get();
@@ -720,6 +754,9 @@ int main(int argc, char** argv) {
         for (const auto& x : xdp_ports) {
             std::printf("kwikd: %s\n", x.summary().c_str());
         }
+        if (kernel_neighbors) {
+            std::printf("kwikd: %s\n", kernel_neighbors->summary().c_str());
+        }
         std::fflush(stdout);
     };
     const auto interval = std::chrono::milliseconds(std::max<std::uint32_t>(cfg.kwikd.stats_interval_ms, 10));
@@ -730,6 +767,9 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::microseconds(100));
         const std::uint64_t now = monotonic_ns();
         handler.poll(static_cast<transport::time_ns>(now));
+        if (kernel_neighbors) {
+            kernel_neighbors->poll();
+        }
         region->heartbeat(now);
         if (watchdog) {
             watchdog->poll(std::chrono::steady_clock::now());
