@@ -54,7 +54,7 @@ int telemetry_workers(const char*, const char*, rte_tel_data* d) {
     const std::lock_guard<std::mutex> hold(g_telemetry_lock);
     rte_tel_data_start_dict(d);
     std::uint64_t rx = 0, tx = 0, kwik = 0, handed = 0, polls = 0, busy = 0, replies = 0, exc = 0;
-    std::uint64_t sleeps = 0, slept_ns = 0;
+    std::uint64_t sleeps = 0, slept_ns = 0, wants = 0, wants_lost = 0;
     engine::neighbor_counters nb;
     for (const engine::worker* w : g_workers) {
         const engine::worker_counters& c = w->counters();
@@ -64,6 +64,8 @@ int telemetry_workers(const char*, const char*, rte_tel_data* d) {
         nb.held += c.neighbor.held;
         nb.released += c.neighbor.released;
         nb.expired += c.neighbor.expired;
+        wants += c.neighbor_wants;
+        wants_lost += c.neighbor_wants_lost;
         rx += c.rx_packets;
         tx += c.tx_packets;
         kwik += c.kwik_packets;
@@ -94,6 +96,10 @@ int telemetry_workers(const char*, const char*, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "neighbor_held", nb.held);
     rte_tel_data_add_dict_u64(d, "neighbor_released", nb.released);
     rte_tel_data_add_dict_u64(d, "neighbor_expired", nb.expired);
+    // Ports whose neighbours the kernel owns (net_af_xdp): next hops posted to the main lcore
+    // instead of a request on the wire, and those its full ring lost (asked again a second on).
+    rte_tel_data_add_dict_u64(d, "neighbor_kernel_wants", wants);
+    rte_tel_data_add_dict_u64(d, "neighbor_kernel_wants_lost", wants_lost);
     return 0;
 }
 
