@@ -4,6 +4,7 @@
 #include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -181,19 +182,17 @@ result<kernel_neighbors> kernel_neighbors::open(std::vector<port> ports, std::ve
     k._mailboxes = std::move(mailboxes);
     k._backlog.resize(k._mailboxes.size());
     k._buffer.resize(datagram_room);
-    std::array<std::uint8_t, 64> msg;
-    const std::size_t len = build_neighbor_dump(++k._seq, msg);
-    if (::send(k._fd, msg.data(), len, 0) != static_cast<ssize_t>(len)) {
-        return error{std::string("rtnetlink: asking for the neighbour table: ") + std::strerror(errno), errno};
+    k.request_dump();
+    if (k._counters.errors != 0) {
+        return error{"rtnetlink: " + k._last_error, EIO};
     }
-    k._dumping = true;
     return k;
 }
 
 kernel_neighbors::kernel_neighbors(kernel_neighbors&& o) noexcept
-    : _fd(std::exchange(o._fd, -1)), _seq(o._seq), _dumping(o._dumping), _redump(o._redump),
-      _ports(std::move(o._ports)), _mailboxes(std::move(o._mailboxes)), _backlog(std::move(o._backlog)),
-      _known(std::move(o._known)), _parsed(std::move(o._parsed)), _buffer(std::move(o._buffer)),
+    : _fd(std::exchange(o._fd, -1)), _seq(o._seq), _dump_seq(o._dump_seq), _dumping(o._dumping), _redump(o._redump),
+      _next_dump(o._next_dump), _ports(std::move(o._ports)), _mailboxes(std::move(o._mailboxes)),
+      _backlog(std::move(o._backlog)), _known(std::move(o._known)), _parsed(std::move(o._parsed)), _buffer(std::move(o._buffer)),
       _counters(o._counters), _last_error(std::move(o._last_error)) {}
 
 kernel_neighbors::~kernel_neighbors() {
@@ -215,6 +214,16 @@ void kernel_neighbors::poll() {
             }
         } while (n == wants.size());
     }
+}
+
+bool kernel_neighbors::read_dump(std::chrono::milliseconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (_dumping && std::chrono::steady_clock::now() < until) {
+        pollfd p{_fd, POLLIN, 0};
+        (void)::poll(&p, 1, 10);
+        read_socket();
+    }
+    return !_dumping;
 }
 
 void kernel_neighbors::read_socket() {
@@ -242,8 +251,13 @@ void kernel_neighbors::read_socket() {
         }
         if (r.errors != 0) {
             _counters.errors += r.errors - 1; // note_error counts the last one
-            note_error("the kernel refused request " + std::to_string(r.last_error_seq) + ": " +
+            const bool dump = _dumping && r.last_error_seq == _dump_seq;
+            note_error(std::string(dump ? "the neighbour table dump failed: " : "the kernel refused a resolution: ") +
                        std::strerror(r.last_error));
+            if (dump) { // asked again, a second later
+                _dumping = false;
+                _redump = true;
+            }
         }
         if (r.malformed) {
             note_error("a malformed rtnetlink message (the rest of its datagram was skipped)");
@@ -252,13 +266,20 @@ void kernel_neighbors::read_socket() {
             _dumping = false;
         }
     }
-    if (_redump && !_dumping) {
-        std::array<std::uint8_t, 64> msg;
-        const std::size_t len = build_neighbor_dump(++_seq, msg);
-        send_request({msg.data(), len}, "asking for the neighbour table");
-        _dumping = true; // a failed send is counted; the dump is asked again on the next overrun
-        _redump = false;
+    if (_redump && !_dumping && std::chrono::steady_clock::now() >= _next_dump) {
+        request_dump();
     }
+}
+
+void kernel_neighbors::request_dump() {
+    std::array<std::uint8_t, 64> msg;
+    _next_dump = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    _dump_seq = ++_seq;
+    const std::size_t len = build_neighbor_dump(_dump_seq, msg);
+    const std::uint64_t errors = _counters.errors;
+    send_request({msg.data(), len}, "asking for the neighbour table");
+    _dumping = _counters.errors == errors;
+    _redump = !_dumping; // a failed send is tried again a second later
 }
 
 const kernel_neighbors::port* kernel_neighbors::port_of_ifindex(std::uint32_t ifindex) const noexcept {

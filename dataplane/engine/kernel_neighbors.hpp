@@ -7,6 +7,7 @@
 // The message codec is pure functions (any thread); kernel_neighbors is kwikd's main lcore's.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -76,6 +77,11 @@ public:
     kernel_neighbors(const kernel_neighbors&) = delete;
     ~kernel_neighbors();
 
+    // Before the workers run: reads the dump open() asked for, for up to `limit`, so the workers
+    // start with the kernel's entries in their mailboxes. False when the dump did not end in time
+    // (poll() reads the rest).
+    bool read_dump(std::chrono::milliseconds limit);
+
     // One housekeeping pass: the kernel's messages (learned entries to the workers), the workers'
     // wants (answered from the table, else asked of the kernel), then what the command rings
     // could not take last time. Never blocks.
@@ -93,6 +99,7 @@ private:
     void post(unsigned worker, std::uint16_t port, const ip_address& ip, const mac_address& mac);
     void flush_backlog();
     void send_request(std::span<const std::uint8_t> message, const char* what);
+    void request_dump();
     void note_error(std::string what);
     const port* port_of_ifindex(std::uint32_t ifindex) const noexcept;
 
@@ -101,8 +108,10 @@ private:
 
     int _fd = -1;
     std::uint32_t _seq = 0;
+    std::uint32_t _dump_seq = 0; // the dump under way's request
     bool _dumping = false; // a dump is under way (one at a time per socket)
-    bool _redump = false;  // notifications were lost: dump again once this one is done
+    bool _redump = false;  // notifications were lost or a dump failed: dump again once none is under way
+    std::chrono::steady_clock::time_point _next_dump{}; // dumps at most once a second
     std::vector<port> _ports;
     std::vector<worker_mailbox> _mailboxes;
     std::vector<std::vector<worker_command>> _backlog; // per worker

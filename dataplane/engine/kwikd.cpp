@@ -588,6 +588,9 @@ int main(int argc, char** argv) {
                 return fail(opened.message());
             }
             kernel_neighbors.emplace(std::move(opened).value());
+            if (!kernel_neighbors->read_dump(std::chrono::seconds(1))) {
+                std::fprintf(stderr, "kwikd: the kernel's neighbour table was not read within 1 s: the rest follows\n");
+            }
         }
     }
 
