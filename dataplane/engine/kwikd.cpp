@@ -15,6 +15,8 @@
 #include <rte_ring.h>
 #include <rte_telemetry.h>
 
+#include <net/if.h>
+
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -31,6 +33,7 @@
 #include "dataplane/api/shm_region.hpp"
 #include "dataplane/engine/command_handler.hpp"
 #include "dataplane/engine/config.hpp"
+#include "dataplane/engine/kernel_neighbors.hpp"
 #include "dataplane/engine/worker.hpp"
 #include "drivers/af_xdp/af_xdp_port.hpp"
 
@@ -51,7 +54,7 @@ int telemetry_workers(const char*, const char*, rte_tel_data* d) {
     const std::lock_guard<std::mutex> hold(g_telemetry_lock);
     rte_tel_data_start_dict(d);
     std::uint64_t rx = 0, tx = 0, kwik = 0, handed = 0, polls = 0, busy = 0, replies = 0, exc = 0;
-    std::uint64_t sleeps = 0, slept_ns = 0;
+    std::uint64_t sleeps = 0, slept_ns = 0, wants = 0, wants_lost = 0;
     engine::neighbor_counters nb;
     for (const engine::worker* w : g_workers) {
         const engine::worker_counters& c = w->counters();
@@ -61,6 +64,8 @@ int telemetry_workers(const char*, const char*, rte_tel_data* d) {
         nb.held += c.neighbor.held;
         nb.released += c.neighbor.released;
         nb.expired += c.neighbor.expired;
+        wants += c.neighbor_wants;
+        wants_lost += c.neighbor_wants_lost;
         rx += c.rx_packets;
         tx += c.tx_packets;
         kwik += c.kwik_packets;
@@ -91,6 +96,10 @@ int telemetry_workers(const char*, const char*, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "neighbor_held", nb.held);
     rte_tel_data_add_dict_u64(d, "neighbor_released", nb.released);
     rte_tel_data_add_dict_u64(d, "neighbor_expired", nb.expired);
+    // Ports whose neighbours the kernel owns (net_af_xdp): next hops posted to the main lcore
+    // instead of a request on the wire, and those its full ring lost (asked again a second on).
+    rte_tel_data_add_dict_u64(d, "neighbor_kernel_wants", wants);
+    rte_tel_data_add_dict_u64(d, "neighbor_kernel_wants_lost", wants_lost);
     return 0;
 }
 
@@ -552,6 +561,39 @@ int main(int argc, char** argv) {
         }
     }
 
+    // net_af_xdp ports: the kernel owns ARP/ND there (our requests' answers go to it), so the
+    // main lcore feeds the workers' tables from the kernel's and asks it to resolve what they
+    // want (kernel_neighbors.hpp); their workers put no request on the wire.
+    std::vector<bool> kernel_owned(ports.size(), false);
+    std::optional<engine::kernel_neighbors> kernel_neighbors;
+    {
+        std::vector<engine::kernel_neighbors::port> owned;
+        for (const auto& x : xdp_ports) {
+            const auto p = static_cast<std::size_t>(
+                std::find_if(cfg.ports.begin(), cfg.ports.end(), [&](const auto& ps) { return ps.name == x.name(); }) -
+                cfg.ports.begin());
+            if (!neighbors[p]) {
+                continue;
+            }
+            const unsigned ifindex = if_nametoindex(x.iface().c_str());
+            if (ifindex == 0) {
+                return fail(x.name() + ": interface " + x.iface() + ": " + std::strerror(errno));
+            }
+            owned.push_back({static_cast<std::uint16_t>(p), ifindex});
+            kernel_owned[p] = true;
+        }
+        if (!owned.empty()) {
+            auto opened = engine::kernel_neighbors::open(std::move(owned), mailboxes);
+            if (!opened.ok()) {
+                return fail(opened.message());
+            }
+            kernel_neighbors.emplace(std::move(opened).value());
+            if (!kernel_neighbors->read_dump(std::chrono::seconds(1))) {
+                std::fprintf(stderr, "kwikd: the kernel's neighbour table was not read within 1 s: the rest follows\n");
+            }
+        }
+    }
+
     // Workers: worker w polls queue w of every port (RSS spreads paths over the queues).
     std::vector<std::unique_ptr<engine::worker>> ws;
     for (std::size_t w = 0; w < workers; ++w) {
@@ -567,6 +609,7 @@ int main(int argc, char** argv) {
             wp.tx_ipv4_checksum = ports[p].capabilities().tx_ipv4_checksum;
             wp.tx_udp_checksum = ports[p].capabilities().tx_udp_checksum;
             wp.neighbors = neighbors[p] ? &*neighbors[p] : nullptr;
+            wp.kernel_neighbors = kernel_owned[p];
             wc.ports.push_back(wp);
         }
         wc.paths = paths.get();
@@ -720,6 +763,9 @@ int main(int argc, char** argv) {
         for (const auto& x : xdp_ports) {
             std::printf("kwikd: %s\n", x.summary().c_str());
         }
+        if (kernel_neighbors) {
+            std::printf("kwikd: %s\n", kernel_neighbors->summary().c_str());
+        }
         std::fflush(stdout);
     };
     const auto interval = std::chrono::milliseconds(std::max<std::uint32_t>(cfg.kwikd.stats_interval_ms, 10));
@@ -730,6 +776,9 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::microseconds(100));
         const std::uint64_t now = monotonic_ns();
         handler.poll(static_cast<transport::time_ns>(now));
+        if (kernel_neighbors) {
+            kernel_neighbors->poll();
+        }
         region->heartbeat(now);
         if (watchdog) {
             watchdog->poll(std::chrono::steady_clock::now());

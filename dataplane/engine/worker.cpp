@@ -675,7 +675,17 @@ std::optional<mac_address> worker::resolve_neighbor(std::size_t port, const ip_a
     neighbor_table& t = *_neighbors[port];
     const resolution res = t.resolve(dst, m, _now);
     if (res.request_due) {
-        send_neighbor_request(port, res.request_target);
+        if (_config.ports[port].kernel_neighbors) {
+            // Rate-limited by the table (once per request_interval per next hop); a full ring
+            // loses this one and the next interval asks again.
+            if (_config.mailbox.want({res.request_target, static_cast<std::uint32_t>(port)})) {
+                ++_counters.neighbor_wants;
+            } else {
+                ++_counters.neighbor_wants_lost;
+            }
+        } else {
+            send_neighbor_request(port, res.request_target);
+        }
     }
     switch (res.status) {
     case resolve_status::resolved:

@@ -53,6 +53,10 @@ struct worker_port {
     // with its own neighbor_table for this port (built by the worker's constructor; the
     // configuration must pass validate()). Null: a path is sent to only once its peer has sent.
     const neighbor_config* neighbors = nullptr;
+    // The kernel owns ARP/ND on this port (net_af_xdp: our requests' answers go to it): a next
+    // hop with no entry is posted to the main lcore (worker_mailbox::want), which asks the kernel
+    // and sends the answer back as learn_neighbor, instead of a request on the wire.
+    bool kernel_neighbors = false;
 };
 
 struct worker_config {
@@ -110,6 +114,7 @@ struct alignas(64) worker_counters {
     std::uint64_t loops = 0, busy_loops = 0;
     std::uint64_t commands_applied = 0, events_sent = 0, events_dropped = 0;
     std::uint64_t events_suppressed = 0; // unknown_path events over the per-worker budget
+    std::uint64_t neighbor_wants = 0, neighbor_wants_lost = 0; // kernel_neighbors ports: posted / ring full
     std::uint64_t rx_linearized = 0; // multi-segment datagrams copied into one buffer
     std::uint64_t idle_sleeps = 0, idle_sleep_ns = 0; // adaptive polling's sleeps and their time
     std::array<std::uint64_t, kdp::drop_reason_count> drops{};

@@ -100,6 +100,12 @@ void worker::apply(const worker_command& wc, transport::time_ns now) noexcept {
         _counters_requests.push_back({wc.cmd, wc.token});
         return;
     }
+    if (wc.op == worker_op::learn_neighbor) { // from the kernel's table: no connection, no answer
+        if (wc.port < _neighbors.size()) {
+            learn_neighbor(wc.port, wc.tuple.src, wc.mac, now);
+        }
+        return;
+    }
     // The slot must hold the connection the command names: the main lcore reuses a slot only
     // after the worker handed its connection back, and this check keeps a late command from
     // touching a successor.
@@ -134,6 +140,7 @@ void worker::apply(const worker_command& wc, transport::time_ns now) noexcept {
         return apply_set_connection_keys(*c, wc, now);
     case worker_op::install_connection:
     case worker_op::publish_counters:
+    case worker_op::learn_neighbor:
         return; // above
     }
 }

@@ -55,12 +55,21 @@ worker_mailbox create_mailbox(const std::string& prefix, unsigned worker, unsign
         rte_ring_free(m.commands);
         return {};
     }
+    m.neighbor_wants = rte_ring_create_elem((base + "n").c_str(), sizeof(neighbor_want), command_slots, socket,
+                                            RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (m.neighbor_wants == nullptr) {
+        *error = "worker " + std::to_string(worker) + " neighbour ring: " + rte_strerror(rte_errno);
+        rte_ring_free(m.commands);
+        rte_ring_free(m.replies);
+        return {};
+    }
     return m;
 }
 
 void free_mailbox(worker_mailbox& m) noexcept {
     rte_ring_free(m.commands);
     rte_ring_free(m.replies);
+    rte_ring_free(m.neighbor_wants);
     m = {};
 }
 

@@ -7,6 +7,9 @@
 // closed). Two single-producer single-consumer rte_rings per worker, created by the main lcore:
 //   commands: main lcore enqueues, the worker dequeues;
 //   replies:  the worker enqueues, the main lcore dequeues.
+// A third, neighbour_wants, carries next hops a worker cannot resolve on a port whose neighbours
+// the kernel owns (net_af_xdp): the main lcore asks the kernel (kernel_neighbors.hpp) and
+// answers with learn_neighbor commands.
 // Memory the main lcore allocated for a connection travels by pointer (install) and comes back
 // the same way (remove) to be freed off the worker: no allocation or free on the worker for it.
 #pragma once
@@ -42,6 +45,7 @@ enum class worker_op : std::uint8_t {
     set_windows,        // connection, cmd.set_windows
     set_connection_keys, // connection, cmd.set_connection_keys (holds the key: cleansed after use)
     publish_counters,   // cmd.request_counters: publish now, then answer
+    learn_neighbor,     // port, tuple.src is at mac (from the kernel's table); no answer
 };
 
 // Main lcore -> worker. cmd is the control process's command as validated; the worker answers
@@ -55,6 +59,7 @@ struct alignas(64) worker_command {
     std::uint32_t connection = 0; // the connection's slot on the worker
     five_tuple tuple{};           // add_path: as received (src = the remote end)
     connection_state* ctx = nullptr; // install_connection: ownership passes to the worker
+    mac_address mac{};               // learn_neighbor: tuple.src's Ethernet address
 };
 
 // Worker -> main lcore: a command_result answering a worker_command, or an event the worker
@@ -67,7 +72,14 @@ struct alignas(64) worker_reply {
     connection_state* ctx = nullptr; // remove_connection's answer: the main lcore frees it
 };
 
-static_assert(sizeof(worker_command) % 4 == 0 && sizeof(worker_reply) % 4 == 0);
+// Worker -> main lcore: the next hop `ip` on port `port` has no neighbour entry; at most one per
+// next hop per neighbor_config::request_interval (the table decides when a request is due).
+struct neighbor_want {
+    ip_address ip;
+    std::uint32_t port = 0;
+};
+
+static_assert(sizeof(worker_command) % 4 == 0 && sizeof(worker_reply) % 4 == 0 && sizeof(neighbor_want) % 4 == 0);
 
 // Zeroes the key a set_connection_keys command carries (any other command is left alone): every
 // copy is cleansed once used, so keys do not linger in freed or reused memory.
@@ -81,6 +93,7 @@ static_assert(std::is_trivially_copyable_v<worker_command> && std::is_trivially_
 struct worker_mailbox {
     rte_ring* commands = nullptr;
     rte_ring* replies = nullptr;
+    rte_ring* neighbor_wants = nullptr; // the worker enqueues, the main lcore dequeues
 
     bool valid() const noexcept { return commands != nullptr && replies != nullptr; }
 
@@ -98,6 +111,17 @@ struct worker_mailbox {
     bool answer(const worker_reply& r) const noexcept {
         return rte_ring_sp_enqueue_elem(replies, const_cast<worker_reply*>(&r), sizeof(worker_reply)) == 0;
     }
+    // false: the ring is full (the main lcore is behind) or absent; the worker counts it.
+    bool want(const neighbor_want& w) const noexcept {
+        return neighbor_wants != nullptr &&
+               rte_ring_sp_enqueue_elem(neighbor_wants, const_cast<neighbor_want*>(&w), sizeof(neighbor_want)) == 0;
+    }
+    // Main lcore.
+    unsigned take_wants(neighbor_want* out, unsigned n) const noexcept {
+        return neighbor_wants == nullptr
+                   ? 0
+                   : rte_ring_sc_dequeue_burst_elem(neighbor_wants, out, sizeof(neighbor_want), n, nullptr);
+    }
 };
 
 // Conversions between the command interface's tuple (local/remote, IPv4 in 4 bytes) and the
@@ -106,7 +130,8 @@ five_tuple to_engine(const api::five_tuple& t) noexcept;
 api::five_tuple to_api(const five_tuple& t) noexcept;
 
 // Main lcore, after EAL init: the two rings of worker `worker` ("<prefix>_wc<worker>", "_wr").
-// commands: command_slots (a power of two); replies: reply_slots. Empty with *error on failure.
+// commands: command_slots (a power of two); replies: reply_slots; neighbour wants ("_wn"):
+// command_slots. Empty with *error on failure.
 worker_mailbox create_mailbox(const std::string& prefix, unsigned worker, unsigned command_slots,
                               unsigned reply_slots, int socket, std::string* error);
 void free_mailbox(worker_mailbox& m) noexcept;
