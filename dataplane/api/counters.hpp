@@ -202,11 +202,12 @@ static_assert(sizeof(worker_block_header) == 64);
 
 // The first line of the main block, written by kwikd's main lcore (and so is the rest of the
 // block: kwikd_counters right after this line, then ports x nic_port_counters). `sequence`
-// guards all of it; published every stats interval and once more at shutdown.
+// guards all of it; published once the workers run, every stats_interval_ms, and once more
+// after the last transmit at shutdown.
 struct alignas(64) main_block_header {
     std::uint64_t sequence; // odd while the main lcore publishes
     std::uint64_t publish_ns;
-    std::uint64_t publish_count; // 0: never published (stats_interval_ms = 0 before shutdown)
+    std::uint64_t publish_count; // 0: never published (a kwikd still starting)
     std::uint64_t reserved[5];
 };
 static_assert(sizeof(main_block_header) == 64);
