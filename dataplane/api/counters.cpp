@@ -188,13 +188,16 @@ counters_layout compute_counters_layout(const counters_config& c) noexcept {
     // 128-byte units throughout: the adjacent-line prefetcher pulls lines in pairs, so no two
     // writers ever share a pair.
     l.header_bytes = align_up(sizeof(counters_header), 128);
+    l.main_bytes = align_up(sizeof(main_block_header) + sizeof(kwikd_counters) +
+                                u64{c.ports} * sizeof(nic_port_counters),
+                            128);
     l.worker_offset = sizeof(worker_block_header);
     l.ports_offset = align_up(l.worker_offset + sizeof(worker_counters), 64);
     l.drops_offset = l.ports_offset + u64{c.ports} * sizeof(port_counters);
     l.connections_offset = align_up(l.drops_offset + kdp::drop_reason_count * sizeof(u64), 128);
     l.paths_offset = l.connections_offset + u64{c.max_connections} * sizeof(connection_entry);
     l.block_stride = align_up(l.paths_offset + u64{c.max_paths} * sizeof(path_entry), 128);
-    l.bytes = l.header_bytes + u64{c.workers} * l.block_stride;
+    l.bytes = l.header_bytes + l.main_bytes + u64{c.workers} * l.block_stride;
     return l;
 }
 
@@ -209,7 +212,9 @@ void initialise_counters(std::byte* region_base, std::uint64_t offset, const cou
     h->drop_reasons = static_cast<std::uint32_t>(kdp::drop_reason_count);
     h->max_connections = c.max_connections;
     h->max_paths = c.max_paths;
-    h->blocks_offset = offset + l.header_bytes;
+    h->main_offset = offset + l.header_bytes;
+    h->nic_port_entry_size = sizeof(nic_port_counters);
+    h->blocks_offset = h->main_offset + l.main_bytes;
     h->block_stride = l.block_stride;
     h->worker_offset = l.worker_offset;
     h->ports_offset = l.ports_offset;
@@ -236,7 +241,7 @@ std::string check_counters_region(const std::byte* region_base, std::uint64_t of
     }
     if (h->layout_version != counters_layout_version) {
         return "counters region: layout version " + std::to_string(h->layout_version) + ", this program reads " +
-               std::to_string(counters_layout_version);
+               std::to_string(counters_layout_version) + " (kwikd and this program come from different builds)";
     }
     counters_config c;
     c.workers = h->workers;
@@ -263,6 +268,14 @@ std::string check_counters_region(const std::byte* region_base, std::uint64_t of
                          h->path_entry_size == sizeof(path_entry);
     if (!ordered) {
         return "counters region: block layout inconsistent (offsets overlap or are misaligned)";
+    }
+    const u64 main_end = h->main_offset + sizeof(main_block_header) + sizeof(kwikd_counters) +
+                         u64{h->ports} * sizeof(nic_port_counters);
+    if (h->main_offset < offset + sizeof(counters_header) || h->main_offset % 64 != 0 ||
+        h->nic_port_entry_size != sizeof(nic_port_counters) || main_end > h->blocks_offset) {
+        return "counters region: main block inconsistent (misaligned, overlapping the worker blocks, or entries "
+               "of " + std::to_string(h->nic_port_entry_size) + " bytes, this program reads " +
+               std::to_string(sizeof(nic_port_counters)) + ")";
     }
     if (h->blocks_offset < offset + sizeof(counters_header) || h->blocks_offset % 64 != 0 ||
         h->blocks_offset + u64{h->workers} * h->block_stride > offset + bytes) {
@@ -361,6 +374,34 @@ void counters_writer::clear_path(std::uint32_t slot) noexcept {
     store_path(slot, path_counters{});
 }
 
+// ---- main block writer ----
+
+result<main_counters_writer> main_counters_writer::attach(shm_region& region) {
+    if (!region.valid() || region.mode() != access::read_write) {
+        return error{"counters: region '" + region.name() + "' is not mapped read-write"};
+    }
+    const auto* h = region.at<counters_header>(region.header().counters_offset);
+    main_counters_writer w;
+    w._block = region.base() + h->main_offset;
+    w._ports = h->ports;
+    return w;
+}
+
+void main_counters_writer::publish(const kwikd_counters& kwikd, std::span<const nic_port_counters> ports,
+                                   std::uint64_t now_ns) noexcept {
+    auto* bh = reinterpret_cast<main_block_header*>(_block);
+    std::byte* nic = _block + sizeof(main_block_header) + sizeof(kwikd_counters);
+    const std::size_t n = std::min<std::size_t>(ports.size(), _ports);
+    write_locked(&bh->sequence, [&] {
+        store_words(_block + sizeof(main_block_header), kwikd);
+        for (std::size_t p = 0; p < n; ++p) {
+            store_words(nic + p * sizeof(nic_port_counters), ports[p]);
+        }
+        store_word(&bh->publish_ns, now_ns);
+        store_word(&bh->publish_count, load_word(&bh->publish_count) + 1);
+    });
+}
+
 // ---- reader ----
 
 result<counters_reader> counters_reader::attach(const shm_region& region) {
@@ -421,6 +462,24 @@ bool counters_reader::read_worker(std::uint32_t worker, worker_snapshot& out, re
         stats, max_retries);
 }
 
+bool counters_reader::read_main(main_snapshot& out, read_stats* stats, std::uint32_t max_retries) const {
+    const std::byte* b = _base + _header->main_offset;
+    const auto* bh = reinterpret_cast<const main_block_header*>(b);
+    const std::byte* nic = b + sizeof(main_block_header) + sizeof(kwikd_counters);
+    out.nic.resize(_header->ports);
+    return read_locked(
+        &bh->sequence,
+        [&] {
+            out.publish_ns = load_word(&bh->publish_ns);
+            out.publish_count = load_word(&bh->publish_count);
+            load_words(out.kwikd, b + sizeof(main_block_header));
+            for (std::size_t p = 0; p < out.nic.size(); ++p) {
+                load_words(out.nic[p], nic + p * sizeof(nic_port_counters));
+            }
+        },
+        stats, max_retries);
+}
+
 bool counters_reader::read_connection(std::uint32_t worker, std::uint32_t slot, connection_counters& out,
                                       read_stats* stats, std::uint32_t max_retries) const {
     if (worker >= _header->workers || slot >= _header->max_connections) {
@@ -454,6 +513,7 @@ counters_totals counters_reader::read_totals() const {
         }
     };
     std::unordered_map<std::pair<u64, u64>, std::size_t, pair_hash> path_index;
+    t.main_read = read_main(t.main, &t.stats);
     worker_snapshot s;
     for (std::uint32_t w = 0; w < _header->workers; ++w) {
         if (read_worker(w, s, &t.stats)) {

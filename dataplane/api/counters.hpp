@@ -1,9 +1,11 @@
 // The counters region inside the shared-memory region: one block per worker lcore, each written
-// by that worker alone and read by other processes without locks (a seqlock per block and per
-// table entry: the writer makes the sequence odd before it stores and even after, readers retry
-// while it is odd or changed). Everything is found by offsets from the region base, as in VPP's
-// stats segment. counters_writer: one per worker lcore, called by that lcore only.
-// counters_reader: any thread of any process that mapped the region (read-only is enough).
+// by that worker alone, and one main block written by kwikd's main lcore alone (NIC counters,
+// XDP verdicts, path steering), all read by other processes without locks (a seqlock per block
+// and per table entry: the writer makes the sequence odd before it stores and even after,
+// readers retry while it is odd or changed). Everything is found by offsets from the region
+// base, as in VPP's stats segment. counters_writer: one per worker lcore, called by that lcore
+// only. main_counters_writer: kwikd's main lcore only. counters_reader: any thread of any
+// process that mapped the region (read-only is enough).
 // Writers and readers point into the mapping: valid while their shm_region is open.
 #pragma once
 
@@ -23,7 +25,8 @@
 namespace kwik::api {
 
 inline constexpr char counters_magic[8] = {'K', 'W', 'I', 'K', 'C', 'N', 'T', '1'};
-inline constexpr std::uint32_t counters_layout_version = 2; // 2: worker_counters of 128 bytes
+// 2: worker_counters of 128 bytes. 3: the main block (kwikd_counters, nic_port_counters).
+inline constexpr std::uint32_t counters_layout_version = 3;
 
 // ---- the counter sets: 64-bit words only, so that they are copied word by word ------------
 
@@ -93,7 +96,47 @@ struct path_counters {
     std::uint64_t updated_ns;      // gauge: the worker's clock at this store
 };
 
+// kwikd-wide, from the main lcore's command handler. Gauges: flow_rules to paths.
+struct kwikd_counters {
+    std::uint64_t flow_rules;       // gauge: paths steered to their owner's rx queue by rte_flow
+    std::uint64_t handoff_paths;    // gauge: paths steered by the hand-off ring or a single worker
+    std::uint64_t connections;      // gauge
+    std::uint64_t paths;            // gauge
+    std::uint64_t commands;         // commands taken from the command ring
+    std::uint64_t commands_refused; // answered with an error
+    std::uint64_t events_forwarded;
+    std::uint64_t events_lost; // unsolicited events beyond the handler's outbox
+};
+
+// One port as its NIC (rte_eth_stats) and, for net_af_xdp ports, its XDP program count it:
+// what reached the host, what the NIC dropped before any worker saw it, and where the XDP
+// program sent each frame (every verdict but xdp_redirected goes to the kernel).
+struct nic_port_counters {
+    std::uint64_t sources;     // nic_source_* bits: which groups below hold values
+    std::uint64_t read_errors; // reads of this port's NIC or XDP counters that failed
+    std::uint64_t rx_packets;  // rte_eth_stats ipackets
+    std::uint64_t rx_bytes;
+    std::uint64_t tx_packets;
+    std::uint64_t tx_bytes;
+    std::uint64_t imissed;    // rx ring full: the workers did not keep up
+    std::uint64_t ierrors;    // bad frames (CRC, length)
+    std::uint64_t oerrors;    // failed transmits
+    std::uint64_t rx_nombuf;  // rx mbuf allocation failures: the packet pool ran dry
+    std::uint64_t xdp_redirected; // into the queue's AF_XDP socket
+    std::uint64_t xdp_no_socket;  // Kwik, but its rx queue has no socket
+    std::uint64_t xdp_not_ip;
+    std::uint64_t xdp_not_udp;
+    std::uint64_t xdp_not_kwik_port;
+    std::uint64_t xdp_not_kwik_address;
+    std::uint64_t xdp_fragment;
+    std::uint64_t xdp_truncated;
+    std::uint64_t reserved[6];
+};
+inline constexpr std::uint64_t nic_source_ethdev = 1; // rx_packets .. rx_nombuf
+inline constexpr std::uint64_t nic_source_xdp = 2;    // xdp_*
+
 static_assert(sizeof(worker_counters) == 128 && sizeof(port_counters) == 64);
+static_assert(sizeof(kwikd_counters) == 64 && sizeof(nic_port_counters) == 3 * 64);
 static_assert(sizeof(connection_counters) == 15 * 8 && sizeof(path_counters) == 15 * 8);
 
 // Adds the counting fields of `from` into `into`; gauges are taken from the more recently
@@ -108,6 +151,8 @@ void accumulate(path_counters& into, const path_counters& from) noexcept;
 // At region_header.counters_offset. Which core writes which cache line:
 //   lines 0-1: kwikd's main thread at creation; read-only afterwards.
 //   line 2:    kwikd's main lcore (epoch: rounds in which every worker published).
+// Then the main block (at main_offset: main_block_header, kwikd_counters, one nic_port_counters
+// per port), every line of it written by kwikd's main lcore alone, then the worker blocks.
 struct alignas(64) counters_header {
     // line 0
     char magic[8];                // counters_magic
@@ -120,7 +165,9 @@ struct alignas(64) counters_header {
     std::uint32_t max_paths;
     std::uint64_t blocks_offset; // region offset of worker 0's block
     std::uint64_t block_stride;  // bytes from one worker's block to the next
-    std::uint64_t reserved0[2];
+    std::uint64_t main_offset;   // region offset of the main block (main_block_header)
+    std::uint32_t nic_port_entry_size; // sizeof(nic_port_counters)
+    std::uint32_t reserved0;
     // line 1: offsets within a block
     std::uint64_t worker_offset;
     std::uint64_t ports_offset;
@@ -137,6 +184,7 @@ struct alignas(64) counters_header {
 };
 static_assert(sizeof(counters_header) == 3 * 64);
 static_assert(offsetof(counters_header, blocks_offset) == 32);
+static_assert(offsetof(counters_header, main_offset) == 48);
 static_assert(offsetof(counters_header, worker_offset) == 64);
 static_assert(offsetof(counters_header, epoch) == 128);
 
@@ -151,6 +199,18 @@ struct alignas(64) worker_block_header {
     std::uint64_t reserved[4];
 };
 static_assert(sizeof(worker_block_header) == 64);
+
+// The first line of the main block, written by kwikd's main lcore (and so is the rest of the
+// block: kwikd_counters right after this line, then ports x nic_port_counters). `sequence`
+// guards all of it; published once the workers run, every stats_interval_ms, and once more
+// after the last transmit at shutdown.
+struct alignas(64) main_block_header {
+    std::uint64_t sequence; // odd while the main lcore publishes
+    std::uint64_t publish_ns;
+    std::uint64_t publish_count; // 0: never published (a kwikd still starting)
+    std::uint64_t reserved[5];
+};
+static_assert(sizeof(main_block_header) == 64);
 
 // A table slot: its own seqlock, then the counters. 128 bytes, two lines, both written only by
 // the worker whose block holds the table (the owner of the connection).
@@ -167,13 +227,14 @@ static_assert(sizeof(connection_entry) == 128 && sizeof(path_entry) == 128);
 // Where everything of one block lies, and the region's size for it.
 struct counters_layout {
     std::uint64_t header_bytes = 0; // counters_header, padded
+    std::uint64_t main_bytes = 0;   // the main block (right after the header), padded
     std::uint64_t block_stride = 0;
     std::uint64_t worker_offset = 0;
     std::uint64_t ports_offset = 0;
     std::uint64_t drops_offset = 0;
     std::uint64_t connections_offset = 0;
     std::uint64_t paths_offset = 0;
-    std::uint64_t bytes = 0; // header + every block
+    std::uint64_t bytes = 0; // header + main block + every worker block
 };
 // Empty if the capacities are usable, else a message naming the field.
 std::string check_counters_config(const counters_config& config);
@@ -227,6 +288,25 @@ private:
     std::uint32_t _max_paths = 0;
 };
 
+// ---- main block writer: kwikd's main lcore ----------------------------------------------
+
+// Publishes kwikd's own counters and what each port's NIC and XDP program counted. The main
+// lcore reads those (rte_eth_stats_get, a BPF map lookup) every stats interval and stores
+// them here, all under the main block's one seqlock.
+class main_counters_writer {
+public:
+    main_counters_writer() = default;
+    [[nodiscard]] static result<main_counters_writer> attach(shm_region& region);
+
+    std::uint32_t ports() const noexcept { return _ports; }
+    void publish(const kwikd_counters& kwikd, std::span<const nic_port_counters> ports, // first ports() used
+                 std::uint64_t now_ns) noexcept;
+
+private:
+    std::byte* _block = nullptr;
+    std::uint32_t _ports = 0;
+};
+
 // ---- reader: any process ------------------------------------------------------------------
 
 struct worker_snapshot {
@@ -246,12 +326,22 @@ struct read_stats {
     std::uint64_t gave_up = 0;
 };
 
+// The main block: consistent with itself.
+struct main_snapshot {
+    std::uint64_t publish_ns = 0;
+    std::uint64_t publish_count = 0;
+    kwikd_counters kwikd{};
+    std::vector<nic_port_counters> nic; // one per port
+};
+
 struct counters_totals {
     worker_counters worker{};
     std::vector<port_counters> ports;
     std::vector<std::uint64_t> drops;
     std::vector<connection_counters> connections; // merged by connection id, sorted by it
     std::vector<path_counters> paths;             // merged by (connection id, path id), sorted
+    main_snapshot main;                           // valid if main_read
+    bool main_read = false;
     std::uint32_t workers_read = 0;
     read_stats stats;
 };
@@ -276,6 +366,9 @@ public:
     // max_retries attempts (out is then unspecified).
     [[nodiscard]] bool read_worker(std::uint32_t worker, worker_snapshot& out, read_stats* stats = nullptr,
                                    std::uint32_t max_retries = default_retries) const;
+    // The main block, consistent with itself. False as read_worker.
+    [[nodiscard]] bool read_main(main_snapshot& out, read_stats* stats = nullptr,
+                                 std::uint32_t max_retries = default_retries) const;
     // One table slot; out.connection_id == 0 for an unused slot.
     [[nodiscard]] bool read_connection(std::uint32_t worker, std::uint32_t slot, connection_counters& out,
                                        read_stats* stats = nullptr, std::uint32_t max_retries = default_retries) const;
@@ -284,6 +377,7 @@ public:
 
     // Sums across workers: the worker and port counters and the drop array; connections and
     // paths merged by id (normally one owner; two after an owner change, then counts add up).
+    // Plus the main block as it is.
     counters_totals read_totals() const;
     std::optional<connection_counters> find_connection(std::uint64_t connection_id) const;
     std::optional<path_counters> find_path(std::uint64_t connection_id, std::uint64_t path_id) const;

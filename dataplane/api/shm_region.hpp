@@ -31,7 +31,7 @@ std::string errno_message(std::string_view what, int err);
 
 inline constexpr char region_magic[8] = {'K', 'W', 'I', 'K', 'S', 'H', 'M', '1'};
 // Bumped whenever region_header, the ring placement or the counters layout changes.
-inline constexpr std::uint32_t region_layout_version = 1;
+inline constexpr std::uint32_t region_layout_version = 2; // 2: counters layout 3 (the main block)
 inline constexpr std::size_t max_region_name = 64;
 
 enum class region_state : std::uint32_t {

@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -220,6 +221,74 @@ int telemetry_xdp(const char*, const char*, rte_tel_data* d) {
     }
     return 0;
 }
+
+// The counters region's main block (api/counters.hpp): what each port's NIC counted
+// (rte_eth_stats), what its XDP program decided (net_af_xdp ports) and how paths were steered.
+// The main lcore, every stats interval and once more before the ports close. A read that fails
+// keeps the port's last values and counts in read_errors.
+class main_counters_publisher {
+public:
+    main_counters_publisher(api::main_counters_writer writer, std::span<const drivers::port> ports,
+                            std::span<const engine::port_settings> settings,
+                            std::span<const drivers::af_xdp_port> xdp_ports)
+        : _writer(writer), _ports(ports), _nic(ports.size()), _xdp(ports.size(), nullptr) {
+        for (std::size_t p = 0; p < ports.size(); ++p) {
+            for (const auto& x : xdp_ports) {
+                if (x.name() == settings[p].name) {
+                    _xdp[p] = &x;
+                }
+            }
+        }
+    }
+
+    void publish(const engine::command_handler& handler, std::uint64_t now_ns) {
+        static_assert(KWIK_XDP_VERDICTS == 8, "nic_port_counters holds eight XDP verdicts");
+        for (std::size_t p = 0; p < _ports.size(); ++p) {
+            api::nic_port_counters& n = _nic[p];
+            if (auto st = _ports[p].stats(); st.ok()) {
+                const rte_eth_stats& b = st->basic;
+                n.sources |= api::nic_source_ethdev;
+                n.rx_packets = b.ipackets;
+                n.rx_bytes = b.ibytes;
+                n.tx_packets = b.opackets;
+                n.tx_bytes = b.obytes;
+                n.imissed = b.imissed;
+                n.ierrors = b.ierrors;
+                n.oerrors = b.oerrors;
+                n.rx_nombuf = b.rx_nombuf;
+            } else {
+                ++n.read_errors;
+            }
+            if (_xdp[p] == nullptr) {
+                continue;
+            }
+            if (auto c = _xdp[p]->counters(); c.ok()) {
+                const auto& v = c->by_verdict;
+                n.sources |= api::nic_source_xdp;
+                n.xdp_redirected = v[KWIK_XDP_REDIRECTED];
+                n.xdp_no_socket = v[KWIK_XDP_NO_SOCKET];
+                n.xdp_not_ip = v[KWIK_XDP_NOT_IP];
+                n.xdp_not_udp = v[KWIK_XDP_NOT_UDP];
+                n.xdp_not_kwik_port = v[KWIK_XDP_NOT_KWIK_PORT];
+                n.xdp_not_kwik_address = v[KWIK_XDP_NOT_KWIK_ADDRESS];
+                n.xdp_fragment = v[KWIK_XDP_FRAGMENT];
+                n.xdp_truncated = v[KWIK_XDP_TRUNCATED];
+            } else {
+                ++n.read_errors;
+            }
+        }
+        const engine::handler_counters& hc = handler.counters();
+        const api::kwikd_counters k{hc.flow_rules,    hc.handoff_paths, handler.connections(),   handler.path_count(),
+                                    hc.commands,      hc.rejected,      hc.events_forwarded,       hc.events_lost};
+        _writer.publish(k, _nic, now_ns);
+    }
+
+private:
+    api::main_counters_writer _writer;
+    std::span<const drivers::port> _ports;
+    std::vector<api::nic_port_counters> _nic;
+    std::vector<const drivers::af_xdp_port*> _xdp; // by port; null: not net_af_xdp
+};
 
 extern "C" void on_signal(int) { g_stop.store(true); }
 
@@ -659,6 +728,11 @@ int main(int argc, char** argv) {
     hc.max_bindings = std::max<std::uint32_t>(cfg.limits.max_paths, 64);
     engine::apply_transport_defaults(cfg.transport, hc.transport);
     engine::command_handler handler(std::move(hc));
+    auto main_writer = api::main_counters_writer::attach(*region);
+    if (!main_writer.ok()) {
+        return fail(main_writer.message());
+    }
+    main_counters_publisher main_counters(*main_writer, ports, cfg.ports, xdp_ports);
 
     // Connections from the configuration: connection i gets id i + 1 and goes through the same
     // checks and actions as a control process's add_connection and add_path, applied now.
@@ -729,6 +803,7 @@ int main(int argc, char** argv) {
                 "worker: %llu\n", (unsigned long long)handler.counters().flow_rules,
                 (unsigned long long)handler.counters().handoff_paths);
     std::fflush(stdout);
+    main_counters.publish(handler, monotonic_ns()); // steering and NIC counters readable from the start
     notify("READY=1\nSTATUS=" + std::to_string(workers) + " worker(s), " + std::to_string(ports.size()) +
            " port(s), " + std::to_string(cfg.connections.size()) + " connection(s); shared memory " + region->path());
     std::optional<worker_watchdog> watchdog;
@@ -767,6 +842,7 @@ int main(int argc, char** argv) {
             std::printf("kwikd: %s\n", kernel_neighbors->summary().c_str());
         }
         std::fflush(stdout);
+        main_counters.publish(handler, monotonic_ns());
     };
     const auto interval = std::chrono::milliseconds(std::max<std::uint32_t>(cfg.kwikd.stats_interval_ms, 10));
     auto next = std::chrono::steady_clock::now() + interval;
@@ -846,6 +922,7 @@ int main(int argc, char** argv) {
         g_xdp_ports.clear();
     }
     ws.clear();        // flushes what the workers still had queued
+    main_counters.publish(handler, monotonic_ns()); // final NIC counters, that flush included
     for (auto& p : ports) {
         if (auto r = p.close(); !r.ok()) {
             std::fprintf(stderr, "kwikd: %s\n", r.message().c_str());

@@ -5,7 +5,8 @@ the same address; B is the peer. Checks: kwik-pcapgen streams sent from B's kern
 reach kwikd and are stored byte for byte (file store), with kwikd-cmd's connection counters
 agreeing; the kernel in A still answers ping (ICMP echo from a raw socket), accepts a TCP
 connection and receives a UDP datagram to a non-Kwik port; the XDP counters (kwik-xdp status
---json, telemetry /kwik/xdp) agree with what was sent; after kwikd stops the program is gone;
+--json, telemetry /kwik/xdp, kwikd-cmd counters' ports[0].xdp) agree with what was sent, and
+the PMD's rx count (ports[0].nic) is what XDP redirected; after kwikd stops the program is gone;
 a kwik_xdp left by a SIGKILLed kwikd is removed by the next kwikd, which then works. Neighbours
 (drivers/af_xdp/README.md): a client-role path to a peer that never sent reaches it, through the
 kernel's neighbour entry kwikd asked for (NTF_USE) and was told about (rtnetlink); one to a peer
@@ -23,7 +24,7 @@ import time
 
 kwikd, kwikd_cmd, pcapgen, kwik_xdp, xdp_object = sys.argv[1:6]
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kwik_e2e import check, failures, namespace_peer, stored_streams, telemetry, udp_payloads  # noqa: E402
+from kwik_e2e import check, failures, namespace_peer, poll_until, stored_streams, telemetry, udp_payloads  # noqa: E402
 
 TAG = "%d" % (os.getpid() % 100000)
 NS_A, NS_B = "kxa" + TAG, "kxb" + TAG
@@ -281,6 +282,27 @@ try:
     tel = telemetry(NAME, "/kwik/xdp")
     check(tel is not None and tel[0].get("x0", {}).get("redirected", -1) >= redirected,
           "telemetry /kwik/xdp: %s" % (tel[0] if tel else None))
+    # kwikd-cmd counters: the main lcore's copy of the same verdicts (published every 500 ms)
+    # equals what kwik-xdp reads from the map once traffic stopped, and the PMD's own rx count
+    # is what XDP redirected to the socket.
+    def counters_agree():
+        r = sh("ip", "netns", "exec", NS_A, kwikd_cmd, "--name", NAME, "counters", check_rc=False)
+        lines = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+        port = lines[-1]["ports"][0] if lines and lines[-1].get("ports") else {}
+        now = xdp_status().get("counters", {})
+        mine = port.get("xdp") or {}
+        same = len(mine) == 8 and all(now.get(k) == v for k, v in mine.items())
+        return port if same and mine["redirected"] >= redirected else None
+
+    port = poll_until(counters_agree, 10, step=0.2) or {}
+    check(port.get("xdp") is not None,
+          "kwikd-cmd counters: ports[0].xdp equals kwik-xdp status (%s)" % port.get("xdp"))
+    xdp, nic = port.get("xdp", {}), port.get("nic", {})
+    check(xdp.get("not_udp", 0) - before.get("not_udp", 0) >= 6 and
+          xdp.get("not_kwik_port", 0) - before.get("not_kwik_port", 0) >= 1 and xdp.get("no_socket", -1) == 0,
+          "kwikd-cmd counters: ICMP and TCP not_udp, UDP 9999 not_kwik_port, no no_socket: %s" % xdp)
+    check(nic.get("rx_packets", -1) == xdp.get("redirected") and nic.get("imissed") == 0 and nic.get("rx_nombuf") == 0,
+          "kwikd-cmd counters: the PMD received what XDP redirected, none missed: nic %s" % nic)
     peer.close()
 
     stop(kd)

@@ -280,12 +280,49 @@ json counters_json(const api::shm_region& region, std::uint64_t only_connection)
                    {"handoff_dropped", w.handoff_dropped},
                    {"events_dropped", w.events_dropped},
                    {"commands_applied", w.commands_applied}};
+    // kwikd's main lcore: steering and the command handler (absent before its first publish).
+    if (t.main_read && t.main.publish_count != 0) {
+        const api::kwikd_counters& k = t.main.kwikd;
+        j["kwikd"] = {{"flow_rules", k.flow_rules},
+                      {"handoff_paths", k.handoff_paths},
+                      {"connections", k.connections},
+                      {"paths", k.paths},
+                      {"commands", k.commands},
+                      {"commands_refused", k.commands_refused},
+                      {"events_forwarded", k.events_forwarded},
+                      {"events_lost", k.events_lost},
+                      {"publish_count", t.main.publish_count},
+                      {"publish_ns", t.main.publish_ns}};
+    }
     json ports = json::array();
-    for (const auto& p : t.ports) {
-        ports.push_back(traffic_json(p, {{"rx_dropped", p.rx_dropped},
-                         {"tx_dropped", p.tx_dropped},
-                         {"exception_rx", p.exception_rx},
-                         {"exception_tx", p.exception_tx}}));
+    for (std::size_t i = 0; i < t.ports.size(); ++i) {
+        const api::port_counters& p = t.ports[i];
+        json port = traffic_json(p, {{"rx_dropped", p.rx_dropped},
+                                     {"tx_dropped", p.tx_dropped},
+                                     {"exception_rx", p.exception_rx},
+                                     {"exception_tx", p.exception_tx}});
+        // What the NIC and, on net_af_xdp, the XDP program counted (the main block).
+        const api::nic_port_counters* n = t.main_read && i < t.main.nic.size() ? &t.main.nic[i] : nullptr;
+        if (n != nullptr && (n->sources & api::nic_source_ethdev) != 0) {
+            port["nic"] = traffic_json(*n, {{"imissed", n->imissed},
+                                            {"ierrors", n->ierrors},
+                                            {"oerrors", n->oerrors},
+                                            {"rx_nombuf", n->rx_nombuf}});
+        }
+        if (n != nullptr && (n->sources & api::nic_source_xdp) != 0) {
+            port["xdp"] = {{"redirected", n->xdp_redirected},
+                           {"no_socket", n->xdp_no_socket},
+                           {"not_ip", n->xdp_not_ip},
+                           {"not_udp", n->xdp_not_udp},
+                           {"not_kwik_port", n->xdp_not_kwik_port},
+                           {"not_kwik_address", n->xdp_not_kwik_address},
+                           {"fragment", n->xdp_fragment},
+                           {"truncated", n->xdp_truncated}};
+        }
+        if (n != nullptr && n->read_errors != 0) {
+            port["nic_read_errors"] = n->read_errors;
+        }
+        ports.push_back(std::move(port));
     }
     j["ports"] = ports;
     json drops = json::object();

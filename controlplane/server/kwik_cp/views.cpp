@@ -247,14 +247,32 @@ std::vector<kcp::v3::Table> status_tables(const operator_snapshot& s) {
 }
 
 kcp::v3::Table ports_table(const operator_snapshot& s) {
+    // The workers' sums, then what the NIC and (net_af_xdp) the XDP program counted, from kwikd's
+    // main block: "-" where kwikd has not published them or the port has no XDP program.
     v3::Table t = make_table("ports", {"port", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_dropped",
-                                       "tx_dropped", "exception_rx", "exception_tx"});
+                                       "tx_dropped", "exception_rx", "exception_tx", "nic_rx_packets",
+                                       "nic_tx_packets", "imissed", "ierrors", "oerrors", "rx_nombuf",
+                                       "xdp_redirected", "xdp_to_kernel"});
     if (s.kwikd.totals) {
-        for (std::size_t i = 0; i < s.kwikd.totals->ports.size(); ++i) {
-            const api::port_counters& p = s.kwikd.totals->ports[i];
+        const api::counters_totals& totals = *s.kwikd.totals;
+        for (std::size_t i = 0; i < totals.ports.size(); ++i) {
+            const api::port_counters& p = totals.ports[i];
+            const api::nic_port_counters* n = totals.main_read && i < totals.main.nic.size() ? &totals.main.nic[i] : nullptr;
+            const bool nic = n != nullptr && (n->sources & api::nic_source_ethdev) != 0;
+            const bool xdp = n != nullptr && (n->sources & api::nic_source_xdp) != 0;
+            auto nic_cell = [&](std::uint64_t v) { return nic ? unsigned_cell(v) : v3::TableValue{}; };
+            const std::uint64_t to_kernel = xdp ? n->xdp_no_socket + n->xdp_not_ip + n->xdp_not_udp +
+                                                      n->xdp_not_kwik_port + n->xdp_not_kwik_address +
+                                                      n->xdp_fragment + n->xdp_truncated
+                                                : 0;
             add_row(t, {unsigned_cell(i), unsigned_cell(p.rx_packets), unsigned_cell(p.rx_bytes),
                         unsigned_cell(p.tx_packets), unsigned_cell(p.tx_bytes), unsigned_cell(p.rx_dropped),
-                        unsigned_cell(p.tx_dropped), unsigned_cell(p.exception_rx), unsigned_cell(p.exception_tx)});
+                        unsigned_cell(p.tx_dropped), unsigned_cell(p.exception_rx), unsigned_cell(p.exception_tx),
+                        nic_cell(n != nullptr ? n->rx_packets : 0), nic_cell(n != nullptr ? n->tx_packets : 0),
+                        nic_cell(n != nullptr ? n->imissed : 0), nic_cell(n != nullptr ? n->ierrors : 0),
+                        nic_cell(n != nullptr ? n->oerrors : 0), nic_cell(n != nullptr ? n->rx_nombuf : 0),
+                        xdp ? unsigned_cell(n->xdp_redirected) : v3::TableValue{},
+                        xdp ? unsigned_cell(to_kernel) : v3::TableValue{}});
         }
     }
     return t;
@@ -427,6 +445,16 @@ std::vector<kcp::v3::Table> counters_tables(const operator_snapshot& s) {
                                    {"exception_tx", ports.exception_tx},
                                    {"counter_read_retries", s.kwikd.totals->stats.retries},
                                    {"counter_reads_given_up", s.kwikd.totals->stats.gave_up}});
+        if (s.kwikd.totals->main_read && s.kwikd.totals->main.publish_count != 0) {
+            // kwikd's main lcore: path steering and its command handler.
+            const api::kwikd_counters& k = s.kwikd.totals->main.kwikd;
+            kwikd.insert(kwikd.end(), {{"flow_rules", k.flow_rules},
+                                       {"handoff_paths", k.handoff_paths},
+                                       {"commands", k.commands},
+                                       {"commands_refused", k.commands_refused},
+                                       {"events_forwarded", k.events_forwarded},
+                                       {"events_lost", k.events_lost}});
+        }
     }
     out.push_back(name_value_table("kwikd", kwikd));
 

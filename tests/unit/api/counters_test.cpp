@@ -84,7 +84,10 @@ TEST_F(counters_test, layout_offsets) {
     EXPECT_EQ(h.drop_reasons, kdp::drop_reason_count);
     EXPECT_EQ(h.max_connections, 8u);
     EXPECT_EQ(h.max_paths, 16u);
-    EXPECT_EQ(h.blocks_offset, _region.header().counters_offset + 256);
+    // The main block right after the header: its line, kwikd_counters, 2 ports x 192 bytes.
+    EXPECT_EQ(h.main_offset, _region.header().counters_offset + 256);
+    EXPECT_EQ(h.nic_port_entry_size, 192u);
+    EXPECT_EQ(h.blocks_offset, h.main_offset + 512);
     EXPECT_EQ(h.worker_offset, 64u);
     EXPECT_EQ(h.ports_offset, 64u + 128u); // worker_counters: 128 bytes since layout version 2
     EXPECT_EQ(h.drops_offset, 192u + 2 * 64);
@@ -96,7 +99,8 @@ TEST_F(counters_test, layout_offsets) {
     EXPECT_EQ(h.blocks_offset % 128, 0u);
     EXPECT_EQ(h.connection_entry_size, 128u);
     EXPECT_EQ(h.path_entry_size, 128u);
-    EXPECT_EQ(_region.header().counters_bytes, 256 + 3 * h.block_stride);
+    EXPECT_EQ(_region.header().counters_bytes, 256 + 512 + 3 * h.block_stride);
+    EXPECT_EQ(_region.at<api::main_block_header>(h.main_offset)->sequence, 0u);
     // Each block's header knows its worker from creation on.
     for (std::uint32_t w = 0; w < 3; ++w) {
         const auto* bh = _region.at<api::worker_block_header>(h.blocks_offset + w * h.block_stride);
@@ -105,6 +109,9 @@ TEST_F(counters_test, layout_offsets) {
     }
     const api::counters_layout l = api::compute_counters_layout({3, 2, 8, 16});
     EXPECT_EQ(l.block_stride, h.block_stride);
+    EXPECT_EQ(l.main_bytes, 512u);
+    // Three ports: 64 + 64 + 576 = 704 bytes, padded to 768 (128-byte units).
+    EXPECT_EQ(api::compute_counters_layout({3, 3, 8, 16}).main_bytes, 768u);
     EXPECT_EQ(l.bytes, _region.header().counters_bytes);
 }
 
@@ -152,6 +159,102 @@ TEST_F(counters_test, publish_then_read_one_worker) {
     // The sequence moved by two per publish.
     const auto* bh = _region.at<api::worker_block_header>(header().blocks_offset + header().block_stride);
     EXPECT_EQ(bh->sequence, 2u);
+}
+
+TEST_F(counters_test, main_block_publish_then_read) {
+    auto w = api::main_counters_writer::attach(_region);
+    ASSERT_TRUE(w.ok()) << w.message();
+    EXPECT_EQ(w->ports(), 2u);
+    api::counters_reader r = reader();
+    api::main_snapshot m;
+    ASSERT_TRUE(r.read_main(m));
+    EXPECT_EQ(m.publish_count, 0u) << "never published: zeros";
+    ASSERT_EQ(m.nic.size(), 2u);
+    EXPECT_EQ(m.nic[1].sources, 0u);
+
+    api::kwikd_counters k{3, 1, 2, 4, 50, 1, 49, 0};
+    std::array<api::nic_port_counters, 3> nic{}; // one more than the region has: ignored
+    nic[0] = {api::nic_source_ethdev, 0, 100, 6400, 90, 5760, 7, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, {}};
+    nic[1] = {api::nic_source_ethdev | api::nic_source_xdp, 1, 10, 640, 9, 576, 0, 0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, {}};
+    nic[2].rx_packets = 999;
+    w->publish(k, nic, 1234);
+    k.commands = 51;
+    nic[0].rx_packets = 101;
+    w->publish(k, nic, 2345);
+
+    api::read_stats stats;
+    ASSERT_TRUE(r.read_main(m, &stats));
+    EXPECT_EQ(stats.retries, 0u);
+    EXPECT_EQ(m.publish_count, 2u);
+    EXPECT_EQ(m.publish_ns, 2345u);
+    EXPECT_EQ(m.kwikd.flow_rules, 3u);
+    EXPECT_EQ(m.kwikd.handoff_paths, 1u);
+    EXPECT_EQ(m.kwikd.paths, 4u);
+    EXPECT_EQ(m.kwikd.commands, 51u);
+    EXPECT_EQ(m.kwikd.events_forwarded, 49u);
+    EXPECT_EQ(m.nic[0].rx_packets, 101u);
+    EXPECT_EQ(m.nic[0].tx_bytes, 5760u);
+    EXPECT_EQ(m.nic[0].imissed, 7u);
+    EXPECT_EQ(m.nic[0].ierrors, 1u);
+    EXPECT_EQ(m.nic[0].oerrors, 2u);
+    EXPECT_EQ(m.nic[0].rx_nombuf, 3u);
+    EXPECT_EQ(m.nic[0].sources, api::nic_source_ethdev);
+    EXPECT_EQ(m.nic[1].sources, api::nic_source_ethdev | api::nic_source_xdp);
+    EXPECT_EQ(m.nic[1].read_errors, 1u);
+    EXPECT_EQ(m.nic[1].xdp_redirected, 8u);
+    EXPECT_EQ(m.nic[1].xdp_no_socket, 1u);
+    EXPECT_EQ(m.nic[1].xdp_not_ip, 2u);
+    EXPECT_EQ(m.nic[1].xdp_not_udp, 3u);
+    EXPECT_EQ(m.nic[1].xdp_not_kwik_port, 4u);
+    EXPECT_EQ(m.nic[1].xdp_not_kwik_address, 5u);
+    EXPECT_EQ(m.nic[1].xdp_fragment, 6u);
+    EXPECT_EQ(m.nic[1].xdp_truncated, 7u);
+    // The sequence moved by two per publish, and the workers' blocks were not touched.
+    EXPECT_EQ(_region.at<api::main_block_header>(header().main_offset)->sequence, 4u);
+    for (std::uint32_t b = 0; b < 3; ++b) {
+        EXPECT_EQ(_region.at<api::worker_block_header>(header().blocks_offset + b * header().block_stride)->sequence,
+                  0u);
+    }
+    // read_totals carries the main block as it is.
+    const api::counters_totals t = r.read_totals();
+    ASSERT_TRUE(t.main_read);
+    EXPECT_EQ(t.main.publish_count, 2u);
+    EXPECT_EQ(t.main.nic[1].xdp_truncated, 7u);
+
+    // A main lcore stuck mid-publish: readers give up instead of returning a torn block.
+    auto* seq = &_region.at<api::main_block_header>(header().main_offset)->sequence;
+    *seq = 5;
+    EXPECT_FALSE(r.read_main(m, &stats, 10));
+    EXPECT_EQ(stats.gave_up, 1u);
+    *seq = 4;
+
+    // A read-only mapping cannot host the writer.
+    api::open_options o;
+    o.mode = api::access::read_only;
+    o.lock_directory = _lock_dir;
+    auto ro = api::shm_region::open(_name, o);
+    ASSERT_TRUE(ro.ok()) << ro.message();
+    auto bad = api::main_counters_writer::attach(*ro);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.message().find("is not mapped read-write"), std::string::npos) << bad.message();
+}
+
+TEST_F(counters_test, main_block_header_fields_are_checked) {
+    auto& h = const_cast<api::counters_header&>(header());
+    const auto& rh = _region.header();
+    auto check = [&] { return api::check_counters_region(_region.base(), rh.counters_offset, rh.counters_bytes, _region.size()); };
+    ASSERT_EQ(check(), "");
+    h.nic_port_entry_size = 128;
+    EXPECT_NE(check().find("main block inconsistent"), std::string::npos) << check();
+    EXPECT_NE(check().find("entries of 128 bytes, this program reads 192"), std::string::npos) << check();
+    h.nic_port_entry_size = 192;
+    const std::uint64_t saved = h.main_offset;
+    h.main_offset = h.blocks_offset - 64; // its ports would run into worker 0's block
+    EXPECT_NE(check().find("main block inconsistent"), std::string::npos) << check();
+    h.main_offset = saved + 8;
+    EXPECT_NE(check().find("main block inconsistent"), std::string::npos) << check();
+    h.main_offset = saved;
+    EXPECT_EQ(check(), "");
 }
 
 TEST_F(counters_test, totals_sum_across_workers_and_merge_by_id) {

@@ -417,7 +417,7 @@ TEST_F(shm_region_test, version_and_layout_mismatches_are_refused) {
 
     h.layout_version = 99;
     auto layout = api::shm_region::open(_name, options(api::access::read_only));
-    EXPECT_NE(layout.message().find("layout version 99, this program reads 1"), std::string::npos) << layout.message();
+    EXPECT_NE(layout.message().find("layout version 99, this program reads " + std::to_string(api::region_layout_version)), std::string::npos) << layout.message();
     h.layout_version = api::region_layout_version;
 
     const auto saved = h.event_ring_offset;
@@ -431,6 +431,16 @@ TEST_F(shm_region_test, version_and_layout_mismatches_are_refused) {
     auto cnt = api::shm_region::open(_name, options(api::access::read_only));
     EXPECT_NE(cnt.message().find("counters region: bad magic"), std::string::npos) << cnt.message();
     counters->magic[0] = 'K';
+
+    // A kwikd of another build: the counters layout version is named, and why it differs.
+    counters->layout_version = api::counters_layout_version - 1;
+    auto old = api::shm_region::open(_name, options(api::access::read_only));
+    EXPECT_NE(old.message().find("counters region: layout version " + std::to_string(api::counters_layout_version - 1) +
+                                 ", this program reads " + std::to_string(api::counters_layout_version) +
+                                 " (kwikd and this program come from different builds)"),
+              std::string::npos)
+        << old.message();
+    counters->layout_version = api::counters_layout_version;
 
     auto fine = api::shm_region::open(_name, options(api::access::read_only));
     EXPECT_TRUE(fine.ok()) << fine.message();

@@ -71,6 +71,16 @@ protected:
         t.worker.busy_polls = 250;
         t.ports.push_back(api::port_counters{10, 1000, 20, 2000, 1, 0, 3, 4});
         t.ports.push_back(api::port_counters{5, 500, 6, 600, 0, 0, 0, 0});
+        // kwikd's main block: port 0 a DPDK port, port 1 net_af_xdp.
+        t.main_read = true;
+        t.main.publish_count = 3;
+        t.main.kwikd.flow_rules = 2;
+        t.main.kwikd.handoff_paths = 1;
+        t.main.kwikd.commands_refused = 4;
+        t.main.nic.resize(2);
+        t.main.nic[0] = {api::nic_source_ethdev, 0, 12, 1200, 20, 2000, 2, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, {}};
+        t.main.nic[1] = {api::nic_source_ethdev | api::nic_source_xdp, 0, 5, 500, 6, 600, 0, 0, 0, 0,
+                         5, 0, 2, 3, 1, 0, 0, 0, {}};
         t.drops = {0, 7, 0};
         api::connection_counters cc{};
         cc.connection_id = 1;
@@ -167,12 +177,27 @@ TEST_F(views_test, status_has_one_row_per_part) {
 TEST_F(views_test, ports_and_workers) {
     const v3::Table p = ports_table(snap);
     EXPECT_EQ(columns(p), (std::vector<std::string>{"port", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes",
-                                                     "rx_dropped", "tx_dropped", "exception_rx", "exception_tx"}));
+                                                     "rx_dropped", "tx_dropped", "exception_rx", "exception_tx",
+                                                     "nic_rx_packets", "nic_tx_packets", "imissed", "ierrors",
+                                                     "oerrors", "rx_nombuf", "xdp_redirected", "xdp_to_kernel"}));
     ASSERT_EQ(p.rows_size(), 2);
     expect_rectangular(p);
     EXPECT_EQ(cell(p, 0, "rx_bytes").unsigned_value(), 1000u);
     EXPECT_EQ(cell(p, 1, "tx_packets").unsigned_value(), 6u);
     EXPECT_EQ(cell(p, 0, "exception_tx").unsigned_value(), 4u);
+    EXPECT_EQ(cell(p, 0, "nic_rx_packets").unsigned_value(), 12u);
+    EXPECT_EQ(cell(p, 0, "imissed").unsigned_value(), 2u);
+    EXPECT_EQ(cell(p, 0, "ierrors").unsigned_value(), 1u);
+    EXPECT_EQ(cell(p, 0, "rx_nombuf").unsigned_value(), 5u);
+    EXPECT_EQ(cell(p, 0, "xdp_redirected").value_case(), v3::TableValue::VALUE_NOT_SET) << "not an AF_XDP port";
+    EXPECT_EQ(cell(p, 1, "xdp_redirected").unsigned_value(), 5u);
+    EXPECT_EQ(cell(p, 1, "xdp_to_kernel").unsigned_value(), 6u);
+    // Before kwikd's main lcore published: the NIC columns are "-", the workers' still there.
+    snap.kwikd.totals->main.nic[0].sources = 0;
+    const v3::Table before = ports_table(snap);
+    EXPECT_EQ(cell(before, 0, "nic_rx_packets").value_case(), v3::TableValue::VALUE_NOT_SET);
+    EXPECT_EQ(cell(before, 0, "rx_nombuf").value_case(), v3::TableValue::VALUE_NOT_SET);
+    EXPECT_EQ(cell(before, 0, "rx_packets").unsigned_value(), 10u);
 
     const v3::Table w = workers_table(snap);
     ASSERT_EQ(w.rows_size(), 1);
@@ -257,6 +282,14 @@ TEST_F(views_test, servers_counters_sessions) {
     EXPECT_EQ(cell(counters[0], 1, "packets").unsigned_value(), 7u);
     EXPECT_EQ(counters[1].name(), "kwikd");
     EXPECT_EQ(counters[2].name(), "kwik_cp");
+    std::map<std::string, std::uint64_t> kwikd;
+    for (int i = 0; i < counters[1].rows_size(); ++i) {
+        kwikd[cell(counters[1], i, "counter").text()] = cell(counters[1], i, "value").unsigned_value();
+    }
+    EXPECT_EQ(kwikd["flow_rules"], 2u);
+    EXPECT_EQ(kwikd["handoff_paths"], 1u);
+    EXPECT_EQ(kwikd["commands_refused"], 4u);
+    EXPECT_EQ(kwikd.count("events_lost"), 1u);
     bool found = false;
     for (int i = 0; i < counters[2].rows_size(); ++i) {
         if (cell(counters[2], i, "counter").text() == "sessions_messages_in") {
