@@ -94,10 +94,15 @@ std::string printable(std::string_view s) {
 // file is not valid TOML anyway), or the first character after a line-ending backslash in a
 // multi-line basic string (#190). Finds the first such character, so that parse_config refuses
 // the file before toml++ reads it. Fixed upstream after 3.3.0; drop this with a newer toml++.
+// A quote opens a string only where toml++ would start a key or a value with it (at the start of
+// a line, after '=', ',', '{', '.', or a '[' that itself starts an array or a table header):
+// elsewhere toml++ reads it as part of a bare token ("0[\"..." is one invalid value), and tests
+// the characters after it for whitespace too (found by engine_config_fuzz).
 std::optional<std::size_t> toml_unsafe_character(std::string_view t) noexcept {
     enum class state : std::uint8_t { normal, comment, basic, literal, ml_basic, ml_literal };
     state st = state::normal;
     bool after_line_backslash = false; // in ml_basic, skipping whitespace after "\<newline>"
+    bool token_start = true;           // in normal: a key or a value may start here
     for (std::size_t i = 0; i < t.size(); ++i) {
         const char ch = t[i];
         const bool non_ascii = (static_cast<unsigned char>(ch) & 0x80) != 0;
@@ -109,6 +114,14 @@ std::optional<std::size_t> toml_unsafe_character(std::string_view t) noexcept {
             }
             if (ch == '#') {
                 st = state::comment;
+            } else if (ch == ' ' || ch == '\t' || ch == '\r') {
+                // token_start unchanged
+            } else if (ch == '\n' || ch == '=' || ch == ',' || ch == '{' || ch == '.') {
+                token_start = true;
+            } else if (ch == '[') {
+                // an array or a table header where a token may start; else part of a bare token
+            } else if (!token_start) {
+                // a bare token goes on: a quote here does not open a string for toml++
             } else if (starts("\"\"\"")) {
                 st = state::ml_basic;
                 i += 2;
@@ -119,11 +132,14 @@ std::optional<std::size_t> toml_unsafe_character(std::string_view t) noexcept {
                 st = state::basic;
             } else if (ch == '\'') {
                 st = state::literal;
+            } else {
+                token_start = false;
             }
             break;
         case state::comment:
             if (ch == '\n') {
                 st = state::normal;
+                token_start = true;
             }
             break;
         case state::basic:
@@ -131,11 +147,13 @@ std::optional<std::size_t> toml_unsafe_character(std::string_view t) noexcept {
                 ++i;
             } else if (ch == '"' || ch == '\n') {
                 st = state::normal;
+                token_start = ch == '\n'; // after a string: its key or value has ended
             }
             break;
         case state::literal:
             if (ch == '\'' || ch == '\n') {
                 st = state::normal;
+                token_start = ch == '\n';
             }
             break;
         case state::ml_basic:
@@ -150,6 +168,7 @@ std::optional<std::size_t> toml_unsafe_character(std::string_view t) noexcept {
             if (starts("\"\"\"")) {
                 st = state::normal;
                 i += 2;
+                token_start = false;
                 while (i + 1 < t.size() && t[i + 1] == '"') { // up to two quotes may end the string
                     ++i;
                 }
@@ -170,6 +189,7 @@ std::optional<std::size_t> toml_unsafe_character(std::string_view t) noexcept {
             if (starts("'''")) {
                 st = state::normal;
                 i += 2;
+                token_start = false;
                 while (i + 1 < t.size() && t[i + 1] == '\'') {
                     ++i;
                 }

@@ -509,6 +509,11 @@ const error_case error_cases[] = {
      "[[connection]]\nid = \"\"\"\\\n  \u00a7\"\"\"\n",
      {"t.toml:6:3: a non-ASCII character outside a string or comment (or first after a line-ending backslash "
       "in a \"\"\" string), which toml++ 3.3 cannot read safely"}},
+    {"a quote inside a bare token opens no string (found by engine_config_fuzz)",
+     true,
+     "[kwikd]\nname =0[\"k\u043c\"\n",
+     {"t.toml:5:11: a non-ASCII character outside a string or comment (or first after a line-ending backslash "
+      "in a \"\"\" string), which toml++ 3.3 cannot read safely"}},
     {"no port", false, "", {"t.toml: port: at least one [[port]] table is required"}},
     {"empty port array", false, "port = []\n", {"t.toml:1: port: at least one [[port]] table is required"}},
     {"unknown section",
