@@ -1594,13 +1594,17 @@ std::string toml_string_literal(std::string_view s) {
 // one value, else as a string.
 toml::table parse_override_value(const config_override& o) {
     const std::string origin = o.origin.empty() ? "--set" : o.origin;
-    try {
-        toml::table t = toml::parse(std::string_view("v = " + o.value), std::string_view(origin));
-        if (t.size() == 1 && t.contains("v")) {
-            return t;
+    const std::string as_toml = "v = " + o.value;
+    // Not handed to toml++ as TOML when the guard refuses it (non-ASCII in a bare token): a string.
+    if (!toml_unsafe_character(as_toml)) {
+        try {
+            toml::table t = toml::parse(std::string_view(as_toml), std::string_view(origin));
+            if (t.size() == 1 && t.contains("v")) {
+                return t;
+            }
+        } catch (const toml::parse_error&) {
+            // not TOML: a string (below)
         }
-    } catch (const toml::parse_error&) {
-        // not TOML: a string (below)
     }
     return toml::parse(std::string_view("v = " + toml_string_literal(o.value)), std::string_view(origin));
 }
