@@ -403,8 +403,10 @@ def wait_started(p, marker, timeout):
 
 
 def kwikd_counters(args, name):
-    r = subprocess.run([os.path.join(args.build, "tools/kwikd-cmd/kwikd-cmd"), "--name", name, "counters", "--fresh"],
-                       capture_output=True, text=True, timeout=30)
+    # --timeout 20: on two cores the DUT's main lcore shares a core with kwik-gen's busy-polling
+    # worker, and answering --fresh took more than kwikd-cmd's default 5 s once in CI.
+    r = subprocess.run([os.path.join(args.build, "tools/kwikd-cmd/kwikd-cmd"), "--name", name, "--timeout", "20",
+                        "counters", "--fresh"], capture_output=True, text=True, timeout=45)
     lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
     if r.returncode != 0 or not lines:
         raise fail("kwikd-cmd --name %s counters exited %d: %s" % (name, r.returncode, (r.stdout + r.stderr)[-2000:]))
